@@ -1,0 +1,210 @@
+"""Typed config schemas and the one place that decides whether a composed config is valid.
+
+Hydra merges every group option onto these dataclasses, so a wrong type or an unknown key fails
+at composition. Ranges and choices live in field metadata and are checked by `validate`, which
+also catches keys smuggled in with `+key=value` (that syntax opens a structured config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from forecaster.errors import UserError
+
+CONFIG_NAME = "config"
+SCHEMA_NAME = "config_schema"
+TIMEFRAMES = ("1m", "5m", "15m", "60m")
+
+
+class ConfigError(UserError):
+    """A config the user wrote that cannot run; the message is one line saying what to change."""
+
+
+def _choice(default: Any, *choices: Any) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+def _bounded(default: Any, **bounds: float) -> Any:
+    """bounds: any of ge, gt, le, lt."""
+    return field(default=default, metadata=bounds)
+
+
+@dataclass
+class ModeConfig:
+    name: str = _choice("dryrun", "dryrun", "live", "facts", "train", "eval")
+    check_network: bool = False
+
+
+@dataclass
+class SourceConfig:
+    name: str = _choice("bybit", "bybit", "replay")
+    rest_url: str = "https://api.bybit.com"
+    ws_url: str = "wss://stream.bybit.com/v5/public/spot"
+    category: str = _choice("spot", "spot", "linear")
+    symbol: str = "BTCUSDT"
+    ping_interval_s: float = _bounded(20.0, gt=0)
+    max_backoff_s: float = _bounded(60.0, gt=0)
+    request_timeout_s: float = _bounded(10.0, gt=0)
+    path: str | None = None
+    speed: float = _bounded(0.0, ge=0)
+
+
+@dataclass
+class FeaturesConfig:
+    name: str = _choice("basic", "basic")
+    n_returns: int = _bounded(16, ge=1)
+    volume_window: int = _bounded(60, ge=2)
+
+
+@dataclass
+class ModelConfig:
+    name: str = _choice("twohead", "twohead", "logreg", "ensemble", "persistence")
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = _choice("relu", "relu", "gelu", "tanh")
+    dropout: float = _bounded(0.0, ge=0, lt=1)
+    members: int = _bounded(1, ge=1)
+    path: str | None = None
+    uri: str | None = None
+
+
+@dataclass
+class FlatConfig:
+    name: str = _choice("balanced", "balanced", "strict", "loose", "off")
+    min_prob: float = _bounded(0.55, ge=0, le=1)
+    min_margin: float = _bounded(0.05, ge=0, le=1)
+
+
+@dataclass
+class TimeframeConfig:
+    name: str = _choice("1m", *TIMEFRAMES)
+
+
+@dataclass
+class SinkConfig:
+    name: str = _choice("jsonl", "jsonl")
+    candles: str = "candles.jsonl"
+    predictions: str = "predictions.jsonl"
+    facts: str = "facts.jsonl"
+    fsync: bool = False
+
+
+@dataclass
+class TrackingConfig:
+    name: str = _choice("mlflow", "mlflow", "off")
+    uri: str | None = None
+    experiment: str = "forecaster"
+    metrics_batch: int = _bounded(200, ge=1)
+
+
+@dataclass
+class PathsConfig:
+    mlruns: str = "mlruns"
+    data_cache: str = ".cache/forecaster/klines"
+    jax_cache: str = ".cache/forecaster/jax"
+    shared_data: str = "../shared/data"
+
+
+@dataclass
+class LiveConfig:
+    max_candles: int | None = _bounded(None, ge=1)
+
+
+@dataclass
+class Config:
+    mode: ModeConfig = field(default_factory=ModeConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    flat: FlatConfig = field(default_factory=FlatConfig)
+    timeframe: TimeframeConfig = field(default_factory=TimeframeConfig)
+    sink: SinkConfig = field(default_factory=SinkConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    seed: int = _bounded(0, ge=0)
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=Config)
+
+
+def config_source() -> str:
+    """conf/ of the checkout when run from one, else the installed package `forecaster.conf`."""
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / f"{CONFIG_NAME}.yaml").is_file() and (checkout.parent / "pyproject.toml").is_file():
+        return str(checkout)
+    return "pkg://forecaster.conf"
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Check a composed config against the schema and its bounds; raise ConfigError on the first problem."""
+    _reject_unknown_keys(cfg, Config, "")
+    try:
+        config = OmegaConf.to_object(cfg)
+    except Exception as exc:  # omegaconf raises several unrelated types for bad values
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    _check_bounds(config, "")
+    if config.model.path and config.model.uri:
+        raise ConfigError("model.path and model.uri are both set; give only one of them")
+    return config
+
+
+def unknown_key_message(full_key: str) -> str:
+    """'flat.min_prb' -> the message naming the keys allowed beside it."""
+    parent, _, _ = full_key.rpartition(".")
+    schema: Any = Config
+    for part in filter(None, parent.split(".")):
+        schema = _resolve_type({f.name: f.type for f in dataclasses.fields(schema)}.get(part))
+        if not dataclasses.is_dataclass(schema):
+            return f"unknown key '{full_key}'"
+    allowed = ", ".join(f.name for f in dataclasses.fields(schema))
+    return f"unknown key '{full_key}'; allowed keys in '{parent or 'config'}': {allowed}"
+
+
+def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in fields:
+            raise ConfigError(unknown_key_message(f"{prefix}{key}"))
+        kind = fields[key].type
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and dataclasses.is_dataclass(_resolve_type(kind)):
+            _reject_unknown_keys(child, _resolve_type(kind), f"{prefix}{key}.")
+
+
+def _resolve_type(annotation: Any) -> Any:
+    return globals().get(annotation, annotation) if isinstance(annotation, str) else annotation
+
+
+def _check_bounds(obj: Any, prefix: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_bounds(value, f"{key}.")
+            continue
+        if value is None or isinstance(value, (DictConfig, ListConfig)):
+            continue
+        problem = _bound_problem(value, f.metadata)
+        if problem:
+            raise ConfigError(f"{key}={value!s} is not allowed; {problem}")
+
+
+def _bound_problem(value: Any, meta: Any) -> str | None:
+    if "choices" in meta and value not in meta["choices"]:
+        return f"choose one of: {', '.join(str(c) for c in meta['choices'])}"
+    checks = {
+        "ge": (lambda b: value >= b, ">="),
+        "gt": (lambda b: value > b, ">"),
+        "le": (lambda b: value <= b, "<="),
+        "lt": (lambda b: value < b, "<"),
+    }
+    wanted = [f"value {sign} {meta[name]}" for name, (ok, sign) in checks.items() if name in meta]
+    failed = [name for name, (ok, _) in checks.items() if name in meta and not ok(meta[name])]
+    return f"allowed: {' and '.join(wanted)}" if failed else None

@@ -1,0 +1,5 @@
+"""Errors a user can fix: the entry point prints their one-line message and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input (config, file, model, endpoint answer); the message says what is wrong and what to do."""

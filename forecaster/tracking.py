@@ -1,0 +1,151 @@
+"""Experiment tracking: MLflow when `tracking=mlflow`, nothing when `tracking=off`.
+
+MLflow is imported only when tracking is on (the import alone costs over a second). The default
+store keeps everything in one ignored directory: `sqlite:///<paths.mlruns>/mlflow.db` with
+artefacts in `<paths.mlruns>/artifacts` (MLflow's file store now refuses to run, and its own
+default would scatter `mlflow.db` into whatever directory the command started in). Metrics are
+buffered and written in batches: on SQLite every write is one transaction of about 5 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from forecaster.config import Config
+from forecaster.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# MLflow's own batch limits (log_batch accepts at most 1000 metrics and 100 params per call).
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class Tracker(Protocol):
+    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
+    def describe(self) -> str: ...
+
+
+class NullTracker:
+    """tracking=off: every call is accepted and nothing is stored."""
+
+    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED") -> None:
+        pass
+
+    def describe(self) -> str:
+        return "tracking off"
+
+
+class MlflowTracker:
+    """One MLflow run at a time, through an explicit client (no global MLflow state)."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None, metrics_batch: int) -> None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls to hosts we did not name
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # store migrations are not news
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.experiment_id = self._experiment_id(experiment, artifact_root)
+        self.metrics_batch = metrics_batch
+        self.run_id: str | None = None
+        self._pending: list[Any] = []
+
+    def _experiment_id(self, name: str, artifact_root: Path | None) -> str:
+        try:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception as exc:
+            raise UserError(
+                f"MLflow store {self.uri} is not usable ({str(exc).splitlines()[0]}); "
+                "fix tracking.uri / paths.mlruns or run with tracking=off"
+            ) from exc
+
+    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        self.run_id = run.info.run_id
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for first in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[first : first + MAX_PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        if len(self._pending) >= self.metrics_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.run_id is None:
+            return
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_METRICS_PER_BATCH], self._pending[MAX_METRICS_PER_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        if self.run_id is not None:
+            self.client.log_artifact(self.run_id, str(path), artifact_dir)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        if self.run_id is None:
+            return
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)
+        self.run_id = None
+
+    def describe(self) -> str:
+        return f"{self.uri} (experiment id {self.experiment_id})"
+
+
+def default_uri(mlruns: str) -> str:
+    return f"sqlite:///{(Path(mlruns) / 'mlflow.db').resolve()}"
+
+
+def open_tracker(config: Config) -> Tracker:
+    """The tracker the config asks for; a local store is created under paths.mlruns on first use."""
+    if config.tracking.name == "off":
+        return NullTracker()
+    uri = config.tracking.uri
+    artifact_root = None
+    if uri is None:
+        Path(config.paths.mlruns).mkdir(parents=True, exist_ok=True)
+        uri = default_uri(config.paths.mlruns)
+        artifact_root = Path(config.paths.mlruns) / "artifacts"
+    return MlflowTracker(uri, config.tracking.experiment, artifact_root, config.tracking.metrics_batch)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'flat': {'min_prob': 0.55}} -> {'flat.min_prob': 0.55}: MLflow params are flat."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
