@@ -1,0 +1,201 @@
+"""Crash-safe JSONL records: candles, predictions and facts, one JSON object per line.
+
+Records, never the source of truth. Writers append one whole line per record in a single write
+and flush it; on start they resume an existing file and skip records already there (dedupe by
+candle start). A crash mid-write leaves a torn last line: readers report it and leave it out,
+and the next record written still starts on a line of its own. Nothing already written is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from forecaster.candles import Candle
+from forecaster.config import SinkConfig
+
+log = logging.getLogger(__name__)
+
+# The field that identifies a record of each kind (its candle's start time, epoch ms).
+CANDLE_KEY = "ts_start"
+PREDICTION_KEY = "candle_ts"
+FACT_KEY = "candle_ts"
+
+
+def candle_record(candle: Candle) -> dict[str, Any]:
+    return {
+        "ts_start": candle.start_ms,
+        "ts_end": candle.end_ms,
+        "o": candle.open,
+        "h": candle.high,
+        "l": candle.low,
+        "c": candle.close,
+        "volume": candle.volume,
+        "confirmed": candle.confirmed,
+        "turnover": None if math.isnan(candle.turnover) else candle.turnover,
+        "timeframe": candle.timeframe,
+    }
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """Made at the close of candle `candle_ts`, about candle `target_ts` (the next one)."""
+
+    candle_ts: int
+    p_up: float
+    p_down: float
+    direction: str  # UP | DOWN | FLAT
+    target_ts: int
+    model: str
+    timeframe: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class FactRecord:
+    """What candle `candle_ts` did: close(candle_ts) against close(prev_ts)."""
+
+    prev_ts: int
+    candle_ts: int
+    close_prev: float
+    close_curr: float
+    delta: float
+    ret_bps: float
+    direction: str  # UP | DOWN | FLAT (zero move)
+
+
+@dataclass
+class JsonlContents:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: int = 0
+    torn_tail: bool = False
+
+
+def read_jsonl(path: str | Path, key: str | None = None) -> JsonlContents:
+    """All parsable records of a file; bad lines are counted and skipped, a torn last line reported.
+
+    With `key`, a record must also hold that field to count.
+    """
+    path = Path(path)
+    contents = JsonlContents()
+    if not path.exists():
+        return contents
+    lines = path.read_bytes().split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    for raw in lines:
+        record = _parse(raw, key)
+        if record is not None:
+            contents.records.append(record)
+        elif raw.strip():
+            contents.bad_lines += 1
+    if tail.strip():
+        record = _parse(tail, key)
+        if record is None:
+            contents.torn_tail = True
+            log.warning("%s: torn last line (crash mid-write?) left out: %r", path, tail[:80])
+        else:
+            contents.records.append(record)
+    if contents.bad_lines:
+        log.warning("%s: %d unparsable line(s) skipped", path, contents.bad_lines)
+    return contents
+
+
+def _parse(raw: bytes, key: str | None) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or (key is not None and key not in record):
+        return None
+    return record
+
+
+class JsonlWriter:
+    """Append-only writer that resumes a file and never writes a record whose key is already there."""
+
+    def __init__(self, path: str | Path, key: str, fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = read_jsonl(self.path, key)
+        self._keys = {record[key] for record in existing.records}
+        self._needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
+        self._file = self.path.open("ab")
+        self.written = 0
+        self.skipped = 0
+        if self._keys:
+            log.info("%s: resuming after %d record(s)", self.path, len(self._keys))
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def append(self, record: Mapping[str, Any]) -> bool:
+        """Write one record; False (and nothing written) when its key is already in the file."""
+        key = record[self.key]
+        if key in self._keys:
+            self.skipped += 1
+            return False
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        if self._needs_newline:  # close a torn line so the record starts on a line of its own
+            line = "\n" + line
+            self._needs_newline = False
+        self._file.write(line.encode("utf-8"))
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+        self._keys.add(key)
+        self.written += 1
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class RunRecords:
+    """The three record files of one run directory, as the sink config names them."""
+
+    def __init__(self, sink: SinkConfig, run_dir: Path) -> None:
+        self.candles = JsonlWriter(run_dir / sink.candles, CANDLE_KEY, sink.fsync)
+        self.predictions = JsonlWriter(run_dir / sink.predictions, PREDICTION_KEY, sink.fsync)
+        self.facts = JsonlWriter(run_dir / sink.facts, FACT_KEY, sink.fsync)
+
+    def add_candle(self, candle: Candle) -> bool:
+        return self.candles.append(candle_record(candle))
+
+    def add_prediction(self, prediction: PredictionRecord) -> bool:
+        return self.predictions.append(asdict(prediction))
+
+    def add_fact(self, fact: FactRecord) -> bool:
+        return self.facts.append(asdict(fact))
+
+    def writers(self) -> Iterable[JsonlWriter]:
+        return (self.candles, self.predictions, self.facts)
+
+    def close(self) -> None:
+        for writer in self.writers():
+            writer.close()
+
+    def __enter__(self) -> RunRecords:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
