@@ -53,15 +53,21 @@ class Candle:
     timeframe: str = "1m"
 
     def validated(self) -> Candle:
-        problem = _problem(self.start_ms, self.open, self.high, self.low, self.close, self.volume, self.timeframe)
+        problem = _problem(
+            self.start_ms, self.open, self.high, self.low, self.close, self.volume, self.timeframe
+        )
         if problem:
             raise CandleError(f"candle {self.start_ms} ({self.timeframe}): {problem}")
         if self.end_ms != self.start_ms + timeframe_ms(self.timeframe) - 1:
-            raise CandleError(f"candle {self.start_ms} ({self.timeframe}): end {self.end_ms} does not fit its start")
+            raise CandleError(
+                f"candle {self.start_ms} ({self.timeframe}): end {self.end_ms} does not fit its start"
+            )
         return self
 
 
-def _problem(start: int, o: float, h: float, lo: float, c: float, volume: float, timeframe: str) -> str | None:
+def _problem(
+    start: int, o: float, h: float, lo: float, c: float, volume: float, timeframe: str
+) -> str | None:
     if not all(math.isfinite(x) and x > 0 for x in (o, h, lo, c)):
         return f"prices must be positive numbers (open {o}, high {h}, low {lo}, close {c})"
     if h < max(o, c):

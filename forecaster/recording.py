@@ -127,7 +127,9 @@ class JsonlWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existing = read_jsonl(self.path, key)
         self._keys = {record[key] for record in existing.records}
-        self._needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
+        self._needs_newline = (
+            self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
+        )
         self._file = self.path.open("ab")
         self.written = 0
         self.skipped = 0
@@ -166,7 +168,9 @@ class JsonlWriter:
     def __enter__(self) -> JsonlWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -197,5 +201,7 @@ class RunRecords:
     def __enter__(self) -> RunRecords:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

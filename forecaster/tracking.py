@@ -103,7 +103,10 @@ class MlflowTracker:
         if self.run_id is None:
             return
         while self._pending:
-            batch, self._pending = self._pending[:MAX_METRICS_PER_BATCH], self._pending[MAX_METRICS_PER_BATCH:]
+            batch, self._pending = (
+                self._pending[:MAX_METRICS_PER_BATCH],
+                self._pending[MAX_METRICS_PER_BATCH:],
+            )
             self.client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
