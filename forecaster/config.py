@@ -51,6 +51,13 @@ class SourceConfig:
     ping_interval_s: float = _bounded(20.0, gt=0)
     max_backoff_s: float = _bounded(60.0, gt=0)
     request_timeout_s: float = _bounded(10.0, gt=0)
+    stale_timeout_s: float = _bounded(30.0, gt=0)
+    healthy_reset_s: float = _bounded(60.0, gt=0)
+    backoff_base_s: float = _bounded(0.5, gt=0)
+    max_retries: int = _bounded(8, ge=0)
+    max_concurrency: int = _bounded(4, ge=1)
+    max_message_bytes: int = _bounded(65536, ge=1024)
+    queue_size: int = _bounded(1000, ge=1)
     path: str | None = None
     speed: float = _bounded(0.0, ge=0)
 

@@ -137,7 +137,13 @@ def open_tracker(config: Config) -> Tracker:
     uri = config.tracking.uri
     artifact_root = None
     if uri is None:
-        Path(config.paths.mlruns).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(config.paths.mlruns).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the MLflow directory paths.mlruns={config.paths.mlruns} ({exc.strerror}); "
+                "point paths.mlruns at a writable directory or run with tracking=off"
+            ) from exc
         uri = default_uri(config.paths.mlruns)
         artifact_root = Path(config.paths.mlruns) / "artifacts"
     return MlflowTracker(uri, config.tracking.experiment, artifact_root, config.tracking.metrics_batch)

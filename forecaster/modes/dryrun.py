@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from forecaster import backend
-from forecaster.config import Config
+from forecaster import __version__, backend
+from forecaster.config import Config, config_source
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
 from forecaster.tracking import open_tracker
@@ -87,6 +87,7 @@ def run(config: Config, run_dir: Path) -> int:
     info = backend.describe()
     print(f"backend={info.backend} devices={info.devices}")
     print(f"jax={info.jax_version} jaxlib={info.jaxlib_version} python={info.python_version}")
+    print(f"forecaster={__version__} config={config_source()}")
     print("--- resolved config ---")
     print(OmegaConf.to_yaml(OmegaConf.structured(config)).rstrip())
     print("--- checks ---")

@@ -1,0 +1,38 @@
+# Every target creates .venv and installs forecaster into it when that has not happened yet,
+# so `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+UI_PORT ?= 5000
+
+.PHONY: setup demo test lint bench ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m forecaster mode=dryrun
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: $(STAMP)
+	$(PY) -m forecaster.benchmarks --output bench.json
+
+ui: $(STAMP)
+	mkdir -p mlruns
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts \
+		--host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache bench.json

@@ -1,0 +1,43 @@
+"""Shared test helpers: the real entry point in a subprocess, and the real data beside the checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FORECASTER_SHARED", REPO.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+FIXTURES = SHARED / "bybit" / "fixtures"
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`python -m forecaster ARGS` as a user runs it, in `cwd` (so outputs/ and mlruns/ land there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "forecaster", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not any(SHARED_DATA.glob("*.csv.gz")):
+        pytest.skip(f"real history not found in {SHARED_DATA} (set FORECASTER_SHARED to the shared/ folder)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"Bybit fixtures not found in {FIXTURES} (set FORECASTER_SHARED to the shared/ folder)")
+    return FIXTURES

@@ -1,0 +1,118 @@
+"""Config composition and every bad input, through the real entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from forecaster.config import CONFIG_NAME, Config, ConfigError, config_source, register_schema, to_config
+from tests.conftest import REPO, run_cli
+
+GROUPS = ("mode", "source", "features", "model", "flat", "timeframe", "sink", "tracking", "paths")
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+
+
+def _compose(*overrides: str) -> Config:
+    register_schema()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return to_config(compose(config_name=CONFIG_NAME, overrides=list(overrides)))
+
+
+def test_config_comes_from_the_checkout() -> None:
+    assert Path(config_source()) == REPO / "conf"
+
+
+def test_defaults_match_the_contract() -> None:
+    config = _compose()
+    assert config.mode.name == "dryrun"
+    assert config.source.rest_url == "https://api.bybit.com"
+    assert config.source.ws_url == "wss://stream.bybit.com/v5/public/spot"
+    assert config.source.symbol == "BTCUSDT"
+    assert config.source.ping_interval_s == 20
+    assert config.source.max_backoff_s == 60
+    assert config.live.max_candles is None
+    assert config.model.path is None
+    assert config.tracking.uri is None
+    assert config.seed == 0
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_option_composes(group: str, option: str) -> None:
+    config = _compose(f"{group}={option}")
+    node = getattr(config, group)
+    if hasattr(node, "name"):
+        assert node.name == option
+
+
+def test_groups_have_the_designed_options() -> None:
+    assert set(_options("mode")) == {"dryrun", "live", "facts", "train", "eval"}
+    assert set(_options("model")) >= {"twohead", "logreg", "ensemble", "persistence"}
+    assert set(_options("flat")) == {"balanced", "strict", "loose", "off"}
+    assert set(_options("timeframe")) == {"1m", "5m", "15m", "60m"}
+    assert set(_options("tracking")) == {"mlflow", "off"}
+    assert set(_options("source")) >= {"bybit", "replay"}
+
+
+def test_values_are_converted_to_their_types() -> None:
+    config = _compose("flat.min_prob=0.7", "source.ping_interval_s=5", "live.max_candles=3")
+    assert config.flat.min_prob == 0.7
+    assert isinstance(config.source.ping_interval_s, float)
+    assert config.live.max_candles == 3
+
+
+def test_plus_cannot_smuggle_a_typo_in() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'flat\.min_prb'"):
+        _compose("+flat.min_prb=0.3")
+
+
+BAD_INPUTS = [
+    (["flat.min_prob=1.5"], "flat.min_prob", "<= 1"),
+    (["timeframe=7m"], "timeframe=7m", "1m, 5m"),
+    (["source.ping_interval_s=-1"], "source.ping_interval_s", "> 0"),
+    (["source.max_backoff_s=0"], "source.max_backoff_s", "> 0"),
+    (["flat.min_prb=0.3"], "flat.min_prb", "min_prob"),
+    (["+flat.min_prb=0.3"], "flat.min_prb", "min_prob"),
+    (["+typo=1"], "typo", "allowed keys"),
+    (["seed=abc"], "seed", "Integer"),
+    (["seed=-1"], "seed", ">= 0"),
+    (["model=huge"], "model=huge", "twohead"),
+    (["model.activation=swish"], "model.activation", "relu"),
+    (["model.dropout=1"], "model.dropout", "< 1"),
+    (["live.max_candles=0"], "live.max_candles", ">= 1"),
+    (["mode.check_network=maybe"], "mode.check_network", "bool"),
+    (["model.path=a", "model.uri=b"], "model.path", "only one"),
+    (["-m", "flat=strict,nope"], "flat=nope", "balanced"),
+    (["-m", "flat.min_prob=0.5,2"], "flat.min_prob", "<= 1"),
+]
+
+
+@pytest.mark.parametrize(("args", "key", "allowed"), BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_line_and_exit_2(
+    tmp_path: Path, args: list[str], key: str, allowed: str
+) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert key in lines[0] and allowed in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), "work started"
+
+
+def test_a_mode_not_built_yet_says_so(tmp_path: Path) -> None:
+    result = run_cli("mode=eval", "tracking=off", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "mode=eval is not available" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_explains_the_groups(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for group in GROUPS:
+        assert f"{group}:" in result.stdout

@@ -1,0 +1,90 @@
+"""mode=dryrun through the real entry point, and the package working when installed from a wheel."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+def test_dryrun_reports_cpu_backend_and_passes(tmp_path: Path) -> None:
+    result = run_cli("mode=dryrun", "tracking=off", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "backend=cpu devices=[CpuDevice(id=0)]" in result.stdout
+    assert "jax=" in result.stdout and "jaxlib=" in result.stdout
+    assert "rest_url: https://api.bybit.com" in result.stdout, "resolved config missing"
+    assert "[ok  ] output dir writable" in result.stdout
+    assert "[skip] MLflow store usable: tracking=off" in result.stdout
+    assert "[skip] Bybit REST reachable" in result.stdout
+    assert "all required checks passed" in result.stdout
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_dryrun_creates_and_checks_the_mlflow_store(tmp_path: Path) -> None:
+    result = run_cli("mode=dryrun", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"[ok  ] MLflow store usable: sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db" in result.stdout
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert not (tmp_path / "mlflow.db").exists(), "MLflow's own default leaked into the cwd"
+
+
+def test_dryrun_fails_when_the_mlflow_store_is_unusable(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    result = run_cli("mode=dryrun", "paths.mlruns=blocker/mlruns", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[fail] MLflow store usable" in result.stdout
+    assert "tracking=off" in result.stdout, "the failure should say what to do"
+
+
+def test_dryrun_finds_the_configured_data(tmp_path: Path) -> None:
+    result = run_cli("mode=dryrun", "tracking=off", "paths.shared_data=nowhere", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "[warn] data present: nowhere not found" in result.stdout
+    result = run_cli(
+        "mode=dryrun", "tracking=off", "source=replay", "source.path=missing.csv.gz", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "[fail] replay data present: missing.csv.gz not found" in result.stdout
+
+
+def test_network_check_is_opt_in_and_only_warns(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a local port with nobody listening: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli(
+        "mode=dryrun",
+        "tracking=off",
+        "mode.check_network=true",
+        f"source.rest_url=http://127.0.0.1:{port}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"[warn] Bybit REST reachable: http://127.0.0.1:{port}/v5/market/time" in result.stdout
+
+
+def test_installed_wheel_finds_its_config(tmp_path: Path) -> None:
+    """Installed (not a checkout), Hydra must load conf/ from the package forecaster.conf."""
+    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("forecaster-*.whl")
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True, timeout=300)
+    result = run_cli("mode=dryrun", "tracking=off", cwd=work, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert "config=pkg://forecaster.conf" in result.stdout
+    assert "backend=cpu" in result.stdout
+    sample = run_cli("flat.min_prob=2", cwd=work, env={"PYTHONPATH": str(site)})
+    assert sample.returncode == 2
+
+
+@pytest.mark.network
+def test_real_bybit_rest_is_reachable(tmp_path: Path) -> None:
+    result = run_cli("mode=dryrun", "tracking=off", "mode.check_network=true", cwd=tmp_path)
+    assert "[ok  ] Bybit REST reachable" in result.stdout, result.stdout

@@ -1,0 +1,58 @@
+"""The MLflow wrapper against a real SQLite tracking store in a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from forecaster.config import Config, PathsConfig, TrackingConfig
+from forecaster.errors import UserError
+from forecaster.tracking import NullTracker, default_uri, flatten, open_tracker
+
+
+def _config(tmp_path: Path, **tracking) -> Config:
+    return Config(tracking=TrackingConfig(**tracking), paths=PathsConfig(mlruns=str(tmp_path / "mlruns")))
+
+
+def test_a_run_with_params_batched_metrics_and_an_artifact(tmp_path: Path) -> None:
+    tracker = open_tracker(_config(tmp_path, metrics_batch=7))
+    tracker.start("unit", {"flat.min_prob": 0.55, "model.hidden": [64, 64]}, {"sweep": "none"})
+    for step in range(20):
+        tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": 0.5}, step)
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    tracker.log_artifact(note, "records")
+    run_id = tracker.run_id
+    tracker.finish("KILLED")
+
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.params == {"flat.min_prob": "0.55", "model.hidden": "[64, 64]"}
+    assert run.data.tags["sweep"] == "none"
+    history = client.get_metric_history(run_id, "loss")
+    assert [m.step for m in history] == list(range(20)), "buffered points must all arrive, in order"
+    assert [a.path for a in client.list_artifacts(run_id, "records")] == ["records/note.txt"]
+    artifacts = tmp_path / "mlruns" / "artifacts"
+    assert list(artifacts.rglob("note.txt")), "artefacts belong under paths.mlruns"
+
+
+def test_tracking_off_stores_nothing(tmp_path: Path) -> None:
+    tracker = open_tracker(_config(tmp_path, name="off"))
+    assert isinstance(tracker, NullTracker)
+    tracker.start("x", {}, {})
+    tracker.log_metrics({"a": 1.0}, 0)
+    tracker.finish()
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_an_unusable_store_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="tracking=off"):
+        open_tracker(Config(paths=PathsConfig(mlruns=str(tmp_path / "file" / "mlruns"))))
+
+
+def test_flatten() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": None}) == {"a.b": 1, "a.c.d": [2], "e": None}
