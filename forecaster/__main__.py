@@ -22,6 +22,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from forecaster import backend
 from forecaster.config import (
     CONFIG_NAME,
     ConfigError,
@@ -115,6 +116,7 @@ def run(cfg: DictConfig) -> None:
         name = config.mode.name
         if importlib.util.find_spec(f"forecaster.modes.{name}") is None:
             raise UserError(f"mode={name} is not available in this version yet; use mode=dryrun")
+        backend.select_platform()
         mode = importlib.import_module(f"forecaster.modes.{name}")
         code = mode.run(config, Path(HydraConfig.get().runtime.output_dir))
     except UserError as exc:

@@ -46,18 +46,19 @@ def cuda_device_count() -> int:
     return count.value
 
 
-def prepare_jax(compile_cache_dir: str) -> None:
-    """Pin the CPU when CUDA cannot run, then enable JAX's persistent compilation cache.
-
-    The cache roughly halves cold start (import + first compile) for CLI runs and sweep workers.
-    """
+def select_platform() -> None:
+    """Pin JAX to the CPU when the CUDA plugin is installed but cannot run; call before importing jax."""
     if "JAX_PLATFORMS" not in os.environ and cuda_plugin_installed() and cuda_device_count() == 0:
         os.environ["JAX_PLATFORMS"] = "cpu"
         log.warning(NO_GPU_NOTE)
+
+
+def enable_compile_cache(cache_dir: str) -> None:
+    """JAX's persistent compilation cache roughly halves cold start for CLI runs and sweep workers."""
     import jax
 
-    Path(compile_cache_dir).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(Path(compile_cache_dir).resolve()))
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(Path(cache_dir).resolve()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
