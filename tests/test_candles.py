@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,6 @@ def test_pending_bucket_is_neither_emitted_nor_incomplete() -> None:
 
 def test_aggregator_refuses_unconfirmed_candles() -> None:
     candle = read_csv(SAMPLE_CSV).candle(0)
-    unconfirmed = Candle(**{**{f: getattr(candle, f) for f in candle.__slots__}, "confirmed": False})
+    unconfirmed = replace(candle, confirmed=False)
     with pytest.raises(ValueError, match="confirmed"):
         Aggregator("5m").push(unconfirmed)

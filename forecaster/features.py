@@ -1,0 +1,97 @@
+"""Feature sets: a window of candles -> one feature row per candle.
+
+One implementation serves both paths. `BasicFeatures.batch` turns a whole history into a `(T, F)`
+matrix with numpy; `FeatureWindow` keeps the last `window` candles of a live stream and runs the
+same `batch` over them, so live and batch rows are the same numbers by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from forecaster.candles import Candle, CandleArray
+from forecaster.config import FeaturesConfig
+
+# Bump when the meaning of a feature changes: models trained on the old meaning must not load.
+FEATURES_VERSION = 1
+FINGERPRINT_CHARS = 12
+
+
+@dataclass(frozen=True)
+class BasicFeatures:
+    """Last N log-returns of close (newest first), range (h-l)/c and body (c-o)/c of the last candle,
+    and the z-score of the last volume over `volume_window` candles (0 where the volume is constant).
+    """
+
+    n_returns: int
+    volume_window: int
+    name: str = "basic"
+
+    @classmethod
+    def from_config(cls, config: FeaturesConfig) -> BasicFeatures:
+        return cls(n_returns=config.n_returns, volume_window=config.volume_window, name=config.name)
+
+    @property
+    def window(self) -> int:
+        """Candles needed before the first complete row."""
+        return max(self.n_returns + 1, self.volume_window)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"ret_{k}" for k in range(self.n_returns)] + ["range", "body", "volume_z"]
+
+    @property
+    def n_features(self) -> int:
+        return self.n_returns + 3
+
+    def fingerprint(self) -> str:
+        """Saved with a model: a model only runs on the features it was trained on."""
+        spec = json.dumps({**asdict(self), "version": FEATURES_VERSION}, sort_keys=True)
+        return hashlib.sha256(spec.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        """(T, F) float64; rows before the first full window are NaN."""
+        rows = len(candles)
+        out = np.full((rows, self.n_features), np.nan)
+        if rows < self.window:
+            return out
+        log_close = np.log(candles.close)
+        returns = np.diff(log_close)  # returns[i] belongs to candle i + 1
+        lagged = sliding_window_view(returns, self.n_returns)[:, ::-1]  # row j: candle j + n_returns
+        first = self.window - 1
+        out[first:, : self.n_returns] = lagged[first - self.n_returns :]
+        close = candles.close[first:]
+        out[first:, self.n_returns] = (candles.high[first:] - candles.low[first:]) / close
+        out[first:, self.n_returns + 1] = (close - candles.open[first:]) / close
+        volumes = sliding_window_view(candles.volume, self.volume_window)[first - self.volume_window + 1 :]
+        mean = volumes.mean(axis=1)
+        std = volumes.std(axis=1)
+        z = np.divide(volumes[:, -1] - mean, std, out=np.zeros_like(mean), where=std > 0)
+        out[first:, self.n_returns + 2] = z
+        return out
+
+
+class FeatureWindow:
+    """The live side: the last `window` confirmed candles, and their newest feature row."""
+
+    def __init__(self, features: BasicFeatures) -> None:
+        self.features = features
+        self._candles: deque[Candle] = deque(maxlen=features.window)
+
+    @property
+    def ready(self) -> bool:
+        return len(self._candles) == self.features.window
+
+    def push(self, candle: Candle) -> np.ndarray | None:
+        """Add the next candle; the feature row ending at it, or None while the window fills."""
+        self._candles.append(candle)
+        if not self.ready:
+            return None
+        window = CandleArray.from_candles(list(self._candles), candle.timeframe)
+        return self.features.batch(window)[-1]
