@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from forecaster.candles import Candle
+from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,26 @@ def candle_record(candle: Candle) -> dict[str, Any]:
     }
 
 
+def candle_from_record(record: Mapping[str, Any]) -> Candle:
+    """The inverse of candle_record; raises CandleError for a record that breaks the candle rules."""
+    try:
+        candle = Candle(
+            start_ms=int(record["ts_start"]),
+            end_ms=int(record["ts_end"]),
+            open=float(record["o"]),
+            high=float(record["h"]),
+            low=float(record["l"]),
+            close=float(record["c"]),
+            volume=float(record["volume"]),
+            turnover=math.nan if record.get("turnover") is None else float(record["turnover"]),
+            confirmed=bool(record["confirmed"]),
+            timeframe=str(record.get("timeframe", "1m")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CandleError(f"malformed candle record {dict(record)!r}: {exc}") from exc
+    return candle.validated()
+
+
 @dataclass(frozen=True)
 class PredictionRecord:
     """Made at the close of candle `candle_ts`, about candle `target_ts` (the next one)."""
@@ -56,6 +76,7 @@ class PredictionRecord:
     model: str
     timeframe: str
     latency_ms: float
+    trained: bool  # False: the model runs on its initial, untrained weights
 
 
 @dataclass(frozen=True)

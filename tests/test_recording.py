@@ -97,7 +97,7 @@ def test_bad_lines_are_counted_not_fatal(tmp_path: Path) -> None:
 
 
 def test_run_records_write_the_three_files(tmp_path: Path) -> None:
-    prediction = PredictionRecord(1, 0.6, 0.3, "UP", 60_001, "twohead", "1m", 0.4)
+    prediction = PredictionRecord(1, 0.6, 0.3, "UP", 60_001, "twohead", "1m", 0.4, True)
     fact = FactRecord(0, 60_000, 100.0, 101.0, 1.0, 100.0, "UP")
     with RunRecords(SinkConfig(), tmp_path) as records:
         assert records.add_candle(CANDLES[0]) and not records.add_candle(CANDLES[0])
@@ -113,6 +113,7 @@ def test_run_records_write_the_three_files(tmp_path: Path) -> None:
             "model": "twohead",
             "timeframe": "1m",
             "latency_ms": 0.4,
+            "trained": True,
         }
     ]
     assert list(read_jsonl(tmp_path / "facts.jsonl").records[0]) == [
