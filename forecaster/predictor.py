@@ -43,7 +43,12 @@ class PredictorCounters:
 
 class Predictor:
     def __init__(
-        self, features: BasicFeatures, model: ProbabilityModel, rule: FlatConfig, model_name: str, timeframe: str
+        self,
+        features: BasicFeatures,
+        model: ProbabilityModel,
+        rule: FlatConfig,
+        model_name: str,
+        timeframe: str,
     ) -> None:
         self.window = FeatureWindow(features)
         self.model = model
