@@ -1,6 +1,6 @@
 """Recorded candles replayed as if live: a CSV as in ../shared/data, or a run's candles.jsonl.
 
-Same shape as the Bybit stream (an async iterator of confirmed 1m candles, after a warm-up), so
+Same shape as the Bybit stream (an async iterator of confirmed 1m candles), so
 live mode, demos and evaluation on history run the very same code path as a real session.
 """
 
@@ -35,12 +35,6 @@ class ReplayStream:
         self.candles = candles
         self.delay_s = 1.0 / speed if speed > 0 else 0.0
         self._next = 0
-
-    def warmup(self, n: int) -> list[Candle]:
-        """The first n candles, for the window; the stream then starts after them."""
-        taken = self.candles[self._next : self._next + n].to_candles()
-        self._next += len(taken)
-        return taken
 
     def __aiter__(self) -> ReplayStream:
         return self

@@ -1,0 +1,47 @@
+"""Settling predictions with facts, on a hand-made sequence."""
+
+from __future__ import annotations
+
+import pytest
+
+from forecaster.recording import FactRecord, PredictionRecord
+from forecaster.scoring import Scoreboard
+
+STEP = 60_000
+
+
+def _prediction(t: int, direction: str) -> PredictionRecord:
+    return PredictionRecord(t * STEP, 0.6, 0.3, direction, (t + 1) * STEP, "m", "1m", 0.1, True)
+
+
+def _fact(t: int, direction: str) -> FactRecord:
+    delta = {"UP": 1.0, "DOWN": -1.0, "FLAT": 0.0}[direction]
+    return FactRecord((t - 1) * STEP, t * STEP, 100.0, 100.0 + delta, delta, delta * 100, direction)
+
+
+def test_predictions_are_settled_by_the_next_candles_fact() -> None:
+    board = Scoreboard(rolling=3)
+    assert board.metrics() == {"settled": 0.0, "decided": 0.0}
+    board.add_prediction(_prediction(0, "UP"))
+    assert board.add_fact(_fact(0, "DOWN")) is None, (
+        "the fact of candle 0 does not judge the prediction made at 0"
+    )
+    outcome = board.add_fact(_fact(1, "UP"))
+    assert outcome is not None and outcome.correct
+    for t, said, happened in [(1, "DOWN", "UP"), (2, "FLAT", "UP"), (3, "UP", "FLAT"), (4, "DOWN", "DOWN")]:
+        board.add_prediction(_prediction(t, said))
+        board.add_fact(_fact(t + 1, happened))
+    # settled: UP/UP ok, DOWN/UP miss, FLAT abstain, UP/zero-move miss, DOWN/DOWN ok
+    assert board.settled == 5 and board.decided == 4 and board.correct == 2
+    metrics = board.metrics()
+    assert metrics["decided_accuracy"] == 0.5
+    assert metrics["rolling_flat_share"] == pytest.approx(1 / 3)  # last three: FLAT, miss, ok
+    assert metrics["rolling_decided_accuracy"] == 0.5
+
+
+def test_predictions_whose_fact_cannot_come_are_dropped() -> None:
+    board = Scoreboard(rolling=10)
+    board.add_prediction(_prediction(0, "UP"))
+    board.add_prediction(_prediction(5, "UP"))
+    assert board.add_fact(_fact(6, "UP")).candle_ts == 5 * STEP
+    assert board._open == {}
