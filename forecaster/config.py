@@ -39,6 +39,7 @@ def _bounded(default: Any, **bounds: float) -> Any:
 class ModeConfig:
     name: str = _choice("dryrun", "dryrun", "live", "facts", "train", "eval")
     check_network: bool = False
+    last_n: int = _bounded(5, ge=1)
 
 
 @dataclass
@@ -120,6 +121,8 @@ class PathsConfig:
 @dataclass
 class LiveConfig:
     max_candles: int | None = _bounded(None, ge=1)
+    rolling_window: int = _bounded(100, ge=1)
+    upload_every: int = _bounded(60, ge=1)
 
 
 @dataclass

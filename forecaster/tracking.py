@@ -158,3 +158,15 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def run_tags(config: Config, run_dir: Path) -> dict[str, str]:
+    """Tags that make runs easy to filter side by side in the MLflow UI."""
+    return {
+        "mode": config.mode.name,
+        "model": config.model.name,
+        "timeframe": config.timeframe.name,
+        "flat": config.flat.name,
+        "source": config.source.name,
+        "run_dir": str(run_dir.resolve()),
+    }
