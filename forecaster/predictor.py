@@ -15,10 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
+from forecaster.baselines import Persistence
 from forecaster.candles import Candle, timeframe_ms
-from forecaster.config import FlatConfig
+from forecaster.config import Config, FlatConfig
+from forecaster.errors import UserError
 from forecaster.features import BasicFeatures, FeatureWindow
 from forecaster.flat import direction
+from forecaster.model import CompiledModel, ModelSpec, Standardizer, build, load_compiled
 from forecaster.recording import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,10 @@ class Predictor:
         rule: FlatConfig,
         model_name: str,
         timeframe: str,
+        standardizer: Standardizer | None = None,
     ) -> None:
         self.window = FeatureWindow(features)
+        self.standardizer = standardizer
         self.model = model
         self.rule = rule
         self.model_name = model_name
@@ -87,6 +92,8 @@ class Predictor:
         if row is None:
             self.counters.warming += 1
             return None
+        if self.standardizer is not None:
+            row = self.standardizer(row)
         p_up, p_down, _spread = self.model(row)
         self.counters.predictions += 1
         return PredictionRecord(
@@ -100,3 +107,33 @@ class Predictor:
             latency_ms=(time.perf_counter_ns() - received_ns) / NS_PER_MS,
             trained=self.model.trained,
         )
+
+
+def load_model(config: Config, features: BasicFeatures) -> tuple[ProbabilityModel, Standardizer | None]:
+    """The model the config names: trained weights from model.path, else its untrained initial stage."""
+    if config.model.name == "persistence":
+        return Persistence(), None
+    if config.model.uri:
+        raise UserError(
+            "model.uri (MLflow registry) is not supported yet; give the weights' folder as model.path"
+        )
+    if config.model.path:
+        expect = {
+            "feature_set": features.name,
+            "feature_fingerprint": features.fingerprint(),
+            "timeframe": config.timeframe.name,
+        }
+        model, sidecar = load_compiled(config.model.path, expect)
+        stats = sidecar.get("normalisation")
+        return model, Standardizer.from_dict(stats) if stats else None
+    log.warning(
+        "model=%s has no trained weights (model.path): its records say trained=false", config.model.name
+    )
+    spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
+    return CompiledModel(build(spec), trained=False), None
+
+
+def build_predictor(config: Config) -> Predictor:
+    features = BasicFeatures.from_config(config.features)
+    model, standardizer = load_model(config, features)
+    return Predictor(features, model, config.flat, config.model.name, config.timeframe.name, standardizer)
