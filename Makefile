@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m forecaster mode=dryrun
+	$(PY) -m forecaster.demo
 
 test: $(STAMP)
 	$(PY) -m pytest

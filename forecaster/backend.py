@@ -53,14 +53,22 @@ def select_platform() -> None:
         log.warning(NO_GPU_NOTE)
 
 
-def enable_compile_cache(cache_dir: str) -> None:
-    """JAX's persistent compilation cache roughly halves cold start for CLI runs and sweep workers."""
+def configure_jax(cache_dir: str, *, sync_dispatch: bool = False) -> None:
+    """Call before the first JAX computation.
+
+    The persistent compilation cache roughly halves cold start for CLI runs and sweep workers.
+    Synchronous CPU dispatch cuts the p99 of one small jitted call several-fold (measured in
+    forecaster/benchmarks/model.py); it suits per-candle inference, not training loops, which
+    overlap the next batch's preparation with the running step.
+    """
     import jax
 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(Path(cache_dir).resolve()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    if sync_dispatch:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def describe() -> BackendInfo:

@@ -162,6 +162,11 @@ class JsonlWriter:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) == b"\n"
 
+    @property
+    def last_key(self) -> Any:
+        """The largest key written so far (resumed ones included), or None for an empty file."""
+        return max(self._keys, default=None)
+
     def __contains__(self, key: object) -> bool:
         return key in self._keys
 

@@ -37,8 +37,8 @@ COLD_START = """
 import json, sys, time
 t0 = time.perf_counter()
 if sys.argv[2]:
-    from forecaster.backend import enable_compile_cache
-    enable_compile_cache(sys.argv[2])
+    from forecaster.backend import configure_jax
+    configure_jax(sys.argv[2])
 import numpy as np
 from forecaster.model import CompiledModel, ModelSpec, build, load
 t1 = time.perf_counter()

@@ -83,7 +83,7 @@ def check_network(config: Config) -> Check:
 
 
 def run(config: Config, run_dir: Path) -> int:
-    backend.enable_compile_cache(config.paths.jax_cache)
+    backend.configure_jax(config.paths.jax_cache)
     info = backend.describe()
     print(f"backend={info.backend} devices={info.devices}")
     print(f"jax={info.jax_version} jaxlib={info.jaxlib_version} python={info.python_version}")

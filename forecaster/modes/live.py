@@ -106,7 +106,8 @@ class LiveSession:
 async def _run_session(config: Config, session: LiveSession) -> str:
     """Consume until max_candles, the end of a replay, or a signal; return the MLflow run status."""
     with stop_on_signals() as stop:
-        async with MinuteFeed(config, session.predictor.window.features.window) as feed:
+        resume = session.records.candles.last_key
+        async with MinuteFeed(config, session.predictor.window.features.window, resume) as feed:
             session.warm_up(feed.warm)
             session.stream_counters = feed.counters
             minutes = aiter(feed)
@@ -123,7 +124,7 @@ async def _run_session(config: Config, session: LiveSession) -> str:
 
 
 def run(config: Config, run_dir: Path) -> int:
-    backend.enable_compile_cache(config.paths.jax_cache)
+    backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
     predictor = build_predictor(config)
     tracker = open_tracker(config)
     name = f"live-{config.model.name}-{config.timeframe.name}"

@@ -12,18 +12,28 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 from forecaster.candles import MINUTE_MS, Candle, timeframe_ms
 from forecaster.config import Config
+
+if TYPE_CHECKING:
+    from forecaster.sources.bybit_rest import BybitRest
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class MinuteFeed:
-    def __init__(self, config: Config, warmup: int) -> None:
+    """`resume_after`: start of the last candle (of the run's timeframe) a previous session recorded.
+    The warm-up then ends at it and the stream continues right after it, so the candles that
+    closed while nothing ran are backfilled from REST instead of leaving a gap in the records.
+    """
+
+    def __init__(self, config: Config, warmup: int, resume_after: int | None = None) -> None:
         self.config = config
         self.warmup = warmup
+        self.resume_after = resume_after
         self.warm: list[Candle] = []
         self.counters: object | None = None  # the stream's counters, for metrics
         self._stack = contextlib.AsyncExitStack()
@@ -42,7 +52,7 @@ class MinuteFeed:
         timeframe = config.timeframe.name
         try:
             rest = await self._stack.enter_async_context(BybitRest(config.source, config.paths.data_cache))
-            self.warm = (await rest.warmup(self.warmup, timeframe)).to_candles() if self.warmup else []
+            self.warm = await self._warm_up(rest, timeframe)
             log.info(
                 "warmed up with %d %s candles from %s", len(self.warm), timeframe, config.source.rest_url
             )
@@ -56,6 +66,14 @@ class MinuteFeed:
         self.counters = stream.counters
         self._stream = stream
         return self
+
+    async def _warm_up(self, rest: BybitRest, timeframe: str) -> list[Candle]:
+        if self.resume_after is None:
+            return (await rest.warmup(self.warmup, timeframe)).to_candles() if self.warmup else []
+        step = timeframe_ms(timeframe)
+        first = self.resume_after - (self.warmup - 1) * step
+        log.info("resuming after the recorded candle %d", self.resume_after)
+        return (await rest.klines(first, self.resume_after + step, timeframe)).to_candles()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()

@@ -1,0 +1,180 @@
+"""Live forecasting end to end: the real entry point against the Bybit emulator, in subprocesses.
+
+Also the properties that make the numbers honest: no look-ahead, and the live path giving the
+very same numbers as the batch path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from forecaster.candles import read_csv
+from forecaster.config import Config, FlatConfig
+from forecaster.data import SAMPLE_CSV
+from forecaster.features import BasicFeatures
+from forecaster.predictor import build_predictor
+from forecaster.recording import read_jsonl
+from forecaster.tracking import default_uri
+from tests.conftest import run_cli
+
+SPEED = "600"  # ten 1m candles per second
+URLS = re.compile(r"rest_url=(\S+) ws_url=(\S+)")
+SAMPLE = read_csv(SAMPLE_CSV)
+CLOSE = dict(zip(SAMPLE.start_ms.tolist(), SAMPLE.close.tolist(), strict=True))
+
+
+@pytest.fixture
+def emulator() -> Iterator[list[str]]:
+    """The emulator as a separate process, and the overrides that point a run at it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forecaster.emulator", "--port", "0", "--speed", SPEED],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    found = URLS.search(proc.stdout.readline())
+    assert found, "the emulator did not start"
+    yield [f"source.rest_url={found.group(1)}", f"source.ws_url={found.group(2)}"]
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def _keys(path: Path, key: str) -> list[int]:
+    return [r[key] for r in read_jsonl(path, key).records]
+
+
+def _contiguous(keys: list[int]) -> bool:
+    return all(b - a == 60_000 for a, b in itertools.pairwise(keys))
+
+
+def test_live_session_end_to_end(tmp_path: Path, emulator: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("mode=live", *emulator, "live.max_candles=120", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    candles = _keys(run_dir / "candles.jsonl", "ts_start")
+    predictions = read_jsonl(run_dir / "predictions.jsonl", "candle_ts").records
+    facts = read_jsonl(run_dir / "facts.jsonl", "candle_ts").records
+    assert len(candles) == 120 and _contiguous(candles)
+    assert [p["candle_ts"] for p in predictions] == candles, "warm-up: one prediction per live candle"
+    for p in predictions:
+        assert p["target_ts"] == p["candle_ts"] + 60_000 and 0 < p["p_up"] < 1 and 0 < p["p_down"] < 1
+        assert p["direction"] in {"UP", "DOWN", "FLAT"} and p["trained"] is False
+    assert [f["candle_ts"] for f in facts] == candles
+    for f in facts:
+        assert f["close_curr"] == CLOSE[f["candle_ts"]] and f["close_prev"] == CLOSE[f["prev_ts"]]
+    lines = [line for line in result.stdout.splitlines() if "close=" in line]
+    assert len(lines) == 120 and "p_up=" in lines[0] and "prev " in lines[1]
+
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    assert run.info.status == "FINISHED" and run.data.params["model.name"] == "twohead"
+    assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120
+    assert "records/predictions.jsonl" in [a.path for a in client.list_artifacts(run.info.run_id, "records")]
+
+
+def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emulator: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "forecaster", "mode=live", *emulator, f"hydra.run.dir={run_dir}"]
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 60
+        while len(_keys(run_dir / "predictions.jsonl", "candle_ts")) < 20:
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    first = _keys(run_dir / "candles.jsonl", "ts_start")
+    time.sleep(1.5)  # candles close while nothing runs: the restart must backfill them
+    again = run_cli("mode=live", *emulator, "live.max_candles=30", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    candles = _keys(run_dir / "candles.jsonl", "ts_start")
+    assert candles[: len(first)] == first and len(candles) == len(first) + 30
+    assert _contiguous(candles) and len(set(candles)) == len(candles)
+    assert _keys(run_dir / "predictions.jsonl", "candle_ts") == candles
+    assert _keys(run_dir / "facts.jsonl", "candle_ts") == candles
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    runs = client.search_runs(
+        client.get_experiment_by_name("forecaster").experiment_id, order_by=["start_time"]
+    )
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+
+
+def test_facts_mode_prints_only_new_lines(tmp_path: Path, emulator: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "mode=facts",
+        *emulator,
+        "live.max_candles=4",
+        "tracking=off",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("candle (UTC)") and len(lines) == 1 + 5 + 4
+    stamps = [line[:16] for line in lines[1:]]
+    assert stamps == sorted(set(stamps)), "each line once, in order"
+    facts = read_jsonl(run_dir / "facts.jsonl", "candle_ts").records
+    assert len(facts) == 9 and all(f["close_curr"] == CLOSE[f["candle_ts"]] for f in facts)
+
+
+def test_replay_source_runs_offline(tmp_path: Path) -> None:
+    result = run_cli("mode=live", "source=replay", "live.max_candles=80", "tracking=off", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    assert len(_keys(run_dir / "candles.jsonl", "ts_start")) == 80
+    assert len(_keys(run_dir / "predictions.jsonl", "candle_ts")) == 80 - 60 + 1  # window of 60 fills first
+
+
+def test_missing_model_weights_are_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("mode=live", "source=replay", "tracking=off", "model.path=nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def _predictions(candles, config: Config) -> list:
+    predictor = build_predictor(config)
+    return [p for p in (predictor.on_candle(c) for c in candles.to_candles()) if p is not None]
+
+
+def test_no_look_ahead() -> None:
+    """Predictions up to t do not change when the candles after t do."""
+    config = Config()
+    candles = SAMPLE[:400]
+    cut = 250
+    scale = np.ones(len(candles))
+    scale[cut + 1 :] = np.random.default_rng(0).uniform(0.9, 1.1, len(candles) - cut - 1)
+    columns = [candles.open * scale, candles.high * scale, candles.low * scale, candles.close * scale]
+    future = replace(candles, open=columns[0], high=columns[1], low=columns[2], close=columns[3])
+    future = replace(future, volume=np.where(scale == 1, candles.volume, candles.volume * 3))
+    before, after = _predictions(candles, config), _predictions(future, config)
+    upto = [p for p in before if p.candle_ts <= candles.start_ms[cut]]
+    assert upto and [(p.p_up, p.p_down) for p in upto] == [(p.p_up, p.p_down) for p in after[: len(upto)]]
+    assert [(p.p_up, p.p_down) for p in before] != [(p.p_up, p.p_down) for p in after], (
+        "the future did change"
+    )
+
+
+def test_live_path_equals_batch_path() -> None:
+    config = Config(flat=FlatConfig(name="off", min_prob=0, min_margin=0))
+    candles = SAMPLE[:300]
+    live = _predictions(candles, config)
+    features = BasicFeatures.from_config(config.features)
+    rows = features.batch(candles)[features.window - 1 :]
+    batch = build_predictor(config).model.batch(rows)
+    assert [p.p_up for p in live] == batch.p_up.tolist()
+    assert [p.p_down for p in live] == batch.p_down.tolist()
