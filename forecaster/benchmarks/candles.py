@@ -17,7 +17,7 @@ QUICK_SIZE = 100_000
 STREAM_SIZE = 20_000
 
 
-def _history(size: int) -> CandleArray:
+def synthetic_history(size: int) -> CandleArray:
     """The shipped sample's real values repeated over `size` consecutive minutes."""
     sample = read_csv(SAMPLE_CSV)
     index = np.arange(size) % len(sample)
@@ -37,7 +37,7 @@ def _seconds(fn, repeat: int = 3) -> float:
 
 def run(quick: bool) -> dict[str, object]:
     size = QUICK_SIZE if quick else FULL_SIZE
-    history = _history(size)
+    history = synthetic_history(size)
     csv_s = _seconds(lambda: read_csv(SAMPLE_CSV))
     out: dict[str, object] = {
         "read_csv_candles_per_s": round(len(read_csv(SAMPLE_CSV)) / csv_s),

@@ -54,7 +54,7 @@ print(json.dumps({{"import_s": t1 - t0, "model_s": t2 - t1, "first_call_s": t3 -
 """
 
 
-def _latency(call: Callable[[], object], calls: int) -> dict[str, float]:
+def latency_us(call: Callable[[], object], calls: int) -> dict[str, float]:
     """p50/p99 in microseconds of `calls` back-to-back calls, each returning host values."""
     for _ in range(WARMUP_CALLS):
         call()
@@ -66,7 +66,7 @@ def _latency(call: Callable[[], object], calls: int) -> dict[str, float]:
     return {f"p{q}_us": round(float(np.percentile(samples, q)) / NS_PER_US, 2) for q in PERCENTILES}
 
 
-def _numpy_forward(model: TwoHead) -> Callable[[np.ndarray], tuple[float, float]]:
+def numpy_forward(model: TwoHead) -> Callable[[np.ndarray], tuple[float, float]]:
     """The same network in NumPy, float32, for the overhead ratio only."""
     layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in model.trunk]
     heads = np.concatenate([np.asarray(model.up.weight), np.asarray(model.down.weight)])
@@ -98,8 +98,8 @@ def _compiled_latencies(calls: int) -> dict[str, dict[str, float]]:
     single = CompiledModel(build(ModelSpec("twohead", N_FEATURES, HIDDEN)))
     ensemble = CompiledModel(build(ModelSpec("ensemble", N_FEATURES, HIDDEN, members=ENSEMBLE_MEMBERS)))
     return {
-        "twohead": _latency(lambda: single(x), calls),
-        f"ensemble{ENSEMBLE_MEMBERS}": _latency(lambda: ensemble(x), calls),
+        "twohead": latency_us(lambda: single(x), calls),
+        f"ensemble{ENSEMBLE_MEMBERS}": latency_us(lambda: ensemble(x), calls),
     }
 
 
@@ -141,19 +141,19 @@ def run(quick: bool) -> dict[str, object]:
     filter_jitted = eqx.filter_jit(summarise)
     params, static = eqx.partition(model, eqx.is_array)
     partitioned = jax.jit(lambda p, v: summarise(eqx.combine(p, static), v))
-    numpy_forward = _numpy_forward(model)
-    numpy_diff = max(abs(a - b) for a, b in zip(numpy_forward(x), compiled(x)[:2], strict=True))
+    reference = numpy_forward(model)
+    numpy_diff = max(abs(a - b) for a, b in zip(reference(x), compiled(x)[:2], strict=True))
 
     single = {
-        "compiled_model": _latency(lambda: compiled(x), calls),
-        "jit_partitioned_params": _latency(lambda: np.asarray(partitioned(params, x)).tolist(), calls),
-        "eqx_filter_jit": _latency(lambda: np.asarray(filter_jitted(model, x)).tolist(), calls),
-        "numpy_yardstick": _latency(lambda: numpy_forward(x), calls),
+        "compiled_model": latency_us(lambda: compiled(x), calls),
+        "jit_partitioned_params": latency_us(lambda: np.asarray(partitioned(params, x)).tolist(), calls),
+        "eqx_filter_jit": latency_us(lambda: np.asarray(filter_jitted(model, x)).tolist(), calls),
+        "numpy_yardstick": latency_us(lambda: reference(x), calls),
     }
     ratio = single["compiled_model"]["p50_us"] / single["numpy_yardstick"]["p50_us"]
 
     ensemble = CompiledModel(build(ModelSpec("ensemble", N_FEATURES, HIDDEN, members=ENSEMBLE_MEMBERS)))
-    ensemble_latency = _latency(lambda: ensemble(x), calls)
+    ensemble_latency = latency_us(lambda: ensemble(x), calls)
     with tempfile.TemporaryDirectory() as tmp:
         save(Path(tmp) / "model", model, spec, trained=False)
         cache = str(Path(tmp) / "jax-cache")
