@@ -126,6 +126,33 @@ class LiveConfig:
 
 
 @dataclass
+class DataConfig:
+    """History for train/eval: from REST (start/end, or the last `days`) or from source=replay files."""
+
+    start: str | None = None  # ISO date/time (UTC) or epoch ms
+    end: str | None = None  # exclusive; null: now
+    days: float = _bounded(30.0, gt=0)  # used when start is null
+
+
+@dataclass
+class TrainConfig:
+    threshold_bps: float = _bounded(0.0, ge=0)
+    val_fraction: float = _bounded(0.15, gt=0, lt=1)
+    test_fraction: float = _bounded(0.15, gt=0, lt=1)
+    embargo_windows: int = _bounded(1, ge=1)
+    folds: int = _bounded(1, ge=1)
+    epochs: int = _bounded(20, ge=1)
+    batch_size: int = _bounded(1024, ge=1)
+    learning_rate: float = _bounded(1e-3, gt=0)
+    schedule: str = _choice("cosine", "cosine", "constant")
+    warmup_fraction: float = _bounded(0.05, ge=0, lt=1)
+    weight_decay: float = _bounded(1e-4, ge=0)
+    grad_clip: float = _bounded(1.0, gt=0)
+    patience: int = _bounded(3, ge=1)
+    progress: bool = True
+
+
+@dataclass
 class Config:
     mode: ModeConfig = field(default_factory=ModeConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -137,6 +164,8 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = _bounded(0, ge=0)
 
 
