@@ -1,0 +1,367 @@
+"""A stream of confirmed candles from Bybit's public v5 WebSocket that survives real-world faults.
+
+The consumer sees each closed candle once, in strictly ascending start order, with no gap that
+REST can fill: connections drop and stall, confirms go missing, arrive twice or out of order
+(PROTOCOL.md 2.5, 4), so every reconnect and every detected hole is filled from REST history
+and everything is deduplicated by start time. Liveness is judged on any message, pongs included,
+because quiet markets can leave kline pushes silent for up to 60 s.
+
+    async with BybitRest(source, cache) as rest, BybitKlineStream(source, rest, after_ms=last) as stream:
+        async for candle in stream: ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import json
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from forecaster.candles import Candle, CandleError, candle_from_ws, timeframe_ms
+from forecaster.config import SourceConfig
+from forecaster.errors import UserError
+from forecaster.sources.bybit_rest import Backoff, BybitRest, BybitUnavailable, interval_code
+
+log = logging.getLogger(__name__)
+
+ALREADY_SUBSCRIBED = "already subscribed"  # harmless: the topic is live on this connection
+LOGGED_TEXT_CHARS = 200
+_FAR_FUTURE = 2**62  # "everything after the last candle": a reconnect asks REST up to now
+
+
+class SubscriptionRejected(UserError):
+    """Bybit refused the topic: retrying cannot help."""
+
+
+class ConnectionLost(Exception):
+    """The connection closed or went silent; the stream reconnects."""
+
+
+@dataclass
+class StreamCounters:
+    """For logs and the live session's metrics."""
+
+    connects: int = 0
+    reconnects: int = 0
+    stale: int = 0  # connections given up for silence (no data, no pong)
+    gaps: int = 0  # holes in the stream (after reconnects included) that REST was asked to fill
+    backfilled: int = 0  # candles emitted from REST rather than the WebSocket
+    unfilled: int = 0  # missing candles REST did not have either (exchange outage)
+    duplicates: int = 0  # confirmed candles dropped as already emitted
+    malformed: int = 0  # unparsable or unexpected messages and push items, skipped
+    emitted: int = 0
+
+
+def topic_for(timeframe: str, symbol: str) -> str:
+    return f"kline.{interval_code(timeframe)}.{symbol}"
+
+
+class Kind(enum.Enum):
+    CANDLES = "candles"
+    PONG = "pong"
+    ACK = "ack"
+    REJECTED = "rejected"
+    OTHER = "other"  # valid JSON we have no use for
+
+
+@dataclass(frozen=True)
+class Parsed:
+    kind: Kind
+    candles: tuple[Candle, ...] = ()
+    errors: tuple[str, ...] = ()  # one per malformed part; a message can be all errors
+    detail: str = ""
+
+
+def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
+    """One text frame -> what it is. Never raises: a broken frame is reported in `errors`."""
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        return Parsed(Kind.OTHER, errors=(f"not JSON ({exc}): {text[:LOGGED_TEXT_CHARS]!r}",))
+    if not isinstance(message, dict):
+        return Parsed(Kind.OTHER, errors=(f"not a JSON object: {text[:LOGGED_TEXT_CHARS]!r}",))
+    if "topic" in message:
+        return _parse_push(message, topic, timeframe, text)
+    ret_msg = str(message.get("ret_msg", ""))
+    if ret_msg == "pong" or message.get("op") == "pong":  # spot answers op "ping"; others op "pong"
+        return Parsed(Kind.PONG)
+    if message.get("op") == "subscribe":
+        if message.get("success") is True or ALREADY_SUBSCRIBED in ret_msg:
+            return Parsed(Kind.ACK)
+        return Parsed(Kind.REJECTED, detail=ret_msg)
+    return Parsed(Kind.OTHER, errors=(f"unexpected message: {text[:LOGGED_TEXT_CHARS]!r}",))
+
+
+def _parse_push(message: dict[str, Any], topic: str, timeframe: str, text: str) -> Parsed:
+    data = message.get("data")
+    if message["topic"] != topic or not isinstance(data, list):
+        return Parsed(Kind.OTHER, errors=(f"unexpected push: {text[:LOGGED_TEXT_CHARS]!r}",))
+    candles, errors = [], []
+    for item in data:
+        try:
+            candles.append(candle_from_ws(item, timeframe))
+        except (CandleError, TypeError) as exc:  # TypeError: an item that is not an object
+            errors.append(str(exc)[:LOGGED_TEXT_CHARS])
+    return Parsed(Kind.CANDLES, tuple(candles), tuple(errors))
+
+
+class KlineConnection:
+    """One WebSocket: subscribe, JSON ping on a timer, a silence watchdog; yields what arrives.
+
+    Pings are sent from the receive loop rather than a task of their own, so nothing is left
+    running when the consumer stops. `asyncio.timeout` bounds each receive: `ws.receive(timeout=)`
+    never fires while aiohttp's own heartbeat is on (STACK.md 5), and Python 3.11's `wait_for`
+    can swallow a cancellation that races with a message (the stream then never stops).
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, ws: aiohttp.ClientWebSocketResponse, source: SourceConfig, topic: str, counters: StreamCounters
+    ) -> None:
+        self.ws = ws
+        self.source = source
+        self.topic = topic
+        self.counters = counters
+
+    async def events(self, timeframe: str) -> AsyncIterator[Parsed]:
+        """ACK once, then CANDLES (confirmed or not); pongs and junk are handled here."""
+        loop = asyncio.get_running_loop()
+        await self.ws.send_json({"req_id": f"sub-{next(self._ids)}", "op": "subscribe", "args": [self.topic]})
+        acked = False
+        ack_deadline = loop.time() + self.source.request_timeout_s
+        last_heard = next_ping = loop.time()
+        while True:
+            now = loop.time()
+            if now >= next_ping:
+                await self.ws.send_json({"req_id": f"ping-{next(self._ids)}", "op": "ping"})
+                next_ping = now + self.source.ping_interval_s
+            silent_until = last_heard + self.source.stale_timeout_s
+            if not acked and now >= ack_deadline:
+                raise ConnectionLost(
+                    f"no answer to the subscription within {self.source.request_timeout_s} s"
+                )
+            if now >= silent_until:
+                self.counters.stale += 1
+                raise ConnectionLost(
+                    f"nothing received for {self.source.stale_timeout_s} s (no data, no pong)"
+                )
+            wake = min(next_ping, silent_until, ack_deadline if not acked else next_ping)
+            try:
+                async with asyncio.timeout(wake - now):
+                    msg = await self.ws.receive()
+            except TimeoutError:
+                continue
+            last_heard = loop.time()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                raise ConnectionLost(f"closed by the server (code {self.ws.close_code})")
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise ConnectionLost(f"connection error: {msg.data!r}")
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                self._malformed(f"unexpected {msg.type.name} frame")
+                continue
+            parsed = parse_message(msg.data, self.topic, timeframe)
+            for error in parsed.errors:
+                self._malformed(error)
+            if parsed.kind == Kind.REJECTED:
+                raise SubscriptionRejected(
+                    f"Bybit rejected the subscription to {self.topic} on {self.source.ws_url}: "
+                    f"{parsed.detail!r}; check source.symbol and the timeframe"
+                )
+            if parsed.kind == Kind.ACK:
+                acked = True
+            if parsed.kind in (Kind.ACK, Kind.CANDLES):
+                yield parsed
+
+    def _malformed(self, what: str) -> None:
+        self.counters.malformed += 1
+        log.warning("Bybit WS %s: skipping %s", self.topic, what)
+
+
+class Sequencer:
+    """Confirmed candles in any order, possibly repeated -> strictly ascending, each start once.
+
+    It says which starts are missing; the stream fills them from REST.
+    """
+
+    def __init__(self, step_ms: int, after_ms: int | None) -> None:
+        self.step = step_ms
+        self.last = after_ms  # start of the last candle emitted (or the consumer already has)
+
+    def is_new(self, start_ms: int) -> bool:
+        return self.last is None or start_ms > self.last
+
+    def missing_before(self, start_ms: int) -> tuple[int, int] | None:
+        """[from, to) of starts that should have been emitted before a candle starting at start_ms."""
+        if self.last is None or start_ms <= self.last + self.step:
+            return None
+        return self.last + self.step, start_ms
+
+    def advance(self, start_ms: int) -> None:
+        self.last = start_ms
+
+
+class BybitKlineStream:
+    """Async iterator of confirmed candles for source.symbol at `timeframe` (native Bybit interval).
+
+    `after_ms`: start of the last candle the consumer already has (e.g. the end of its warmup);
+    the stream then begins right after it, backfilled. None: from the first confirm received.
+    A background task reads the socket into a bounded queue, so a slow consumer never delays
+    pings; if the queue is full the connection eventually goes stale and REST catches up later.
+    """
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        rest: BybitRest,
+        timeframe: str = "1m",
+        *,
+        after_ms: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if source.stale_timeout_s <= source.ping_interval_s:
+            raise UserError(
+                f"source.stale_timeout_s={source.stale_timeout_s} must exceed source.ping_interval_s="
+                f"{source.ping_interval_s}, or a healthy but quiet connection looks dead"
+            )
+        self.source = source
+        self.rest = rest
+        self.timeframe = timeframe
+        self.topic = topic_for(timeframe, source.symbol)
+        self.counters = StreamCounters()
+        self._sequence = Sequencer(timeframe_ms(timeframe), after_ms)
+        self._backoff = Backoff.from_source(source, rng)
+        self._queue: asyncio.Queue[Candle] = asyncio.Queue(maxsize=source.queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._asked_until = 0  # REST already asked for every start below this after an implicit close
+
+    async def __aenter__(self) -> BybitKlineStream:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"bybit-ws {self.topic}")
+
+    async def aclose(self) -> None:
+        """Stop the reader and close its connection; safe to call twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def __aiter__(self) -> BybitKlineStream:
+        return self
+
+    async def __anext__(self) -> Candle:
+        self.start()
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        task = self._task
+        assert task is not None
+        getter = asyncio.ensure_future(self._queue.get())
+        try:
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getter
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        self._task = None
+        task.result()  # re-raises why the reader stopped (e.g. SubscriptionRejected)
+        raise StopAsyncIteration
+
+    # the reader ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context())
+        timeout = aiohttp.ClientTimeout(total=self.source.request_timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            while True:
+                connected_at = loop.time()
+                try:
+                    await self._connection(session)
+                except (ConnectionLost, aiohttp.ClientError, OSError, TimeoutError, BybitUnavailable) as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+                if loop.time() - connected_at >= self.source.healthy_reset_s:
+                    self._backoff.reset()
+                delay = self._backoff.next_delay()
+                self.counters.reconnects += 1
+                log.warning("Bybit WS %s: %s; reconnecting in %.2f s", self.topic, reason, delay)
+                await asyncio.sleep(delay)
+
+    async def _connection(self, session: aiohttp.ClientSession) -> None:
+        ws_timeout = aiohttp.ClientWSTimeout(ws_close=self.source.request_timeout_s)
+        async with session.ws_connect(
+            self.source.ws_url, max_msg_size=self.source.max_message_bytes, timeout=ws_timeout
+        ) as ws:
+            self.counters.connects += 1
+            log.info("Bybit WS %s: connected to %s", self.topic, self.source.ws_url)
+            connection = KlineConnection(ws, self.source, self.topic, self.counters)
+            async for event in connection.events(self.timeframe):
+                if event.kind == Kind.ACK:
+                    await self._backfill(self._sequence.missing_before(_FAR_FUTURE), up_to_now=True)
+                for candle in event.candles:
+                    await self._on_candle(candle)
+        raise ConnectionLost("connection ended")
+
+    async def _on_candle(self, candle: Candle) -> None:
+        missing = self._sequence.missing_before(candle.start_ms)
+        if not candle.confirmed:
+            # A newer candle is open, so everything before it has closed: fetch what never came
+            # (once per hole; the confirm may still arrive and is then dropped as a duplicate).
+            if missing and missing[1] > self._asked_until:
+                await self._backfill(missing)
+            return
+        if not self._sequence.is_new(candle.start_ms):
+            self.counters.duplicates += 1
+            return
+        await self._backfill(missing)
+        await self._emit(candle)
+
+    async def _backfill(self, missing: tuple[int, int] | None, up_to_now: bool = False) -> None:
+        """Emit the closed candles REST has for [from, to); to is "now" after a (re)connect."""
+        if missing is None:
+            return
+        lo, hi = missing
+        history = await self.rest.klines(lo, None if up_to_now else hi, self.timeframe, self.source.symbol)
+        emitted = 0
+        for i in range(len(history)):
+            candle = history.candle(i)
+            if self._sequence.is_new(candle.start_ms):
+                emitted += 1
+                await self._emit(candle)
+        absent = 0 if up_to_now else (hi - lo) // self._sequence.step - len(history)
+        if not up_to_now:
+            self._asked_until = max(self._asked_until, hi)
+        if emitted or absent > 0:
+            self.counters.gaps += 1
+            self.counters.backfilled += emitted
+            log.info("Bybit WS %s: backfilled %d candle(s) from REST", self.topic, emitted)
+        if absent > 0:
+            self.counters.unfilled += absent
+            log.warning(
+                "Bybit WS %s: %d candle(s) in [%d, %d) missed by the stream are not on REST (yet)",
+                *(self.topic, absent, lo, hi),
+            )
+
+    async def _emit(self, candle: Candle) -> None:
+        await self._queue.put(candle)
+        self._sequence.advance(candle.start_ms)
+        self.counters.emitted += 1

@@ -1,0 +1,195 @@
+"""The emulator speaks Bybit v5 as documented in ../shared/bybit (shapes checked against the fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+from bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
+from conftest import FIXTURES
+
+from forecaster.candles import MINUTE_MS, candle_from_rest_row, candle_from_ws
+from forecaster.data import SAMPLE_CSV
+from forecaster.emulator import KLINE_PATH, TIME_PATH, Faults
+
+OPEN = NOW // MINUTE_MS * MINUTE_MS
+QUERY = {"category": "spot", "symbol": "BTCUSDT", "interval": "1"}
+
+
+def fixture(name: str) -> dict:
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found: ../shared is not next to this checkout")
+    return json.loads(path.read_text())
+
+
+async def get(url: str, **params: object) -> tuple[int, dict | str]:
+    async with aiohttp.ClientSession() as session, session.get(url, params={**QUERY, **params}) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
+
+
+async def test_kline_envelope_order_and_open_candle() -> None:
+    async with emulator(speed=1) as emu:
+        emu.clock.set_now(OPEN + 30_000)
+        status, body = await get(emu.rest_url + KLINE_PATH, limit=5)
+    expected = fixture("rest_kline_response.json")
+    assert status == 200 and body.keys() == expected.keys()
+    assert body["result"].keys() == expected["result"].keys() and body["retCode"] == 0
+    rows = body["result"]["list"]
+    assert all(isinstance(v, str) for row in rows for v in row) and len(rows[0]) == 7
+    assert [int(r[0]) for r in rows] == [OPEN - i * MINUTE_MS for i in range(5)]  # newest first
+    candles = [candle_from_rest_row(r, body["time"]) for r in rows]
+    assert not candles[0].confirmed  # the open candle is included, half-way
+    assert candles[0].close != csv_candles(OPEN, 1)[0].close
+    assert candles[1:] == csv_candles(OPEN - 4 * MINUTE_MS, 4)[::-1]
+
+
+async def test_kline_window_and_limits() -> None:
+    async with emulator(speed=1) as emu:
+        url = emu.rest_url + KLINE_PATH
+        _, default = await get(url)
+        _, window = await get(url, start=DAY1 + 10 * MINUTE_MS, end=DAY1 + 20 * MINUTE_MS, limit=1000)
+        _, newest = await get(url, start=DAY1, end=DAY1 + 20 * MINUTE_MS, limit=3)
+    assert len(default["result"]["list"]) == 200
+    assert [int(r[0]) for r in window["result"]["list"]][::-1] == [
+        DAY1 + i * MINUTE_MS for i in range(10, 21)
+    ]
+    assert [int(r[0]) for r in newest["result"]["list"]] == [DAY1 + i * MINUTE_MS for i in (20, 19, 18)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"symbol": "NOPEUSDT"}, {"limit": 1001}, {"limit": "x"}, {"interval": "2"}, {"category": "linear"},
+     {"start": DAY1 + MINUTE_MS, "end": DAY1}],
+)  # fmt: skip
+async def test_bad_parameters_are_10001(params: dict) -> None:
+    async with emulator() as emu:
+        status, body = await get(emu.rest_url + KLINE_PATH, **params)
+    assert (
+        status == 200 and body["retCode"] == 10001 and body.keys() == fixture("rest_error_10001.json").keys()
+    )
+    if "symbol" in params:
+        assert body["retMsg"] == "Not supported symbols"
+
+
+async def test_rate_limit_then_ip_ban_then_5xx() -> None:
+    async with emulator(Faults(rate_limit=1, rate_window_s=60, ban_factor=2)) as emu:
+        url = emu.rest_url + KLINE_PATH
+        answers = [await get(url) for _ in range(3)]
+        emu.faults.rate_limit, emu.faults.http_error_every = 0, 1
+        failed = await get(url)
+    assert answers[0][1]["retCode"] == 0
+    assert answers[1][0] == 200 and answers[1][1]["retCode"] == 10006
+    assert answers[1][1]["retMsg"] == fixture("rest_rate_limit_10006.json")["retMsg"]
+    assert answers[2][0] == 403 and "access too frequent" in answers[2][1]
+    assert failed[0] == 503
+
+
+async def test_time_follows_the_settable_clock() -> None:
+    async with emulator(speed=1) as emu:
+        emu.clock.set_now(DAY1)
+        status, body = await get(emu.rest_url + TIME_PATH)
+    assert (
+        status == 200
+        and DAY1 <= body["time"] < DAY1 + 1000
+        and int(body["result"]["timeSecond"]) == DAY1 // 1000
+    )
+
+
+async def test_subscribe_ping_and_rejection_in_spot_shapes() -> None:
+    async with (
+        emulator(speed=1) as emu,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(emu.ws_url) as ws,
+    ):
+        await ws.send_json(fixture("subscribe_request.json"))
+        ack = await ws.receive_json()
+        await ws.send_json({"op": "ping"})
+        pong = await ws.receive_json()
+        await ws.send_json({"req_id": "sub-2", "op": "subscribe", "args": ["kline.1.NOPEUSDT"]})
+        error = await ws.receive_json()
+        await ws.send_json({"op": "subscribe", "args": ["kline.5.BTCUSDT"]})
+        bare_ack = await ws.receive_json()
+    assert ack.keys() == fixture("subscribe_response_spot.json").keys() and ack["req_id"] == "sub-1"
+    assert ack["success"] is True and ack["ret_msg"] == "subscribe"
+    assert pong.keys() == fixture("pong_response_spot.json").keys()
+    assert pong["op"] == "ping" and pong["ret_msg"] == "pong"
+    expected_error = fixture("subscribe_error_bad_topic.json")
+    assert error.keys() == expected_error.keys() and error["ret_msg"] == expected_error["ret_msg"]
+    assert "req_id" not in bare_ack and bare_ack["success"] is True
+
+
+async def collect_pushes(ws: aiohttp.ClientWebSocketResponse, confirms: int) -> list[dict]:
+    pushes: list[dict] = []
+    while sum(p["data"][0]["confirm"] for p in pushes) < confirms:
+        message = await asyncio.wait_for(ws.receive_json(), 5)
+        if "topic" in message:
+            pushes.append(message)
+    return pushes
+
+
+async def test_pushes_updates_then_exactly_one_confirm_per_candle_agreeing_with_rest() -> None:
+    async with emulator() as emu, aiohttp.ClientSession() as session, session.ws_connect(emu.ws_url) as ws:
+        await ws.send_json({"op": "subscribe", "args": ["kline.1.BTCUSDT"]})
+        pushes = await collect_pushes(ws, 4)
+        _, rest = await get(emu.rest_url + KLINE_PATH, limit=20)
+    expected = fixture("kline_push_open.json")
+    assert pushes[0].keys() == expected.keys() and pushes[0]["data"][0].keys() == expected["data"][0].keys()
+    items = [p["data"][0] for p in pushes]
+    assert all(isinstance(i["start"], int) and isinstance(i["open"], str) for i in items)
+    starts = sorted({i["start"] for i in items})
+    assert starts == [starts[0] + k * MINUTE_MS for k in range(len(starts))]
+    confirmed = [candle_from_ws(i) for i in items if i["confirm"]]
+    assert [c.start_ms for c in confirmed] == starts[: len(confirmed)]  # one each, in order
+    assert confirmed == csv_candles(starts[0], len(confirmed))
+    for start in starts[1 : len(confirmed)]:
+        assert len([i for i in items if i["start"] == start and not i["confirm"]]) >= 2
+    by_rest = {c.start_ms: c for c in (candle_from_rest_row(r, rest["time"]) for r in rest["result"]["list"])}
+    assert all(by_rest[c.start_ms] == c for c in confirmed)
+
+
+async def test_drop_and_stall_faults() -> None:
+    async with emulator(Faults(drop_after=3)) as emu, aiohttp.ClientSession() as session:
+        async with session.ws_connect(emu.ws_url) as ws:
+            await ws.send_json({"op": "subscribe", "args": ["kline.1.BTCUSDT"]})
+            kinds = [(await asyncio.wait_for(ws.receive(), 5)).type for _ in range(5)]
+        assert kinds[:4] == [aiohttp.WSMsgType.TEXT] * 4  # the ack and 3 pushes
+        assert kinds[4] in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
+        emu.faults.drop_after, emu.faults.stall_after = 0, 2
+        async with session.ws_connect(emu.ws_url) as ws:
+            await ws.send_json({"op": "subscribe", "args": ["kline.1.BTCUSDT"]})
+            received = [await asyncio.wait_for(ws.receive_json(), 5) for _ in range(3)]
+            await ws.send_json({"op": "ping"})
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.receive(), 0.5)  # 5 candles' time: silence, not even a pong
+        assert [("topic" in m) for m in received] == [False, True, True]
+
+
+def test_command_line_prints_urls_and_serves() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecaster.emulator", "--data", str(SAMPLE_CSV), "--speed", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"rest_url=(\S+) ws_url=(\S+)", line)
+        assert match, line
+        assert match.group(2).startswith("ws://127.0.0.1:") and match.group(2).endswith("/v5/public/spot")
+        status, body = asyncio.run(get(match.group(1) + KLINE_PATH, limit=1))
+        assert status == 200 and int(body["result"]["list"][0][0]) == int(DATA.start_ms[1440])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        if process.stdout:
+            process.stdout.close()
