@@ -1,21 +1,57 @@
-"""Baselines that need no training, judged on the same candles as the models."""
+"""Baselines that need no training, judged on the same candles as the models.
+
+Each gives, per feature row, a decided direction and the two probabilities, so the metrics
+module scores them exactly like a model.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from forecaster.flat import DOWN, FLAT, UP
 
 LAST_RETURN = 0  # column of ret_0 (the newest log-return) in every feature set
 CERTAIN, UNSURE = 1.0, 0.5
 
 
+@dataclass(frozen=True)
+class BaselinePredictions:
+    directions: np.ndarray
+    p_up: np.ndarray
+    p_down: np.ndarray
+
+
 class Persistence:
-    """Predict that the last move repeats; a zero last move gives a tie (FLAT)."""
+    """Predict that the last move repeats; a zero last move is a tie (FLAT)."""
 
     trained = True
 
+    def batch(self, rows: np.ndarray) -> BaselinePredictions:
+        last = np.asarray(rows, np.float64)[:, LAST_RETURN]
+        p_up = np.where(last > 0, CERTAIN, np.where(last < 0, 1 - CERTAIN, UNSURE))
+        p_down = np.where(last == 0, UNSURE, 1 - p_up)
+        return BaselinePredictions(np.where(last > 0, UP, np.where(last < 0, DOWN, FLAT)), p_up, p_down)
+
     def __call__(self, x: np.ndarray) -> tuple[float, float, float]:
-        last = float(x[LAST_RETURN])
-        if last == 0:
-            return UNSURE, UNSURE, 0.0
-        up = CERTAIN if last > 0 else 1 - CERTAIN
-        return up, 1 - up, 0.0
+        out = self.batch(np.asarray(x)[None, :])
+        return float(out.p_up[0]), float(out.p_down[0]), 0.0
+
+
+@dataclass(frozen=True)
+class Majority:
+    """Always the direction that was more frequent in training, with its base rates as probabilities."""
+
+    direction: str
+    p_up: float
+    p_down: float
+
+    @classmethod
+    def fit(cls, y_up: np.ndarray, y_down: np.ndarray) -> Majority:
+        p_up, p_down = float(np.mean(y_up)), float(np.mean(y_down))
+        return cls(UP if p_up >= p_down else DOWN, p_up, p_down)
+
+    def batch(self, rows: np.ndarray) -> BaselinePredictions:
+        n = len(rows)
+        return BaselinePredictions(np.full(n, self.direction), np.full(n, self.p_up), np.full(n, self.p_down))
