@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator, fast_source
 
 from forecaster.candles import MINUTE_MS, aggregate
 from forecaster.emulator import Faults
@@ -19,6 +18,7 @@ from forecaster.sources.bybit_rest import (
     BybitUnavailable,
     KlineCache,
 )
+from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator, fast_source
 
 OPEN = NOW // MINUTE_MS * MINUTE_MS  # start of the candle still open at NOW
 

@@ -7,7 +7,6 @@ import logging
 from dataclasses import replace
 
 import pytest
-from bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
 
 from forecaster.candles import MINUTE_MS, aggregate
 from forecaster.config import SourceConfig
@@ -21,6 +20,7 @@ from forecaster.sources.bybit_ws import (
     SubscriptionRejected,
     parse_message,
 )
+from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
 
 N = 12  # candles per fault test: about 1.2 s of emulated market
 AFTER = NOW - 5 * MINUTE_MS  # the consumer already has candles up to here: the first 4 come from REST

@@ -11,12 +11,12 @@ import sys
 
 import aiohttp
 import pytest
-from bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
-from conftest import FIXTURES
 
 from forecaster.candles import MINUTE_MS, candle_from_rest_row, candle_from_ws
 from forecaster.data import SAMPLE_CSV
 from forecaster.emulator import KLINE_PATH, TIME_PATH, Faults
+from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
+from tests.conftest import FIXTURES
 
 OPEN = NOW // MINUTE_MS * MINUTE_MS
 QUERY = {"category": "spot", "symbol": "BTCUSDT", "interval": "1"}
