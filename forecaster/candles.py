@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,21 @@ def timeframe_ms(timeframe: str) -> int:
     if not match:
         raise ValueError(f"timeframe {timeframe!r} is not of the form '<minutes>m', e.g. '5m'")
     return int(match.group(1)) * MINUTE_MS
+
+
+def parse_utc_ms(text: str) -> int:
+    """Epoch milliseconds, or an ISO 8601 date/time (UTC when it names no zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is neither epoch milliseconds nor an ISO date such as 2025-06-01T12:00"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

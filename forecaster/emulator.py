@@ -32,7 +32,7 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
-from forecaster.candles import MINUTE_MS, CandleArray, aggregate, read_csv
+from forecaster.candles import MINUTE_MS, CandleArray, aggregate, parse_utc_ms, read_csv
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
 
@@ -480,16 +480,6 @@ async def _close_sockets(app: web.Application) -> None:
         await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
 
 
-def _parse_time(text: str) -> int:
-    """Epoch milliseconds or an ISO 8601 time (UTC if no zone)."""
-    if text.isdigit():
-        return int(text)
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m forecaster.emulator", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -498,7 +488,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed at start)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument(
-        "--now", type=_parse_time, help="start time, ms or ISO (default: one day into the data)"
+        "--now", type=parse_utc_ms, help="start time, ms or ISO (default: one day into the data)"
     )
     parser.add_argument("--symbol", default="BTCUSDT")
     parser.add_argument("--updates-per-candle", type=int, default=3, help="unconfirmed pushes per candle")

@@ -18,11 +18,11 @@ import numpy as np
 from forecaster.baselines import Persistence
 from forecaster.candles import Candle, timeframe_ms
 from forecaster.config import Config, FlatConfig
-from forecaster.errors import UserError
 from forecaster.features import BasicFeatures, FeatureWindow
 from forecaster.flat import direction
 from forecaster.model import CompiledModel, ModelSpec, Standardizer, build, load_compiled
 from forecaster.recording import PredictionRecord
+from forecaster.tracking import download_model
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1e6
@@ -110,24 +110,22 @@ class Predictor:
 
 
 def load_model(config: Config, features: BasicFeatures) -> tuple[ProbabilityModel, Standardizer | None]:
-    """The model the config names: trained weights from model.path, else its untrained initial stage."""
+    """The model the config names: trained weights from model.path or model.uri, else its untrained stage."""
     if config.model.name == "persistence":
         return Persistence(), None
-    if config.model.uri:
-        raise UserError(
-            "model.uri (MLflow registry) is not supported yet; give the weights' folder as model.path"
-        )
-    if config.model.path:
+    path = config.model.path or (download_model(config, config.model.uri) if config.model.uri else None)
+    if path:
         expect = {
             "feature_set": features.name,
             "feature_fingerprint": features.fingerprint(),
             "timeframe": config.timeframe.name,
         }
-        model, sidecar = load_compiled(config.model.path, expect)
+        model, sidecar = load_compiled(path, expect)
         stats = sidecar.get("normalisation")
         return model, Standardizer.from_dict(stats) if stats else None
     log.warning(
-        "model=%s has no trained weights (model.path): its records say trained=false", config.model.name
+        "model=%s has no trained weights (model.path / model.uri): records say trained=false",
+        config.model.name,
     )
     spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
     return CompiledModel(build(spec), trained=False), None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,12 +26,15 @@ log = logging.getLogger(__name__)
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+MODEL_ARTIFACT = "model"
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
 
 
 class Tracker(Protocol):
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None: ...
+    def register_model(self, model_dir: Path, name: str) -> str | None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
     def describe(self) -> str: ...
 
@@ -46,6 +50,9 @@ class NullTracker:
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
         pass
+
+    def register_model(self, model_dir: Path, name: str) -> str | None:
+        return None
 
     def finish(self, status: str = "FINISHED") -> None:
         pass
@@ -113,6 +120,19 @@ class MlflowTracker:
         if self.run_id is not None:
             self.client.log_artifact(self.run_id, str(path), artifact_dir)
 
+    def register_model(self, model_dir: Path, name: str) -> str | None:
+        """Log the weights folder as the run's `model` artefact and register it as a new version of `name`."""
+        if self.run_id is None:
+            return None
+        self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
+        try:
+            self.client.get_registered_model(name)
+        except Exception:  # MLflow raises RestException/MlflowException for a missing name
+            self.client.create_registered_model(name)
+        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        version = self.client.create_model_version(name, source, run_id=self.run_id)
+        return str(version.version)
+
     def finish(self, status: str = "FINISHED") -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
@@ -128,6 +148,37 @@ class MlflowTracker:
 
 def default_uri(mlruns: str) -> str:
     return f"sqlite:///{(Path(mlruns) / 'mlflow.db').resolve()}"
+
+
+def registered_name(config: Config) -> str:
+    return f"forecaster-{config.model.name}-{config.timeframe.name}"
+
+
+def download_model(config: Config, uri: str) -> Path:
+    """`models:/<name>/<version or latest>` from the configured store -> a local folder of weights."""
+    found = MODELS_URI.match(uri)
+    if not found:
+        raise UserError(f"model.uri={uri} is not of the form models:/<name>/<version or latest>")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.artifacts import download_artifacts
+    from mlflow.tracking import MlflowClient
+
+    store = config.tracking.uri or default_uri(config.paths.mlruns)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    name, wanted = found["name"], found["version"]
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception as exc:
+        raise UserError(f"cannot read the model registry at {store} ({str(exc).splitlines()[0]})") from exc
+    if not versions:
+        raise UserError(f"no model registered as {name} in {store}; train one with mode=train")
+    chosen = max(versions, key=lambda v: int(v.version)) if wanted == "latest" else None
+    chosen = chosen or next((v for v in versions if str(v.version) == wanted), None)
+    if chosen is None:
+        have = ", ".join(str(v) for v in sorted(int(v.version) for v in versions))
+        raise UserError(f"{name} has no version {wanted} in {store}; versions: {have}")
+    log.info("model.uri %s -> %s version %s (run %s)", uri, name, chosen.version, chosen.run_id)
+    return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
 
 
 def open_tracker(config: Config) -> Tracker:
@@ -169,4 +220,15 @@ def run_tags(config: Config, run_dir: Path) -> dict[str, str]:
         "flat": config.flat.name,
         "source": config.source.name,
         "run_dir": str(run_dir.resolve()),
+        **_sweep_tag(),
     }
+
+
+def _sweep_tag() -> dict[str, str]:
+    """In a `-m` sweep, every job's run carries the sweep's directory: one filter shows the sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    return {"sweep": HydraConfig.get().sweep.dir}

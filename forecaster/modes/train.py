@@ -1,0 +1,155 @@
+"""mode=train: history -> dataset -> walk-forward training -> test metrics against baselines -> weights.
+
+Each fold trains on everything before its validation block and is scored on its own test block;
+the persistence and majority baselines are scored on exactly the same test rows. The model of the
+last fold (trained on the most data) is saved in the run dir with its sidecar, logged to the
+MLflow run and registered as `forecaster-<model>-<timeframe>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from forecaster import __version__, backend
+from forecaster.baselines import Majority, Persistence
+from forecaster.config import Config
+from forecaster.errors import UserError
+from forecaster.features import BasicFeatures
+from forecaster.flat import directions
+from forecaster.history import load_history
+from forecaster.metrics import actual_directions, score
+from forecaster.model import ModelSpec, save
+from forecaster.tracking import Tracker, flatten, open_tracker, registered_name, run_tags
+from forecaster.training import (
+    Dataset,
+    EpochStats,
+    Split,
+    TrainResult,
+    make_dataset,
+    predict_probabilities,
+    train,
+    walk_forward,
+)
+
+log = logging.getLogger(__name__)
+MODEL_DIR = "model"
+METRICS_FILE = "metrics.json"
+SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
+
+
+def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, dict]:
+    """The model and both baselines on the same test rows."""
+    p_up, p_down = predict_probabilities(result.model, result.standardizer, test.X)
+    actual = actual_directions(test.next_ret)
+    y_up, y_down = test.y[:, 0], test.y[:, 1]
+    out = {"model": score(directions(p_up, p_down, config.flat), actual, p_up, p_down, y_up, y_down)}
+    baselines = {
+        "persistence": Persistence(),
+        "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]),
+    }
+    for name, baseline in baselines.items():
+        guess = baseline.batch(test.X)
+        out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
+    return out
+
+
+def _fold(k: int, split: Split, data: Dataset, spec: ModelSpec, config: Config, tracker: Tracker):
+    def on_epoch(stats: EpochStats) -> None:
+        values = {
+            "train_loss": stats.train_loss,
+            "val_loss": stats.val_loss,
+            "samples_per_s": stats.samples_per_s,
+        }
+        tracker.log_metrics({f"fold{k}/{key}": value for key, value in values.items()}, step=stats.epoch)
+
+    n_train, n_val, n_test = split.sizes()
+    log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
+    result = train(spec, data[split.train], data[split.val], config.train, config.seed, on_epoch)
+    log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
+    return result, score_test(result, data[split.train], data[split.test], config)
+
+
+def _mean(reports: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per who and metric, the mean over folds (of the folds where it is defined)."""
+    out: dict[str, dict] = {}
+    for who in reports[0]:
+        keys = {key for report in reports for key in report[who]}
+        out[who] = {
+            key: float(np.mean([r[who][key] for r in reports if key in r[who]])) for key in sorted(keys)
+        }
+    return out
+
+
+def summary_table(scores: dict[str, dict]) -> str:
+    header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
+    rows = [header]
+    for who, values in scores.items():
+        cells = "".join(
+            f"{values[name]:>18.4f}" if name in values else f"{'-':>18}" for name in SUMMARY_METRICS
+        )
+        rows.append(f"{who:<12}{cells}")
+    return "\n".join(rows)
+
+
+def run(config: Config, run_dir: Path) -> int:
+    if config.model.name == "persistence":
+        raise UserError("model=persistence needs no training; every training run reports it as a baseline")
+    backend.configure_jax(config.paths.jax_cache)
+    candles = load_history(config)
+    features = BasicFeatures.from_config(config.features)
+    data = make_dataset(candles, features, config.train.threshold_bps)
+    embargo = config.train.embargo_windows * features.window
+    splits = walk_forward(
+        len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
+    )
+    spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
+
+    tracker = open_tracker(config)
+    tracker.start(
+        f"train-{config.model.name}-{config.timeframe.name}",
+        flatten(asdict(config)),
+        run_tags(config, run_dir),
+    )
+    status = "FAILED"
+    try:
+        folds = [_fold(k, split, data, spec, config, tracker) for k, split in enumerate(splits)]
+        reports = [report for _, report in folds]
+        scores = _mean(reports)
+        for k, report in enumerate(reports):
+            tracker.log_metrics(flatten({f"fold{k}/test": report}), step=0)
+        tracker.log_metrics(flatten({"test": scores}), step=0)
+        result = folds[-1][0]
+        metadata = {
+            "feature_set": features.name,
+            "feature_fingerprint": features.fingerprint(),
+            "feature_names": features.names,
+            "timeframe": config.timeframe.name,
+            "threshold_bps": config.train.threshold_bps,
+            "normalisation": result.standardizer.to_dict(),
+            "data_range": {
+                "first_candle_ts": int(candles.start_ms[0]),
+                "last_candle_ts": int(candles.start_ms[-1]),
+            },
+            "symbol": config.source.symbol,
+            "best_epoch": result.best_epoch,
+            "test": scores,
+            "code_version": __version__,
+        }
+        model_dir = save(run_dir / MODEL_DIR, result.model, spec, trained=True, metadata=metadata)
+        (run_dir / METRICS_FILE).write_text(json.dumps({"test": scores, "folds": reports}, indent=2) + "\n")
+        tracker.log_artifact(run_dir / METRICS_FILE)
+        version = tracker.register_model(model_dir, registered_name(config))
+        print(f"test split ({len(splits)} fold(s), {int(scores['model']['n'])} rows per fold on average):")
+        print(summary_table(scores))
+        print(f"weights: {model_dir}")
+        if version is not None:
+            print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
+        status = "FINISHED"
+    finally:
+        tracker.finish(status)
+    return 0
