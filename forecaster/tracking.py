@@ -9,11 +9,13 @@ buffered and written in batches: on SQLite every write is one transaction of abo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +29,7 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 MODEL_ARTIFACT = "model"
+SQLITE_PREFIX = "sqlite:///"
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
 
 
@@ -70,14 +73,16 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        self.experiment_id = self._experiment_id(experiment, artifact_root)
+        with _store_lock(uri):
+            self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            self.experiment_id = self._experiment_id(experiment, artifact_root)
         self.metrics_batch = metrics_batch
         self.run_id: str | None = None
         self._pending: list[Any] = []
 
     def _experiment_id(self, name: str, artifact_root: Path | None) -> str:
         try:
+            self.client.search_registered_models(max_results=1)  # opens (and migrates) the registry store
             found = self.client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
@@ -125,12 +130,11 @@ class MlflowTracker:
         if self.run_id is None:
             return None
         self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
-        try:
-            self.client.get_registered_model(name)
-        except Exception:  # MLflow raises RestException/MlflowException for a missing name
-            self.client.create_registered_model(name)
         source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        version = self.client.create_model_version(name, source, run_id=self.run_id)
+        with _store_lock(self.uri):  # parallel sweep jobs register under the same name
+            if not self.client.search_registered_models(filter_string=f"name='{name}'"):
+                self.client.create_registered_model(name)
+            version = self.client.create_model_version(name, source, run_id=self.run_id)
         return str(version.version)
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -146,8 +150,24 @@ class MlflowTracker:
         return f"{self.uri} (experiment id {self.experiment_id})"
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise first use of a SQLite store and registry writes: parallel sweep jobs would otherwise
+    race to create its tables ("duplicate column name"), the experiment and registered models."""
+    if not uri.startswith(SQLITE_PREFIX):
+        yield
+        return
+    lock = Path(uri.removeprefix(SQLITE_PREFIX)).with_suffix(".lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def default_uri(mlruns: str) -> str:
-    return f"sqlite:///{(Path(mlruns) / 'mlflow.db').resolve()}"
+    return f"{SQLITE_PREFIX}{(Path(mlruns) / 'mlflow.db').resolve()}"
 
 
 def registered_name(config: Config) -> str:

@@ -1,0 +1,129 @@
+"""mode=train through the real entry point: weights, sidecar, MLflow run and registry, sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from forecaster.recording import read_jsonl
+from forecaster.tracking import default_uri
+from tests.conftest import run_cli
+
+QUICK = ["mode=train", "source=replay", "train.epochs=2", "train.progress=false"]
+
+
+def _client(tmp_path: Path) -> MlflowClient:
+    uri = default_uri(str(tmp_path / "mlruns"))
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _runs(tmp_path: Path) -> list:
+    client = _client(tmp_path)
+    return client.search_runs(
+        client.get_experiment_by_name("forecaster").experiment_id, order_by=["start_time"]
+    )
+
+
+def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
+    run_dir = tmp_path / "train"
+    result = run_cli(*QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "persistence" in result.stdout and "majority" in result.stdout
+    sidecar = json.loads((run_dir / "model" / "model.json").read_text())
+    assert sidecar["trained"] is True and sidecar["timeframe"] == "1m" and sidecar["feature_set"] == "basic"
+    assert (
+        len(sidecar["normalisation"]["mean"]) == 19
+        and sidecar["data_range"]["first_candle_ts"] == 1733011200000
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert set(metrics) == {"model", "persistence", "majority"}
+    assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
+
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == "2"
+    assert "test.model.brier_up" in run.data.metrics and "fold0/val_loss" in run.data.metrics
+    (version,) = _client(tmp_path).search_model_versions("name='forecaster-twohead-1m'")
+    assert version.run_id == run.info.run_id
+
+    live_dir = tmp_path / "live"
+    live = run_cli(
+        "mode=live",
+        "source=replay",
+        "model.uri=models:/forecaster-twohead-1m/latest",
+        "live.max_candles=70",
+        f"hydra.run.dir={live_dir}",
+        cwd=tmp_path,
+    )
+    assert live.returncode == 0, live.stderr[-2000:]
+    predictions = read_jsonl(live_dir / "predictions.jsonl").records
+    assert len(predictions) == 11 and all(p["trained"] for p in predictions)
+    assert "(untrained)" not in live.stdout
+
+
+def test_a_model_for_another_timeframe_is_refused(tmp_path: Path) -> None:
+    run_dir = tmp_path / "train"
+    assert run_cli(*QUICK, "tracking=off", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    result = run_cli(
+        "mode=live", "source=replay", "timeframe=5m", f"model.path={run_dir / 'model'}", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "timeframe='1m' but this run uses timeframe='5m'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sweep_makes_one_tagged_run_per_job(tmp_path: Path) -> None:
+    result = run_cli("-m", *QUICK, "train.epochs=1", "model=twohead,logreg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = _runs(tmp_path)
+    assert sorted(r.data.params["model.name"] for r in runs) == ["logreg", "twohead"]
+    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_sweep_in_parallel_processes_with_joblib(tmp_path: Path) -> None:
+    result = run_cli(
+        "-m",
+        *QUICK,
+        "train.epochs=1",
+        "seed=0,1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(r.data.params["seed"] for r in _runs(tmp_path)) == ["0", "1"]
+
+
+def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Path) -> None:
+    path = shared_data / "btcusdt_1m_bybit-linear_20250529_20250629.csv.gz"
+    result = run_cli(
+        *QUICK,
+        f"source.path={path}",
+        "data.start=2025-06-01",
+        "data.end=2025-06-08",
+        "timeframe=5m",
+        "tracking=off",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=persistence"], "needs no training"),
+        (["data.start=2030-01-01"], "no 1m candles"),
+        (["data.start=yesterday"], "data.start"),
+    ],
+)
+def test_bad_training_requests_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli(*QUICK, "tracking=off", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
