@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,27 @@ def test_bad_training_requests_are_one_clear_line(tmp_path: Path, args: list[str
     result = run_cli(*QUICK, "tracking=off", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_from_bybit_rest_history(tmp_path: Path) -> None:
+    """source=bybit: the history comes through the real REST client (here from the emulator) and its cache."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "forecaster.emulator", "--port", "0", "--now", "2024-12-04T00:00"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as emulator:
+        assert emulator.stdout is not None
+        found = re.search(r"rest_url=(\S+) ws_url=(\S+)", emulator.stdout.readline())
+        assert found
+        args = ["mode=train", "train.epochs=1", "train.progress=false", "tracking=off"]
+        args += [f"source.rest_url={found[1]}", "data.start=2024-12-01", "data.end=2024-12-03"]
+        result = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+        emulator.terminate()
+    assert result.returncode == 0, result.stderr[-2000:]
+    sidecar = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
+    assert sidecar["data_range"] == {
+        "first_candle_ts": 1733011200000,
+        "last_candle_ts": 1733184000000 - 60_000,
+    }
+    assert list((tmp_path / ".cache" / "forecaster" / "klines").rglob("*")), "the history was cached"
