@@ -86,6 +86,7 @@ class FlatConfig:
     name: str = _choice("balanced", "balanced", "strict", "loose", "off")
     min_prob: float = _bounded(0.55, ge=0, le=1)
     min_margin: float = _bounded(0.05, ge=0, le=1)
+    max_spread: float | None = _bounded(None, ge=0)  # ensembles: abstain above this member spread
 
 
 @dataclass
@@ -119,10 +120,47 @@ class PathsConfig:
 
 
 @dataclass
+class PredictorEntry:
+    """One predictor of a live session: a model option and a timeframe, plus a few overrides.
+
+    The model and flat options are the files of conf/model and conf/flat; None takes the model
+    option's value (members, path, uri) or the run's top-level `flat` (flat and its thresholds).
+    """
+
+    model: str = _choice("twohead", *ModelConfig.__dataclass_fields__["name"].metadata["choices"])
+    timeframe: str = _choice("1m", *TIMEFRAMES)
+    name: str | None = None  # default: <model>-<timeframe>; names the records' subdirectory
+    members: int | None = _bounded(None, ge=1)
+    path: str | None = None
+    uri: str | None = None
+    flat: str | None = _choice(None, *FlatConfig.__dataclass_fields__["name"].metadata["choices"])
+    min_prob: float | None = _bounded(None, ge=0, le=1)
+    min_margin: float | None = _bounded(None, ge=0, le=1)
+    max_spread: float | None = _bounded(None, ge=0)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.model}-{self.timeframe}"
+
+
+@dataclass
 class LiveConfig:
-    max_candles: int | None = _bounded(None, ge=1)
+    max_candles: int | None = _bounded(None, ge=1)  # per predictor; the session ends when all are done
     rolling_window: int = _bounded(100, ge=1)
     upload_every: int = _bounded(60, ge=1)
+    reward: float = 1.0  # score of a correct decided prediction
+    penalty: float = -1.0  # score of a wrong decided prediction
+    flat_score: float = 0.0  # score of an abstention
+    predictors: list[PredictorEntry] = field(default_factory=list)  # empty: the run's model/timeframe/flat
+
+    def __post_init__(self) -> None:
+        labels = [entry.label for entry in self.predictors]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ConfigError(f"live.predictors: name {twice[0]!r} is used twice; give each entry a name")
+        for entry in self.predictors:
+            if entry.path and entry.uri:
+                raise ConfigError(f"live.predictors: {entry.label} sets both path and uri; give only one")
 
 
 @dataclass
@@ -153,6 +191,14 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    records: str | None = None  # a run dir with predictions.jsonl + facts.jsonl, or an MLflow run id
+    threshold_bps: float = _bounded(0.0, ge=0)
+    redecide: bool = False  # apply this run's flat rule to the recorded probabilities
+    plots: bool = True
+
+
+@dataclass
 class Config:
     mode: ModeConfig = field(default_factory=ModeConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -166,6 +212,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = _bounded(0, ge=0)
 
 
@@ -227,6 +274,10 @@ def _check_bounds(obj: Any, prefix: str) -> None:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             _check_bounds(value, f"{key}.")
+            continue
+        if isinstance(value, list) and any(dataclasses.is_dataclass(item) for item in value):
+            for index, item in enumerate(value):
+                _check_bounds(item, f"{key}[{index}].")
             continue
         if value is None or isinstance(value, (DictConfig, ListConfig)):
             continue

@@ -10,14 +10,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from forecaster.baselines import Persistence
 from forecaster.candles import Candle, timeframe_ms
-from forecaster.config import Config, FlatConfig
+from forecaster.config import (
+    Config,
+    ConfigError,
+    FlatConfig,
+    ModelConfig,
+    PredictorEntry,
+    TimeframeConfig,
+    config_source,
+)
 from forecaster.features import BasicFeatures, FeatureWindow
 from forecaster.flat import direction
 from forecaster.model import CompiledModel, ModelSpec, Standardizer, build, load_compiled
@@ -26,6 +37,7 @@ from forecaster.tracking import download_model
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1e6
+Schema = TypeVar("Schema")
 
 
 class ProbabilityModel(Protocol):
@@ -44,19 +56,26 @@ class PredictorCounters:
     warming: int = 0  # candles that went into the window before it was full
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    model: ProbabilityModel
+    standardizer: Standardizer | None = None
+    sidecar: dict = field(default_factory=dict)  # empty unless trained weights were loaded
+
+
 class Predictor:
     def __init__(
         self,
         features: BasicFeatures,
-        model: ProbabilityModel,
+        loaded: LoadedModel,
         rule: FlatConfig,
         model_name: str,
         timeframe: str,
-        standardizer: Standardizer | None = None,
     ) -> None:
         self.window = FeatureWindow(features)
-        self.standardizer = standardizer
-        self.model = model
+        self.standardizer = loaded.standardizer
+        self.model = loaded.model
+        self.sidecar = loaded.sidecar
         self.rule = rule
         self.model_name = model_name
         self.timeframe = timeframe
@@ -86,21 +105,34 @@ class Predictor:
     def on_candle(self, candle: Candle, received_ns: int | None = None) -> PredictionRecord | None:
         """The prediction made at the close of `candle` about the next one; None if refused or warming."""
         received_ns = received_ns if received_ns is not None else time.perf_counter_ns()
+        row = self.prepare(candle)
+        if row is None:
+            return None
+        return self.decide(candle, *self.model(row), received_ns)
+
+    def prepare(self, candle: Candle) -> np.ndarray | None:
+        """The candle's standardised feature row for the model; None if refused or still warming.
+
+        Split from `decide` so that several predictors can share one model call (see BatchedModels).
+        """
         if not self._accept(candle):
             return None
         row = self.window.push(candle)
         if row is None:
             self.counters.warming += 1
             return None
-        if self.standardizer is not None:
-            row = self.standardizer(row)
-        p_up, p_down, _spread = self.model(row)
+        return row if self.standardizer is None else self.standardizer(row)
+
+    def decide(
+        self, candle: Candle, p_up: float, p_down: float, spread: float, received_ns: int
+    ) -> PredictionRecord:
+        """The model's output for `candle`'s row, through the FLAT rule, as a record."""
         self.counters.predictions += 1
         return PredictionRecord(
             candle_ts=candle.start_ms,
             p_up=p_up,
             p_down=p_down,
-            direction=direction(p_up, p_down, self.rule),
+            direction=direction(p_up, p_down, self.rule, spread),
             target_ts=candle.start_ms + self.step_ms,
             model=self.model_name,
             timeframe=self.timeframe,
@@ -109,10 +141,10 @@ class Predictor:
         )
 
 
-def load_model(config: Config, features: BasicFeatures) -> tuple[ProbabilityModel, Standardizer | None]:
+def load_model(config: Config, features: BasicFeatures) -> LoadedModel:
     """The model the config names: trained weights from model.path or model.uri, else its untrained stage."""
     if config.model.name == "persistence":
-        return Persistence(), None
+        return LoadedModel(Persistence())
     path = config.model.path or (download_model(config, config.model.uri) if config.model.uri else None)
     if path:
         expect = {
@@ -122,16 +154,43 @@ def load_model(config: Config, features: BasicFeatures) -> tuple[ProbabilityMode
         }
         model, sidecar = load_compiled(path, expect)
         stats = sidecar.get("normalisation")
-        return model, Standardizer.from_dict(stats) if stats else None
+        return LoadedModel(model, Standardizer.from_dict(stats) if stats else None, sidecar)
     log.warning(
         "model=%s has no trained weights (model.path / model.uri): records say trained=false",
         config.model.name,
     )
     spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
-    return CompiledModel(build(spec), trained=False), None
+    return LoadedModel(CompiledModel(build(spec), trained=False))
 
 
 def build_predictor(config: Config) -> Predictor:
     features = BasicFeatures.from_config(config.features)
-    model, standardizer = load_model(config, features)
-    return Predictor(features, model, config.flat, config.model.name, config.timeframe.name, standardizer)
+    loaded = load_model(config, features)
+    return Predictor(features, loaded, config.flat, config.model.name, config.timeframe.name)
+
+
+def group_option(group: str, option: str, schema: type[Schema]) -> Schema:
+    """The option file conf/<group>/<option>.yaml as its typed schema (e.g. model=ensemble's ModelConfig)."""
+    source = config_source()
+    root: Any = (
+        resources.files(source.removeprefix("pkg://")) if source.startswith("pkg://") else Path(source)
+    )
+    node = OmegaConf.create((root / group / f"{option}.yaml").read_text(encoding="utf-8"))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))  # type: ignore[return-value]
+
+
+def entry_config(config: Config, entry: PredictorEntry) -> Config:
+    """The whole run config one `live.predictors` entry stands for, so build_predictor serves it as is.
+
+    The model comes from the entry's model option with its overrides; the FLAT rule from the entry's
+    flat option, else the run's top-level one, then the entry's thresholds.
+    """
+    model = group_option("model", entry.model, ModelConfig)
+    model_overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
+    model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
+    if model.path and model.uri:
+        raise ConfigError(f"live.predictors: {entry.label} gets both a path and a uri; give only one")
+    flat = config.flat if entry.flat is None else group_option("flat", entry.flat, FlatConfig)
+    thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
+    flat = replace(flat, **{k: v for k, v in thresholds.items() if v is not None})
+    return replace(config, model=model, flat=flat, timeframe=TimeframeConfig(entry.timeframe))

@@ -29,6 +29,8 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 MODEL_ARTIFACT = "model"
+RECORDS_ARTIFACT = "records"
+ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
 
@@ -131,9 +133,14 @@ class MlflowTracker:
             return None
         self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
         source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        with _store_lock(self.uri):  # parallel sweep jobs register under the same name
-            if not self.client.search_registered_models(filter_string=f"name='{name}'"):
+        from mlflow.exceptions import MlflowException
+
+        with _store_lock(self.uri):
+            try:
                 self.client.create_registered_model(name)
+            except MlflowException as exc:  # parallel sweep jobs register under the same name
+                if exc.error_code != ALREADY_EXISTS:
+                    raise
             version = self.client.create_model_version(name, source, run_id=self.run_id)
         return str(version.version)
 
@@ -199,6 +206,22 @@ def download_model(config: Config, uri: str) -> Path:
         raise UserError(f"{name} has no version {wanted} in {store}; versions: {have}")
     log.info("model.uri %s -> %s version %s (run %s)", uri, name, chosen.version, chosen.run_id)
     return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
+
+
+def download_records(config: Config, run_id: str, destination: Path) -> Path:
+    """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    store = config.tracking.uri or default_uri(config.paths.mlruns)
+    try:
+        path = MlflowClient(tracking_uri=store).download_artifacts(run_id, RECORDS_ARTIFACT, str(destination))
+    except Exception as exc:
+        raise UserError(
+            f"eval.records={run_id} is neither a folder nor an MLflow run with records in {store} "
+            f"({str(exc).splitlines()[0]})"
+        ) from exc
+    return Path(path)
 
 
 def open_tracker(config: Config) -> Tracker:

@@ -124,6 +124,7 @@ def run(config: Config, run_dir: Path) -> int:
             tracker.log_metrics(flatten({f"fold{k}/test": report}), step=0)
         tracker.log_metrics(flatten({"test": scores}), step=0)
         result = folds[-1][0]
+        last_test = data[splits[-1].test]
         metadata = {
             "feature_set": features.name,
             "feature_fingerprint": features.fingerprint(),
@@ -138,6 +139,12 @@ def run(config: Config, run_dir: Path) -> int:
             "symbol": config.source.symbol,
             "best_epoch": result.best_epoch,
             "test": scores,
+            # the last fold's test block: mode=eval replays it by default and should agree with this
+            "test_range": {
+                "first_candle_ts": int(last_test.candle_ts[0]),
+                "last_candle_ts": int(last_test.candle_ts[-1]),
+            },
+            "last_fold_test": reports[-1],
             "code_version": __version__,
         }
         model_dir = save(run_dir / MODEL_DIR, result.model, spec, trained=True, metadata=metadata)

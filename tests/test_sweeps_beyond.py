@@ -1,0 +1,78 @@
+"""Sweeps beyond one process: Hydra's submitit launcher (local executor) logging to a shared MLflow server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+SERVER_START_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """`mlflow server` with a database backend on 127.0.0.1, as a team would share one."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination", str(tmp_path / "server-artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "server.log").open("w") as log:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "server.log"
+            ).read_text()
+            time.sleep(0.5)
+        yield url
+        server.terminate()
+        server.wait(30)
+
+
+def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path: Path, mlflow_server: str) -> None:
+    result = run_cli(
+        "-m",
+        "mode=train",
+        "source=replay",
+        "train.epochs=1",
+        "train.progress=false",
+        "seed=0,1",
+        "hydra/launcher=submitit_local",
+        f"tracking.uri={mlflow_server}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in runs) and len({r.data.tags["sweep"] for r in runs}) == 1
+    versions = client.search_model_versions("name='forecaster-twohead-1m'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert not (tmp_path / "mlruns").exists(), "everything went to the server"
