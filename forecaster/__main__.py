@@ -7,7 +7,6 @@ are imported), so a bad config costs a fraction of a second and prints one line,
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -113,11 +112,8 @@ def run(cfg: DictConfig) -> None:
     """One Hydra job: validate, then hand over to the module of the chosen mode."""
     try:
         config = to_config(cfg)
-        name = config.mode.name
-        if importlib.util.find_spec(f"forecaster.modes.{name}") is None:
-            raise UserError(f"mode={name} is not available in this version yet; use mode=dryrun")
         backend.select_platform()
-        mode = importlib.import_module(f"forecaster.modes.{name}")
+        mode = importlib.import_module(f"forecaster.modes.{config.mode.name}")
         code = mode.run(config, Path(HydraConfig.get().runtime.output_dir))
     except UserError as exc:
         log.error("%s", exc)

@@ -104,13 +104,6 @@ def test_bad_input_is_one_clear_line_and_exit_2(
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), "work started"
 
 
-def test_a_mode_not_built_yet_says_so(tmp_path: Path) -> None:
-    result = run_cli("mode=eval", "tracking=off", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "mode=eval is not available" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_help_explains_the_groups(tmp_path: Path) -> None:
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0

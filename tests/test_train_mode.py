@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
-from tests.conftest import run_cli
+from tests.conftest import emulator_process, run_cli
 
 QUICK = ["mode=train", "source=replay", "train.epochs=2", "train.progress=false"]
 
@@ -134,19 +131,10 @@ def test_bad_training_requests_are_one_clear_line(tmp_path: Path, args: list[str
 
 def test_train_from_bybit_rest_history(tmp_path: Path) -> None:
     """source=bybit: the history comes through the real REST client (here from the emulator) and its cache."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "forecaster.emulator", "--port", "0", "--now", "2024-12-04T00:00"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    ) as emulator:
-        assert emulator.stdout is not None
-        found = re.search(r"rest_url=(\S+) ws_url=(\S+)", emulator.stdout.readline())
-        assert found
-        args = ["mode=train", "train.epochs=1", "train.progress=false", "tracking=off"]
-        args += [f"source.rest_url={found[1]}", "data.start=2024-12-01", "data.end=2024-12-03"]
+    with emulator_process("--now", "2024-12-04T00:00") as emulator:
+        args = ["mode=train", "train.epochs=1", "train.progress=false", "tracking=off", *emulator]
+        args += ["data.start=2024-12-01", "data.end=2024-12-03"]
         result = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-        emulator.terminate()
     assert result.returncode == 0, result.stderr[-2000:]
     sidecar = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
     assert sidecar["data_range"] == {

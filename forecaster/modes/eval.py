@@ -1,0 +1,135 @@
+"""mode=eval: predictions against facts -> metrics.json, report.md, plots, and an MLflow run.
+
+Two sources of predictions. `eval.records=<run dir or MLflow run id>` judges a live session's
+records. Otherwise the model of `model.path` / `model.uri` is judged on history: the candles of
+`data.start`..`data.end` (default: the model's own test split) are replayed through the same
+Predictor as live, written as the same records in this run dir, and then judged the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from forecaster import backend
+from forecaster.candles import parse_utc_ms, timeframe_ms
+from forecaster.config import Config
+from forecaster.errors import UserError
+from forecaster.evaluation import evaluate_joined, join
+from forecaster.facts import FactTracker
+from forecaster.history import load_history
+from forecaster.predictor import build_predictor
+from forecaster.recording import FACT_KEY, PREDICTION_KEY, RunRecords, read_jsonl
+from forecaster.report import render_report, summary_lines
+from forecaster.tracking import download_records, flatten, open_tracker, run_tags
+
+log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+UNDEFINED = "undefined"  # the key under which forecaster.metrics lists what it left out, and why
+
+
+def replay_history(config: Config, run_dir: Path) -> Path:
+    """Predict every candle of the period with the live code path; the records land in run_dir."""
+    predictor = build_predictor(config)
+    step = timeframe_ms(config.timeframe.name)
+    tested = predictor.sidecar.get("test_range")
+    if config.data.start is not None:
+        first = parse_utc_ms(str(config.data.start))
+        end = parse_utc_ms(str(config.data.end)) if config.data.end is not None else None
+    elif tested:
+        first, end = tested["first_candle_ts"], tested["last_candle_ts"] + step
+        log.info("period: the model's test split, %d .. %d", first, end)
+    else:
+        raise UserError(
+            "say which period to judge: data.start (and data.end), or give a trained model.path/uri"
+        )
+    warm = predictor.window.features.window - 1
+    period = replace(
+        config.data, start=str(first - warm * step), end=None if end is None else str(end + step)
+    )
+    candles = load_history(replace(config, data=period)).to_candles()
+    facts = FactTracker()
+    with RunRecords(config.sink, run_dir) as records:
+        for candle in candles:
+            if end is None or candle.start_ms < end:
+                prediction = predictor.on_candle(candle)
+                if prediction is not None:
+                    records.add_prediction(prediction)
+            records.add_candle(candle)
+            fact = facts.push(candle)
+            if fact is not None:
+                records.add_fact(fact)
+    log.info("replayed %d candles, %d predictions", len(candles), predictor.counters.predictions)
+    return run_dir
+
+
+def records_dir(config: Config, run_dir: Path) -> Path:
+    source = Path(str(config.eval.records))
+    if source.is_dir():
+        return source
+    return download_records(config, str(config.eval.records), run_dir / "downloaded")
+
+
+def _numbers(tree: dict[str, Any]) -> dict[str, float]:
+    """The scalar leaves as MLflow metrics (lists and tables stay in metrics.json).
+
+    A metric left out as undefined (e.g. decided accuracy with nothing decided) is logged as NaN
+    under its usual name, so every job of a sweep has the same metric names in the MLflow UI;
+    metrics.json and report.md say why it is undefined.
+    """
+    out: dict[str, float] = {}
+    for who, result in tree.items():
+        summary = result.get("summary", {}) if isinstance(result, dict) else {}
+        if summary.get("n") and "decided_accuracy" not in summary:  # score() leaves it out when all FLAT
+            out[f"{who}.summary.decided_accuracy"] = math.nan
+    for key, value in flatten(tree).items():
+        prefix, marker, name = key.rpartition(f".{UNDEFINED}.")
+        if marker:
+            out[f"{prefix}.{name}"] = math.nan
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+    return out
+
+
+def run(config: Config, run_dir: Path) -> int:
+    if config.eval.records:
+        source = records_dir(config, run_dir)
+    else:
+        backend.configure_jax(config.paths.jax_cache)
+        source = replay_history(config, run_dir)
+    predictions = read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
+    facts = read_jsonl(source / config.sink.facts, FACT_KEY).records
+    joined = join(predictions, facts)
+    if joined.report.matched == 0:
+        raise UserError(
+            f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
+            f"{len(facts)} facts); evaluate a longer session"
+        )
+    results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
+    (run_dir / METRICS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    plots = []
+    if config.eval.plots:
+        from forecaster.plots import plot_all
+
+        plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
+    (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
+
+    tracker = open_tracker(config)
+    tracker.start(
+        f"eval-{config.model.name}-{config.timeframe.name}",
+        flatten(asdict(config)),
+        run_tags(config, run_dir),
+    )
+    tracker.log_metrics(_numbers(results), step=0)
+    for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
+        tracker.log_artifact(path, PLOTS_DIR if path.suffix == ".png" else None)
+    tracker.finish()
+    print("\n".join(summary_lines(results)))
+    print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
+    return 0

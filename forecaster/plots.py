@@ -1,0 +1,213 @@
+"""Evaluation plots as PNG files: one function per plot, each writes one file and returns its path.
+
+Figures are built with `matplotlib.figure.Figure` and rendered by Agg, never through pyplot: no
+display, no global state, safe in sweep workers. Matplotlib is imported here only, as it is slow.
+Every plot draws something readable on empty or all-FLAT input (a note instead of data).
+Inputs are the sections of `forecaster.metrics.evaluate`, so plots and metrics.json agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from forecaster.config import FlatConfig
+from forecaster.flat import directions
+from forecaster.metrics import CHANCE, LABELS, confusion_array, running_accuracy, wilson_bounds
+
+DPI = 110
+SQUARE = (5.5, 4.8)
+WIDE = (8.0, 4.5)
+TALL = (6.0, 6.5)
+MAX_LINE_POINTS = 4000  # the running accuracy is thinned to this many points: a longer line adds nothing
+NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 11, "color": "0.4"}
+HEAD_COLOURS = {"up": "tab:green", "down": "tab:red"}
+DARK_CELL = 0.6  # share of the colour range above which cell text turns white
+SETTLE_SHARE = 10  # the y axis of the running accuracy ignores the first 1/SETTLE_SHARE of it
+Y_MARGIN = 0.05  # the y axis shows at least chance +- this
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, **NOTE_STYLE)
+
+
+def confusion(confusion: Mapping[str, Mapping[str, int]], path: str | Path, title: str = "") -> Path:
+    """Heatmap of the 3x3 confusion matrix (`evaluate(...)["confusion"]`), counts and row shares."""
+    counts = confusion_array(confusion)
+    total = int(counts.sum())
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    figure = Figure(figsize=SQUARE, layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(1, int(counts.max())))
+    figure.colorbar(image, ax=ax, label="predictions")
+    for i in range(len(LABELS)):
+        for j in range(len(LABELS)):
+            colour = "white" if counts[i, j] > DARK_CELL * max(1, counts.max()) else "black"
+            ax.text(
+                j, i, f"{counts[i, j]:,}\n{shares[i, j]:.1%} of row", ha="center", va="center", color=colour
+            )
+    ax.set_xticks(range(len(LABELS)), LABELS)
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xlabel("fact (next candle; zero move = FLAT)")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"{title + ': ' if title else ''}confusion matrix (n = {total:,})")
+    return _save(figure, path)
+
+
+def reliability(heads: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Reliability diagram of both heads (`evaluate(...)["heads"]`): observed frequency against mean
+    predicted probability per bin, with the diagonal of perfect calibration; counts per bin below."""
+    figure = Figure(figsize=TALL, layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.plot((0, 1), (0, 1), ls="--", color="0.5", label="perfectly calibrated")
+    any_rows = False
+    width = 0.0
+    for offset, (name, head) in zip((-0.5, 0.5), heads.items(), strict=False):
+        table = head["reliability"]
+        width = (table[0]["bin_high"] - table[0]["bin_low"]) / 2.5
+        filled = [row for row in table if row["count"]]
+        colour = HEAD_COLOURS.get(name)
+        if filled:
+            any_rows = True
+            ece = f", ECE {head['ece']:.3f}" if "ece" in head else ""
+            top.plot(
+                [row["mean_predicted"] for row in filled],
+                [row["observed"] for row in filled],
+                marker="o",
+                color=colour,
+                label=f"p_{name}{ece}",
+            )
+        centres = [(row["bin_low"] + row["bin_high"]) / 2 + offset * width for row in table]
+        bottom.bar(centres, [row["count"] for row in table], width=width, color=colour, label=f"p_{name}")
+    if not any_rows:
+        _note(top, "no predictions")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("observed frequency")
+    top.set_title(f"{title + ': ' if title else ''}reliability (equal-width bins)")
+    top.legend(loc="upper left")
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("count")
+    bottom.set_ylim(bottom=0)
+    return _save(figure, path)
+
+
+def _curve(ax: Axes, points: Sequence[Mapping[str, Any]], label: str, marker: str) -> bool:
+    shown = [p for p in points if p["accuracy"] is not None]
+    if shown:
+        ax.plot(
+            [p["coverage"] for p in shown], [p["accuracy"] for p in shown], marker=marker, ms=3, label=label
+        )
+    return bool(shown)
+
+
+def coverage(curves: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
+    """Decided accuracy against coverage (decided share) as the FLAT thresholds tighten
+    (`evaluate(...)["coverage"]`); the named rules as labelled points."""
+    figure = Figure(figsize=WIDE, layout="constrained")
+    ax = figure.subplots()
+    drawn = _curve(ax, curves["by_min_prob"], "min_prob swept (min_margin 0)", "o")
+    drawn |= _curve(ax, curves["by_min_margin"], "min_margin swept (min_prob 0)", "s")
+    for rule in curves.get("rules", ()):
+        if rule["accuracy"] is not None:
+            ax.scatter(rule["coverage"], rule["accuracy"], color="black", zorder=3)
+            ax.annotate(
+                rule["name"], (rule["coverage"], rule["accuracy"]), xytext=(4, 4), textcoords="offset points"
+            )
+            drawn = True
+    ax.axhline(CHANCE, ls="--", color="0.5", label="chance (50%)")
+    if not drawn:
+        _note(ax, "no decided prediction at any threshold")
+        ax.set_ylim(0, 1)
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("coverage (share of candles decided)")
+    ax.set_ylabel("decided accuracy")
+    ax.set_title(f"{title + ': ' if title else ''}accuracy vs coverage over FLAT thresholds")
+    ax.legend(loc="best")
+    return _save(figure, path)
+
+
+def cumulative_accuracy(
+    candle_ts: np.ndarray, predicted: np.ndarray, actual: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
+    """Running decided accuracy over time (x: candle start, UTC), to see whether an edge is steady or
+    comes from one stretch."""
+    figure = Figure(figsize=WIDE, layout="constrained")
+    ax = figure.subplots()
+    where, hits, decided = running_accuracy(predicted, actual)
+    ax.axhline(CHANCE, ls="--", color="0.5", label="chance (50%)")
+    if len(where):
+        keep = np.unique(np.linspace(0, len(where) - 1, min(len(where), MAX_LINE_POINTS)).astype(np.int64))
+        times = np.asarray(candle_ts, np.int64)[where[keep]].astype("datetime64[ms]")
+        running = hits[keep] / decided[keep]
+        low, high = wilson_bounds(hits[keep], decided[keep])
+        ax.fill_between(times, low, high, color="tab:blue", alpha=0.2, lw=0, label="95% Wilson interval")
+        ax.plot(times, running, color="tab:blue", label=f"decided accuracy (final {running[-1]:.1%})")
+        # The first few decisions swing between 0 and 1; scale the axis to the settled part.
+        settled = slice(len(keep) // SETTLE_SHARE, None)
+        ax.set_ylim(
+            min(CHANCE - Y_MARGIN, float(low[settled].min())),
+            max(CHANCE + Y_MARGIN, float(high[settled].max())),
+        )
+        figure.autofmt_xdate()
+    else:
+        _note(ax, "no decided prediction")
+        ax.set_ylim(0, 1)
+    ax.set_xlabel("candle start (UTC)")
+    ax.set_ylabel("decided accuracy so far")
+    ax.set_title(f"{title + ': ' if title else ''}cumulative decided accuracy ({len(where):,} decided)")
+    ax.legend(loc="best")
+    return _save(figure, path)
+
+
+def write_all(
+    result: Mapping[str, Any],
+    candle_ts: np.ndarray,
+    predicted: np.ndarray,
+    actual: np.ndarray,
+    directory: str | Path,
+    prefix: str = "",
+    title: str = "",
+) -> list[Path]:
+    """The four plots of one `evaluate` result into `directory` (file names start with `prefix`)."""
+    directory = Path(directory)
+    return [
+        confusion(result["confusion"], directory / f"{prefix}confusion.png", title),
+        reliability(result["heads"], directory / f"{prefix}reliability.png", title),
+        coverage(result["coverage"], directory / f"{prefix}coverage.png", title),
+        cumulative_accuracy(
+            candle_ts, predicted, actual, directory / f"{prefix}cumulative_accuracy.png", title
+        ),
+    ]
+
+
+def plot_all(
+    joined: Any, results: Mapping[str, Any], directory: str | Path, rule: FlatConfig | None = None
+) -> list[Path]:
+    """eval's plots: the four of the model (`results["model"]`) and the confusion matrix of each
+    baseline (every other entry that is an `evaluate` result).
+
+    `joined` needs `candle_ts`, `predicted`, `actual`, `p_up`, `p_down` (forecaster.evaluation.Joined).
+    Pass the same `rule` the model was evaluated with: the running accuracy then re-decides from the
+    probabilities exactly as the metrics did, instead of plotting the recorded directions.
+    """
+    directory = Path(directory)
+    predicted = joined.predicted if rule is None else directions(joined.p_up, joined.p_down, rule)
+    paths = write_all(results["model"], joined.candle_ts, predicted, joined.actual, directory, title="model")
+    for name, result in results.items():
+        if name != "model" and isinstance(result, Mapping) and "confusion" in result:
+            paths.append(confusion(result["confusion"], directory / f"{name}_confusion.png", name))
+    return paths

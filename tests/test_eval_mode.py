@@ -1,0 +1,143 @@
+"""mode=eval: the join on messy records, a live emulator session judged end to end, a trained model
+judged on history by the live code path (it must reproduce what training reported), and eval sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from forecaster.evaluation import join
+from forecaster.recording import read_jsonl
+from forecaster.tracking import default_uri
+from tests.conftest import emulator_process, run_cli
+
+STEP = 60_000
+
+
+def _p(t: int, direction: str = "UP") -> dict:
+    return {"candle_ts": t * STEP, "p_up": 0.7, "p_down": 0.2, "direction": direction}
+
+
+def _f(t: int, direction: str) -> dict:
+    move = {"UP": 1, "DOWN": -1, "FLAT": 0}[direction]
+    return {"prev_ts": (t - 1) * STEP, "candle_ts": t * STEP, "ret_bps": move, "direction": direction}
+
+
+def test_join_with_gaps_duplicates_and_disorder() -> None:
+    predictions = [_p(1), _p(3), _p(2, "DOWN"), _p(2, "UP"), _p(5), _p(9)]
+    facts = [_f(2, "UP"), _f(4, "DOWN"), _f(3, "FLAT"), _f(4, "UP"), _f(6, "DOWN")]
+    joined = join(predictions, facts)
+    report = joined.report
+    assert (report.predictions, report.facts, report.matched, report.unmatched) == (5, 4, 4, 1)
+    assert report.duplicate_predictions == 1 and report.duplicate_facts == 1 and report.out_of_order == 3
+    assert joined.candle_ts.tolist() == [1 * STEP, 2 * STEP, 3 * STEP, 5 * STEP]
+    assert joined.predicted.tolist() == ["UP", "DOWN", "UP", "UP"], "the first line of a duplicate is kept"
+    assert joined.actual.tolist() == ["UP", "FLAT", "DOWN", "DOWN"], "each prediction meets the move of t+1"
+    assert joined.last_move.tolist() == ["FLAT", "UP", "FLAT", "FLAT"]
+
+
+@pytest.fixture(scope="module")
+def live_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One live emulator session (with its MLflow run) that the tests below evaluate."""
+    home = tmp_path_factory.mktemp("session")
+    run_dir = home / "live"
+    with emulator_process() as emulator:
+        args = ["mode=live", *emulator, "live.max_candles=150", "flat=loose", f"hydra.run.dir={run_dir}"]
+        result = run_cli(*args, cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run_dir
+
+
+def _independent(run_dir: Path) -> tuple[int, int, int]:
+    """Decided predictions and hits, counted the plain way from the record files."""
+    facts = {f["prev_ts"]: f["direction"] for f in read_jsonl(run_dir / "facts.jsonl").records}
+    decided = hits = matched = 0
+    for p in read_jsonl(run_dir / "predictions.jsonl").records:
+        if p["candle_ts"] in facts:
+            matched += 1
+            if p["direction"] != "FLAT":
+                decided += 1
+                hits += p["direction"] == facts[p["candle_ts"]]
+    return matched, decided, hits
+
+
+def test_eval_of_a_live_session(tmp_path: Path, live_session: Path) -> None:
+    run_dir = tmp_path / "eval"
+    result = run_cli("mode=eval", f"eval.records={live_session}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    matched, decided, hits = _independent(live_session)
+    assert metrics["join"]["matched"] == matched == 149 and metrics["join"]["unmatched"] == 1
+    assert metrics["model"]["decided"]["n"] == decided and metrics["model"]["decided"]["hits"] == hits
+    assert set(metrics) == {"join", "model", "persistence", "majority"}
+    report = (run_dir / "report.md").read_text()
+    assert "## Model and baselines on the same candles" in report and "| persistence |" in report
+    assert sorted(p.name for p in (run_dir / "plots").glob("*.png")) == [
+        "confusion.png", "coverage.png", "cumulative_accuracy.png", "majority_confusion.png",
+        "persistence_confusion.png", "reliability.png",
+    ]  # fmt: skip
+    assert "model        decided" in result.stdout
+
+    home = live_session.parent
+    client = MlflowClient(default_uri(str(home / "mlruns")))
+    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id, "tags.mode = 'live'")
+    by_id = run_cli("mode=eval", f"eval.records={runs[0].info.run_id}", "eval.plots=false", cwd=home)
+    assert by_id.returncode == 0, by_id.stderr[-2000:]
+    assert f"joined {matched} predictions" in by_id.stdout
+
+
+def test_eval_sweep_compares_flat_rules(tmp_path: Path, live_session: Path) -> None:
+    args = ["-m", "mode=eval", f"eval.records={live_session}", "eval.redecide=true", "eval.plots=false"]
+    result = run_cli(*args, "flat=strict,balanced,off", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id, "tags.mode = 'eval'")
+    assert sorted(r.data.tags["flat"] for r in runs) == ["balanced", "off", "strict"]
+    keys = [set(r.data.metrics) for r in runs]
+    assert keys[0] == keys[1] == keys[2] and "model.decided.n" in keys[0]
+    coverage = {r.data.tags["flat"]: r.data.metrics["model.overall.flat_share"] for r in runs}
+    assert coverage["off"] <= coverage["balanced"] <= coverage["strict"]
+
+
+def test_eval_of_a_trained_model_reproduces_training(tmp_path: Path) -> None:
+    train_dir = tmp_path / "train"
+    args = [
+        "mode=train",
+        "source=replay",
+        "train.epochs=3",
+        "train.progress=false",
+        "tracking=off",
+        "flat=off",
+    ]
+    assert run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path).returncode == 0
+    trained = json.loads((train_dir / "model" / "model.json").read_text())["last_fold_test"]
+    run_dir = tmp_path / "eval"
+    args = ["mode=eval", "source=replay", f"model.path={train_dir / 'model'}", "tracking=off", "flat=off"]
+    result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    model = metrics["model"]["summary"]
+    assert model["n"] == trained["model"]["n"] and metrics["join"]["unmatched"] == 0
+    for key in ("brier_up", "brier_down", "log_loss_up", "log_loss_down"):
+        assert model[key] == pytest.approx(trained["model"][key], abs=1e-6), key
+    assert model["decided_accuracy"] == pytest.approx(
+        trained["model"]["decided_accuracy"], abs=2 / model["n"]
+    )
+    assert metrics["persistence"]["summary"]["decided_accuracy"] == trained["persistence"]["decided_accuracy"]
+    assert (run_dir / "predictions.jsonl").is_file(), "history is judged through the same records as live"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval.records=nowhere"], "eval.records=nowhere"),
+        (["source=replay"], "say which period"),
+    ],
+)
+def test_bad_eval_requests_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli("mode=eval", "tracking=off", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-1000:]
+    assert "Traceback" not in result.stderr
