@@ -58,6 +58,18 @@ def test_groups_have_the_designed_options() -> None:
     assert set(_options("source")) >= {"bybit", "replay"}
 
 
+def test_experiment_presets_set_several_groups() -> None:
+    config = _compose("experiment=ensemble_5m")
+    assert (config.model.name, config.model.members, config.timeframe.name, config.flat.name) == (
+        "ensemble",
+        8,
+        "5m",
+        "strict",
+    )
+    assert _compose("experiment=logreg_15m").train.threshold_bps == 2.0
+    assert _compose("experiment=ensemble_5m", "flat=loose").flat.name == "loose", "the command line still wins"
+
+
 def test_values_are_converted_to_their_types() -> None:
     config = _compose("flat.min_prob=0.7", "source.ping_interval_s=5", "live.max_candles=3")
     assert config.flat.min_prob == 0.7
