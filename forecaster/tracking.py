@@ -83,13 +83,23 @@ class MlflowTracker:
         self._pending: list[Any] = []
 
     def _experiment_id(self, name: str, artifact_root: Path | None) -> str:
+        from mlflow.exceptions import MlflowException
+
         try:
             self.client.search_registered_models(max_results=1)  # opens (and migrates) the registry store
             found = self.client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
             location = artifact_root.resolve().as_uri() if artifact_root else None
-            return self.client.create_experiment(name, artifact_location=location)
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:  # another job of a sweep created it a moment ago
+                if (
+                    exc.error_code != ALREADY_EXISTS
+                    or (found := self.client.get_experiment_by_name(name)) is None
+                ):
+                    raise
+                return found.experiment_id
         except Exception as exc:
             raise UserError(
                 f"MLflow store {self.uri} is not usable ({str(exc).splitlines()[0]}); "
