@@ -1,7 +1,9 @@
 """The abstain rule: FLAT is a decision not to call a direction, not a third model output.
 
 Abstain when `max(p_up, p_down) < min_prob` or `|p_up - p_down| < min_margin`; an exact tie is
-FLAT even with `flat=off`, since neither direction is preferred.
+FLAT even with `flat=off`, since neither direction is preferred. With `max_spread` set, also
+abstain when the ensemble's members disagree more than that (their spread, see model.summarise):
+a confident mean over members that contradict each other is not a confident call.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ from forecaster.config import FlatConfig
 UP, DOWN, FLAT = "UP", "DOWN", "FLAT"
 
 
-def directions(p_up: np.ndarray, p_down: np.ndarray, rule: FlatConfig) -> np.ndarray:
-    """Vectorised: one of UP / DOWN / FLAT per pair of probabilities."""
+def directions(
+    p_up: np.ndarray, p_down: np.ndarray, rule: FlatConfig, spread: np.ndarray | None = None
+) -> np.ndarray:
+    """Vectorised: one of UP / DOWN / FLAT per pair of probabilities (and member spread, if known).
+
+    Without `spread` (e.g. records that do not hold it) the spread rule cannot apply and is skipped.
+    """
     p_up, p_down = np.asarray(p_up, np.float64), np.asarray(p_down, np.float64)
     abstain = (
         (np.maximum(p_up, p_down) < rule.min_prob)
         | (np.abs(p_up - p_down) < rule.min_margin)
         | (p_up == p_down)
     )
+    if rule.max_spread is not None and spread is not None:
+        abstain |= np.asarray(spread, np.float64) > rule.max_spread
     return np.where(abstain, FLAT, np.where(p_up > p_down, UP, DOWN))
 
 
-def direction(p_up: float, p_down: float, rule: FlatConfig) -> str:
-    return str(directions(np.array([p_up]), np.array([p_down]), rule)[0])
+def direction(p_up: float, p_down: float, rule: FlatConfig, spread: float | None = None) -> str:
+    spreads = None if spread is None else np.array([spread])
+    return str(directions(np.array([p_up]), np.array([p_down]), rule, spreads)[0])

@@ -22,7 +22,6 @@ from forecaster.baselines import Persistence
 from forecaster.candles import Candle, timeframe_ms
 from forecaster.config import (
     Config,
-    ConfigError,
     FlatConfig,
     ModelConfig,
     PredictorEntry,
@@ -97,10 +96,17 @@ class Predictor:
         return True
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
-        """Fill the window from history (no predictions): the next candle is predicted at once."""
+        """Fill the window from history (no predictions): the next candle is predicted at once.
+
+        The model runs once on the last full window, unrecorded, so that its compilation happens
+        here and not on the first live candle (with several predictors, all at the same minute).
+        """
+        row = None
         for candle in candles:
             if self._accept(candle):
-                self.window.push(candle)
+                row = self.window.push(candle)
+        if row is not None:
+            self.model(row if self.standardizer is None else self.standardizer(row))
 
     def on_candle(self, candle: Candle, received_ns: int | None = None) -> PredictionRecord | None:
         """The prediction made at the close of `candle` about the next one; None if refused or warming."""
@@ -113,7 +119,7 @@ class Predictor:
     def prepare(self, candle: Candle) -> np.ndarray | None:
         """The candle's standardised feature row for the model; None if refused or still warming.
 
-        Split from `decide` so that several predictors can share one model call (see BatchedModels).
+        Split from `decide` so that a caller may run the model on several predictors' rows at once.
         """
         if not self._accept(candle):
             return None
@@ -188,8 +194,6 @@ def entry_config(config: Config, entry: PredictorEntry) -> Config:
     model = group_option("model", entry.model, ModelConfig)
     model_overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
     model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
-    if model.path and model.uri:
-        raise ConfigError(f"live.predictors: {entry.label} gets both a path and a uri; give only one")
     flat = config.flat if entry.flat is None else group_option("flat", entry.flat, FlatConfig)
     thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
     flat = replace(flat, **{k: v for k, v in thresholds.items() if v is not None})

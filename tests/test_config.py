@@ -67,7 +67,7 @@ def test_experiment_presets_set_several_groups() -> None:
         "strict",
     )
     assert _compose("experiment=logreg_15m").train.threshold_bps == 2.0
-    assert _compose("experiment=ensemble_5m", "flat=loose").flat.name == "loose", "the command line still wins"
+    assert _compose("experiment=ensemble_5m", "flat=loose").flat.name == "loose", "the command line wins"
 
 
 def test_values_are_converted_to_their_types() -> None:

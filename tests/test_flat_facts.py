@@ -11,6 +11,7 @@ from forecaster.facts import FactTracker, fact
 from forecaster.flat import direction, directions
 
 BALANCED = FlatConfig(min_prob=0.55, min_margin=0.05)
+SPREAD = FlatConfig(min_prob=0.55, min_margin=0.05, max_spread=0.1)
 OFF = FlatConfig(name="off", min_prob=0.0, min_margin=0.0)
 
 
@@ -23,11 +24,26 @@ def test_flat_rule_cases() -> None:
     assert direction(0.5, 0.5, OFF) == "FLAT"  # a tie prefers neither
 
 
+def test_member_spread_rule_cases() -> None:
+    assert direction(0.7, 0.2, SPREAD, 0.05) == "UP"
+    assert direction(0.7, 0.2, SPREAD, 0.1) == "UP", "at the limit: still decided"
+    assert direction(0.7, 0.2, SPREAD, 0.11) == "FLAT", "members disagree too much"
+    assert direction(0.2, 0.7, SPREAD, 0.3) == "FLAT"
+    assert direction(0.7, 0.2, SPREAD) == "UP", "no spread known (e.g. old records): the rule cannot apply"
+    assert direction(0.7, 0.2, BALANCED, 0.9) == "UP", "max_spread null: the rule is off"
+    assert direction(0.54, 0.1, SPREAD, 0.0) == "FLAT", "the other rules still hold"
+
+
 def test_vectorised_equals_scalar() -> None:
     rng = np.random.default_rng(0)
-    p_up, p_down = rng.random(1000), rng.random(1000)
-    vector = directions(p_up, p_down, BALANCED)
-    assert list(vector) == [direction(u, d, BALANCED) for u, d in zip(p_up, p_down, strict=True)]
+    p_up, p_down, spread = rng.random(1000), rng.random(1000), rng.random(1000) * 0.2
+    for rule in (BALANCED, SPREAD):
+        vector = directions(p_up, p_down, rule, spread)
+        scalar = [direction(u, d, rule, s) for u, d, s in zip(p_up, p_down, spread, strict=True)]
+        assert list(vector) == scalar
+    assert (directions(p_up, p_down, SPREAD, spread) == "FLAT").sum() > (
+        directions(p_up, p_down, BALANCED, spread) == "FLAT"
+    ).sum()
 
 
 def test_facts_follow_closes() -> None:

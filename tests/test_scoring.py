@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from forecaster.recording import FactRecord, PredictionRecord
-from forecaster.scoring import Scoreboard
+from forecaster.scoring import Scoreboard, ScoreRule
 
 STEP = 60_000
 
@@ -21,7 +21,7 @@ def _fact(t: int, direction: str) -> FactRecord:
 
 def test_predictions_are_settled_by_the_next_candles_fact() -> None:
     board = Scoreboard(rolling=3)
-    assert board.metrics() == {"settled": 0.0, "decided": 0.0}
+    assert board.metrics() == {"settled": 0.0, "decided": 0.0, "score": 0.0}
     board.add_prediction(_prediction(0, "UP"))
     assert board.add_fact(_fact(0, "DOWN")) is None, (
         "the fact of candle 0 does not judge the prediction made at 0"
@@ -37,6 +37,8 @@ def test_predictions_are_settled_by_the_next_candles_fact() -> None:
     assert metrics["decided_accuracy"] == 0.5
     assert metrics["rolling_flat_share"] == pytest.approx(1 / 3)  # last three: FLAT, miss, ok
     assert metrics["rolling_decided_accuracy"] == 0.5
+    assert metrics["score"] == 0.0  # +1 -1 0 -1 +1 with the default rule
+    assert metrics["rolling_score"] == 0.0  # last three: 0 -1 +1
 
 
 def test_predictions_whose_fact_cannot_come_are_dropped() -> None:
@@ -45,3 +47,18 @@ def test_predictions_whose_fact_cannot_come_are_dropped() -> None:
     board.add_prediction(_prediction(5, "UP"))
     assert board.add_fact(_fact(6, "UP")).candle_ts == 5 * STEP
     assert board._open == {}
+
+
+def test_score_follows_the_configured_reward_and_penalty() -> None:
+    board = Scoreboard(rolling=2, rule=ScoreRule(reward=2.0, penalty=-3.0, flat=-0.5))
+    sequence = [("UP", "UP"), ("UP", "DOWN"), ("FLAT", "UP"), ("DOWN", "DOWN"), ("DOWN", "FLAT")]
+    running = []
+    for t, (said, happened) in enumerate(sequence):
+        board.add_prediction(_prediction(t, said))
+        board.add_fact(_fact(t + 1, happened))
+        running.append(board.score)
+    # hit +2, miss -3, abstain -0.5, hit +2, decided against a zero move is a miss -3
+    assert running == [2.0, -1.0, -1.5, 0.5, -2.5]
+    metrics = board.metrics()
+    assert metrics["score"] == -2.5 and metrics["rolling_score"] == -1.0  # last two: +2 -3
+    assert metrics["rolling_decided_accuracy"] == 0.5 and metrics["decided_accuracy"] == 0.5

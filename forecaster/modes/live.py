@@ -4,11 +4,17 @@ Confirmed 1m candles come from Bybit's WebSocket (warm-up and gap backfill from 
 replayed file; higher timeframes are aggregated from them on UTC boundaries. Every candle is
 recorded, predicted, and settles the previous prediction; one console line says so. A signal
 finishes the current candle, flushes the records, closes the MLflow run as KILLED and exits 0.
+
+`live.predictors` runs several predictors (model x timeframe x FLAT rule) off one WebSocket
+connection and one 1m stream: each has its own aggregator, records (in `<run dir>/<name>/`),
+scoreboard and metrics (prefixed `<name>/` in the session's one MLflow run). With the list empty
+the run's own model/timeframe/flat is the one predictor, recorded at the top of the run dir.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import asdict
@@ -19,41 +25,68 @@ from forecaster import backend
 from forecaster.candles import Aggregator, Candle
 from forecaster.config import Config
 from forecaster.facts import FactTracker
-from forecaster.predictor import Predictor, build_predictor
+from forecaster.predictor import Predictor, build_predictor, entry_config
 from forecaster.recording import PredictionRecord, RunRecords
-from forecaster.scoring import Outcome, Scoreboard
-from forecaster.sources.feed import MinuteFeed, next_or_stop, stop_on_signals
-from forecaster.tracking import Tracker, flatten, open_tracker, run_tags
+from forecaster.scoring import Outcome, Scoreboard, ScoreRule
+from forecaster.sources.feed import MinuteFeed, WarmUp, covered_until, next_or_stop, stop_on_signals
+from forecaster.tracking import RECORDS_ARTIFACT, Tracker, flatten, open_tracker, run_tags
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1e6
 
 
 class LiveSession:
-    """One pass over the stream: candle -> records, prediction, fact, score, metrics."""
+    """One predictor over the stream: minute -> its candle -> records, prediction, fact, score, metrics.
 
-    def __init__(self, config: Config, predictor: Predictor, records: RunRecords, tracker: Tracker) -> None:
+    `name` ("" for the run's single implicit predictor) prefixes its console lines and metrics.
+    """
+
+    def __init__(
+        self, config: Config, predictor: Predictor, records: RunRecords, tracker: Tracker, name: str = ""
+    ) -> None:
         self.config = config
         self.predictor = predictor
         self.records = records
         self.tracker = tracker
+        self.name = name
         self.aggregator = Aggregator(config.timeframe.name)
         self.facts = FactTracker()
-        self.scores = Scoreboard(config.live.rolling_window)
+        self.scores = Scoreboard(config.live.rolling_window, ScoreRule.from_config(config.live))
         self.candles = 0
         self.stream_counters: object | None = None
+        self.covered_until: int | None = None  # last minute the warm-up already holds
+
+    @property
+    def done(self) -> bool:
+        limit = self.config.live.max_candles
+        return limit is not None and self.candles >= limit
 
     def warm_up(self, candles: list[Candle]) -> None:
         self.predictor.warm_up(candles)
+        self.covered_until = covered_until(candles)
         if candles:
             self.facts.push(candles[-1])  # so the first live candle gets its fact
 
+    def close(self, minute: Candle) -> Candle | None:
+        """Feed one confirmed 1m candle to the aggregator; the candle of our timeframe it completes.
+
+        Minutes the warm-up already covers are skipped: the shared stream starts after the warm-up
+        that ends first, so predictors of other timeframes see some minutes they already have.
+        """
+        if self.covered_until is not None and minute.start_ms <= self.covered_until:
+            return None
+        return self.aggregator.push(minute)
+
     def on_minute(self, minute: Candle, received_ns: int) -> bool:
         """Handle one confirmed 1m candle; True when it completed a candle of our timeframe."""
-        candle = self.aggregator.push(minute)
+        candle = self.close(minute)
         if candle is None:
             return False
-        prediction = self.predictor.on_candle(candle, received_ns)
+        self.settle(candle, self.predictor.on_candle(candle, received_ns), received_ns)
+        return True
+
+    def settle(self, candle: Candle, prediction: PredictionRecord | None, received_ns: int) -> None:
+        """Record a closed candle and its prediction, settle the previous prediction, report."""
         self.records.add_candle(candle)
         outcome = None
         fact = self.facts.push(candle)
@@ -68,22 +101,23 @@ class LiveSession:
         self._log_metrics(prediction, (time.perf_counter_ns() - received_ns) / NS_PER_MS)
         if self.candles % self.config.live.upload_every == 0:
             self.upload()
-        return True
 
     def console_line(
         self, candle: Candle, prediction: PredictionRecord | None, outcome: Outcome | None
     ) -> str:
         when = datetime.fromtimestamp(candle.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        line = f"{when} {candle.timeframe} close={candle.close:<10.2f}"
+        line = f"{self.name} " if self.name else ""
+        line += f"{when} {candle.timeframe} close={candle.close:<10.2f}"
         if prediction is None:
             line += " warming up".ljust(40)
         else:
             line += f" p_up={prediction.p_up:.3f} p_down={prediction.p_down:.3f} -> {prediction.direction:<4}"
             line += "" if prediction.trained else " (untrained)"
         if outcome is not None:
-            verdict = "abstained" if not outcome.decided else "hit" if outcome.correct else "miss"
-            line += f" | prev {outcome.predicted} vs {outcome.actual}: {verdict}"
+            line += f" | prev {outcome.predicted} vs {outcome.actual}: {outcome.kind}"
         metrics = self.scores.metrics()
+        if self.scores.settled:
+            line += f" | score {self.scores.score:+g}"
         if "decided_accuracy" in metrics:
             line += f" | acc {metrics['decided_accuracy']:.1%} of {self.scores.decided} decided"
         return line
@@ -92,55 +126,104 @@ class LiveSession:
         metrics = {**self.scores.metrics(), "candle_ms": handled_ms}
         if prediction is not None:
             metrics["latency_ms"] = prediction.latency_ms
+        prefix = f"{self.name}/" if self.name else ""
+        metrics = {f"{prefix}{key}": value for key, value in metrics.items()}
         counters = self.stream_counters
         if counters is not None:
             metrics.update({f"stream_{k}": float(v) for k, v in asdict(counters).items()})  # type: ignore[call-overload]
         self.tracker.log_metrics(metrics, step=self.candles)
 
     def upload(self) -> None:
+        folder = f"{RECORDS_ARTIFACT}/{self.name}" if self.name else RECORDS_ARTIFACT
         for writer in self.records.writers():
             if writer.path.exists():
-                self.tracker.log_artifact(writer.path, "records")
+                self.tracker.log_artifact(writer.path, folder)
 
 
-async def _run_session(config: Config, session: LiveSession) -> str:
-    """Consume until max_candles, the end of a replay, or a signal; return the MLflow run status."""
+def predictor_configs(config: Config) -> dict[str, Config]:
+    """Name -> the full config of each predictor; {"": config} when live.predictors is empty."""
+    if not config.live.predictors:
+        return {"": config}
+    return {entry.label: entry_config(config, entry) for entry in config.live.predictors}
+
+
+def _warm_up_request(session: LiveSession) -> WarmUp:
+    predictor = session.predictor
+    return WarmUp(predictor.timeframe, predictor.window.features.window, session.records.candles.last_key)
+
+
+async def _run_sessions(config: Config, sessions: list[LiveSession]) -> str:
+    """Consume until every predictor did max_candles, the end of a replay, or a signal; the run status."""
     with stop_on_signals() as stop:
-        resume = session.records.candles.last_key
-        async with MinuteFeed(config, session.predictor.window.features.window, resume) as feed:
-            session.warm_up(feed.warm)
-            session.stream_counters = feed.counters
+        warmups = [_warm_up_request(session) for session in sessions]
+        async with MinuteFeed(config, warmups=warmups) as feed:
+            for session, warm in zip(sessions, feed.warmed, strict=True):
+                session.warm_up(warm)
+            sessions[0].stream_counters = feed.counters
             minutes = aiter(feed)
             while (minute := await next_or_stop(minutes, stop)) is not None:
-                session.on_minute(minute, time.perf_counter_ns())
-                if config.live.max_candles is not None and session.candles >= config.live.max_candles:
-                    log.info("live.max_candles=%d reached", config.live.max_candles)
+                received = time.perf_counter_ns()
+                for session in sessions:
+                    if not session.done:
+                        session.on_minute(minute, received)
+                if all(session.done for session in sessions):
+                    log.info("live.max_candles=%s reached", config.live.max_candles)
                     return "FINISHED"
     if stop.is_set():
-        log.info("signal received: stopped after %d candles", session.candles)
+        log.info("signal received: stopped after %s candles", _counts(sessions))
         return "KILLED"
     log.info("the source has no more candles")
     return "FINISHED"
 
 
+def _counts(sessions: list[LiveSession]) -> str:
+    return ", ".join(f"{s.name or s.predictor.model_name}: {s.candles}" for s in sessions)
+
+
+def _params(config: Config, configs: dict[str, Config]) -> dict[str, object]:
+    params = flatten(asdict(config))
+    if "" not in configs:
+        for name, each in configs.items():
+            resolved = {
+                "model": asdict(each.model),
+                "flat": asdict(each.flat),
+                "timeframe": each.timeframe.name,
+            }
+            params.update(flatten(resolved, f"predictor.{name}."))
+    return params
+
+
 def run(config: Config, run_dir: Path) -> int:
     backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
-    predictor = build_predictor(config)
+    configs = predictor_configs(config)
+    predictors = {name: build_predictor(each) for name, each in configs.items()}
     tracker = open_tracker(config)
-    name = f"live-{config.model.name}-{config.timeframe.name}"
-    tracker.start(name, flatten(asdict(config)), run_tags(config, run_dir))
+    single = f"live-{config.model.name}-{config.timeframe.name}"
+    run_name = single if "" in configs else f"live-{len(configs)}-predictors"
+    tracker.start(run_name, _params(config, configs), run_tags(config, run_dir))
     status = "FAILED"
-    with RunRecords(config.sink, run_dir) as records:
-        session = LiveSession(config, predictor, records, tracker)
+    with contextlib.ExitStack() as stack:
+        sessions = [
+            LiveSession(
+                configs[name],
+                predictor,
+                stack.enter_context(RunRecords(config.sink, run_dir / name)),
+                tracker,
+                name,
+            )
+            for name, predictor in predictors.items()
+        ]
         try:
-            status = asyncio.run(_run_session(config, session))
+            status = asyncio.run(_run_sessions(config, sessions))
         finally:
-            session.upload()
+            for session in sessions:
+                session.upload()
             tracker.finish(status)
             log.info(
-                "%d candles, %d predictions; records in %s; %s",
-                session.candles,
-                predictor.counters.predictions,
+                "%d candles, %d predictions (%s); records in %s; %s",
+                sum(s.candles for s in sessions),
+                sum(s.predictor.counters.predictions for s in sessions),
+                _counts(sessions),
                 run_dir,
                 tracker.describe(),
             )
