@@ -6,6 +6,7 @@ are imported), so a bad config costs a fraction of a second and prints one line,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
@@ -24,6 +25,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from forecaster import backend
 from forecaster.config import (
     CONFIG_NAME,
+    Config,
     ConfigError,
     config_source,
     register_schema,
@@ -95,6 +97,11 @@ def _one_line(exc: BaseException) -> str:
         return f"{group}={wanted} does not exist; choose one of: {', '.join(sorted(missing.options))}"
     omega = next((e for e in _causes(exc) if isinstance(e, OmegaConfBaseException)), None)
     if isinstance(omega, (ConfigKeyError, ConfigAttributeError)) and omega.full_key:
+        owner = omega.object_type
+        if "." not in omega.full_key and dataclasses.is_dataclass(owner) and owner is not Config:
+            # inside a list of structured entries OmegaConf reports the key without its path
+            allowed = ", ".join(f.name for f in dataclasses.fields(owner))
+            return f"unknown key '{omega.full_key}' in a {owner.__name__}; allowed keys: {allowed}"
         return unknown_key_message(omega.full_key)
     if omega is not None and getattr(omega, "full_key", None):
         return f"{omega.full_key}: {str(getattr(omega, 'msg', omega)).splitlines()[0]}"

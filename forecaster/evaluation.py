@@ -39,6 +39,7 @@ class Joined:
     candle_ts: np.ndarray
     p_up: np.ndarray
     p_down: np.ndarray
+    spread: np.ndarray | None  # None when the records predate the field
     predicted: np.ndarray
     actual: np.ndarray
     ret_bps: np.ndarray
@@ -85,6 +86,9 @@ def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, 
         candle_ts=np.array([ts for ts, _, _ in rows], dtype=np.int64),
         p_up=np.array([p["p_up"] for _, p, _ in rows], dtype=np.float64),
         p_down=np.array([p["p_down"] for _, p, _ in rows], dtype=np.float64),
+        spread=np.array([p["spread"] for _, p, _ in rows])
+        if all("spread" in p for _, p, _ in rows)
+        else None,
         predicted=np.array([p["direction"] for _, p, _ in rows], dtype="<U4"),
         actual=np.array([f["direction"] for _, _, f in rows], dtype="<U4"),
         ret_bps=np.array([f["ret_bps"] for _, _, f in rows], dtype=np.float64),
@@ -116,7 +120,7 @@ def evaluate_joined(
     y_up = (joined.ret_bps > threshold_bps).astype(np.float64)
     y_down = (joined.ret_bps < -threshold_bps).astype(np.float64)
     hours = utc_hours(joined.candle_ts)
-    predicted = directions(joined.p_up, joined.p_down, rule) if redecide else joined.predicted
+    predicted = directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
     model = evaluate(
         predicted, joined.actual, joined.p_up, joined.p_down, y_up, y_down, hours=hours, rules=(rule,)
     )

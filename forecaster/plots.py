@@ -205,7 +205,10 @@ def plot_all(
     probabilities exactly as the metrics did, instead of plotting the recorded directions.
     """
     directory = Path(directory)
-    predicted = joined.predicted if rule is None else directions(joined.p_up, joined.p_down, rule)
+    if rule is None:
+        predicted = joined.predicted
+    else:
+        predicted = directions(joined.p_up, joined.p_down, rule, joined.spread)
     paths = write_all(results["model"], joined.candle_ts, predicted, joined.actual, directory, title="model")
     for name, result in results.items():
         if name != "model" and isinstance(result, Mapping) and "confusion" in result:

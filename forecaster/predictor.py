@@ -144,6 +144,7 @@ class Predictor:
             timeframe=self.timeframe,
             latency_ms=(time.perf_counter_ns() - received_ns) / NS_PER_MS,
             trained=self.model.trained,
+            spread=spread,
         )
 
 

@@ -77,6 +77,7 @@ class PredictionRecord:
     timeframe: str
     latency_ms: float
     trained: bool  # False: the model runs on its initial, untrained weights
+    spread: float = 0.0  # disagreement of ensemble members (0 for a single model), for flat.max_spread
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ BAD_INPUTS = [
     (["mode.check_network=maybe"], "mode.check_network", "bool"),
     (["model.path=a", "model.uri=b"], "model.path", "only one"),
     (["-m", "flat=strict,nope"], "flat=nope", "balanced"),
+    (["live.predictors=[{modle: twohead}]"], "'modle' in a PredictorEntry", "model, timeframe"),
     (["-m", "flat.min_prob=0.5,2"], "flat.min_prob", "<= 1"),
 ]
 

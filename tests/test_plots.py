@@ -66,7 +66,7 @@ def test_coverage_plot_when_nothing_is_ever_decided(tmp_path: Path) -> None:
 def test_plot_all_for_eval(tmp_path: Path) -> None:
     """eval's entry: model plots from a joined set (re-decided with a rule) and baseline confusions."""
     case = _case(200)
-    joined = SimpleNamespace(**case)
+    joined = SimpleNamespace(**case, spread=None)
     ts = case.pop("candle_ts")
     assert len(ts) == 200
     results = {

@@ -114,6 +114,7 @@ def test_run_records_write_the_three_files(tmp_path: Path) -> None:
             "timeframe": "1m",
             "latency_ms": 0.4,
             "trained": True,
+            "spread": 0.0,
         }
     ]
     assert list(read_jsonl(tmp_path / "facts.jsonl").records[0]) == [
