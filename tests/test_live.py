@@ -7,17 +7,14 @@ very same numbers as the batch path.
 from __future__ import annotations
 
 import itertools
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 from mlflow.tracking import MlflowClient
 
 from forecaster.candles import read_csv
@@ -29,28 +26,8 @@ from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import run_cli
 
-SPEED = "600"  # ten 1m candles per second
-URLS = re.compile(r"rest_url=(\S+) ws_url=(\S+)")
 SAMPLE = read_csv(SAMPLE_CSV)
 CLOSE = dict(zip(SAMPLE.start_ms.tolist(), SAMPLE.close.tolist(), strict=True))
-
-
-@pytest.fixture
-def emulator() -> Iterator[list[str]]:
-    """The emulator as a separate process, and the overrides that point a run at it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forecaster.emulator", "--port", "0", "--speed", SPEED],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    found = URLS.search(proc.stdout.readline())
-    assert found, "the emulator did not start"
-    yield [f"source.rest_url={found.group(1)}", f"source.ws_url={found.group(2)}"]
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
 
 
 def _keys(path: Path, key: str) -> list[int]:

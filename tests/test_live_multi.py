@@ -19,7 +19,7 @@ from forecaster.predictor import build_predictor, entry_config
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import run_cli
-from tests.test_live import SAMPLE, emulator  # noqa: F401  (the emulator fixture)
+from tests.test_live import SAMPLE
 
 TIMEFRAMES = ("1m", "15m")  # the widest gap between warm-up ends the stream must reconcile
 MODELS = ("twohead", "logreg")
@@ -67,7 +67,7 @@ def _check_predictor(run_dir: Path, model: str, timeframe: str) -> list[int]:
     return starts
 
 
-def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emulator: list[str]) -> None:  # noqa: F811
+def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emulator: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = [*emulator, PREDICTORS, f"hydra.run.dir={run_dir}"]
     first = run_cli("mode=live", *args, f"live.max_candles={MAX_CANDLES}", cwd=tmp_path)
