@@ -37,6 +37,7 @@ class JoinReport:
 @dataclass
 class Joined:
     candle_ts: np.ndarray
+    target_ts: np.ndarray  # the candle each prediction is about (t+1)
     p_up: np.ndarray
     p_down: np.ndarray
     spread: np.ndarray | None  # None when the records predate the field
@@ -84,6 +85,7 @@ def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, 
     moves = [by_curr[ts]["direction"] if ts in by_curr else FLAT for ts, _, _ in rows]
     return Joined(
         candle_ts=np.array([ts for ts, _, _ in rows], dtype=np.int64),
+        target_ts=np.array([f["candle_ts"] for _, _, f in rows], dtype=np.int64),
         p_up=np.array([p["p_up"] for _, p, _ in rows], dtype=np.float64),
         p_down=np.array([p["p_down"] for _, p, _ in rows], dtype=np.float64),
         spread=np.array([p["spread"] for _, p, _ in rows])
@@ -119,7 +121,7 @@ def evaluate_joined(
     `redecide`, replaces the recorded decisions (to compare FLAT rules on the same probabilities)."""
     y_up = (joined.ret_bps > threshold_bps).astype(np.float64)
     y_down = (joined.ret_bps < -threshold_bps).astype(np.float64)
-    hours = utc_hours(joined.candle_ts)
+    hours = utc_hours(joined.target_ts)  # the hour of the candle being forecast
     predicted = directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
     model = evaluate(
         predicted, joined.actual, joined.p_up, joined.p_down, y_up, y_down, hours=hours, rules=(rule,)
