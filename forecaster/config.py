@@ -196,6 +196,7 @@ class EvalConfig:
     threshold_bps: float = _bounded(0.0, ge=0)
     redecide: bool = False  # apply this run's flat rule to the recorded probabilities
     plots: bool = True
+    compare: str | None = None  # another trained model (weights folder or models:/ URI) on the same candles
 
 
 @dataclass

@@ -47,6 +47,13 @@ class Joined:
     last_move: np.ndarray  # direction of the move into candle t (FLAT where unknown)
     report: JoinReport = field(default_factory=JoinReport)
 
+    def restricted_to(self, candle_ts: np.ndarray) -> Joined:
+        """Only the rows whose candle is in `candle_ts`: to judge two predictors on the same candles."""
+        keep = np.isin(self.candle_ts, candle_ts)
+        columns = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "report"}
+        picked = {f: None if v is None else v[keep] for f, v in columns.items()}
+        return Joined(**picked, report=self.report)
+
 
 def _first_by(
     records: Iterable[Mapping[str, Any]], key: str
@@ -114,19 +121,36 @@ def _baselines(joined: Joined) -> dict[str, tuple[np.ndarray, np.ndarray, np.nda
     }
 
 
+def evaluate_predictions(
+    joined: Joined, threshold_bps: float, rule: FlatConfig, redecide: bool = False
+) -> dict[str, Any]:
+    """Metrics of the joined predictions; `rule` is marked on the coverage curve and, with
+    `redecide`, replaces the recorded decisions (to compare FLAT rules on the same probabilities)."""
+    predicted = directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
+    return evaluate(predicted, joined.actual, joined.p_up, joined.p_down, *_targets(joined, threshold_bps),
+                    hours=_hours(joined), rules=(rule,))  # fmt: skip
+
+
 def evaluate_joined(
     joined: Joined, threshold_bps: float, rule: FlatConfig, redecide: bool = False
 ) -> dict[str, Any]:
-    """Metrics of the model and of the baselines; `rule` is marked on the coverage curve and, with
-    `redecide`, replaces the recorded decisions (to compare FLAT rules on the same probabilities)."""
-    y_up = (joined.ret_bps > threshold_bps).astype(np.float64)
-    y_down = (joined.ret_bps < -threshold_bps).astype(np.float64)
-    hours = utc_hours(joined.target_ts)  # the hour of the candle being forecast
-    predicted = directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
-    model = evaluate(
-        predicted, joined.actual, joined.p_up, joined.p_down, y_up, y_down, hours=hours, rules=(rule,)
-    )
-    out: dict[str, Any] = {"join": vars(joined.report), "model": model}
+    """The join report, the model's metrics, and the baselines' on the same candles."""
+    out: dict[str, Any] = {
+        "join": vars(joined.report),
+        "model": evaluate_predictions(joined, threshold_bps, rule, redecide),
+    }
+    y_up, y_down = _targets(joined, threshold_bps)
     for name, (guess, p_up, p_down) in _baselines(joined).items():
-        out[name] = evaluate(guess, joined.actual, p_up, p_down, y_up, y_down, hours=hours)
+        out[name] = evaluate(guess, joined.actual, p_up, p_down, y_up, y_down, hours=_hours(joined))
     return out
+
+
+def _targets(joined: Joined, threshold_bps: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the heads are scored against: up = ret_bps > +threshold, down = ret_bps < -threshold."""
+    return (joined.ret_bps > threshold_bps).astype(np.float64), (joined.ret_bps < -threshold_bps).astype(
+        np.float64
+    )
+
+
+def _hours(joined: Joined) -> np.ndarray:
+    return utc_hours(joined.target_ts)  # the hour of the candle being forecast

@@ -8,7 +8,12 @@ from typing import Any
 
 from forecaster.metrics import LABELS
 
-WHO = ("model", "persistence", "majority")
+JOIN = "join"
+
+
+def _who(results: Mapping[str, Any]) -> list[str]:
+    """The judged predictors in order: the model, the baselines, then any compared model."""
+    return [name for name in results if name != JOIN]
 
 
 def _pct(value: float | None) -> str:
@@ -30,19 +35,19 @@ def _decided_line(name: str, result: Mapping[str, Any]) -> str:
     coverage = _pct(1 - result["overall"]["flat_share"])
     brier = f"{_num(result['heads']['up'].get('brier'))}/{_num(result['heads']['down'].get('brier'))}"
     return (
-        f"{name:<12} decided {decided['n']:>7} of {result['n']:<7} ({coverage})"
+        f"{name:<16} decided {decided['n']:>7} of {result['n']:<7} ({coverage})"
         f"  accuracy {_pct(accuracy)}{interval}"
         f"  p(vs 50%)={_num(decided.get('p_value_vs_chance'), 3)}  Brier up/down {brier}"
     )
 
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
-    join = results["join"]
+    join = results[JOIN]
     lines = [
         f"joined {join['matched']} predictions with their facts ({join['unmatched']} without a fact yet, "
         f"{join['duplicate_predictions']} duplicate and {join['out_of_order']} out-of-order lines)",
     ]
-    lines += [_decided_line(who, results[who]) for who in WHO if who in results]
+    lines += [_decided_line(who, results[who]) for who in _who(results)]
     return lines
 
 
@@ -60,9 +65,7 @@ def _comparison_table(results: Mapping[str, Any]) -> list[str]:
         " | log loss up | log loss down | ECE up | ECE down |",
         "|---|" + "---|" * 11,
     ]
-    for who in WHO:
-        if who not in results:
-            continue
+    for who in _who(results):
         r = results[who]
         d, up, down = r["decided"], r["heads"]["up"], r["heads"]["down"]
         ci = f"{_pct(d.get('accuracy'))} ({_pct(d.get('wilson_low'))} to {_pct(d.get('wilson_high'))})"
@@ -91,7 +94,7 @@ def _hours_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def render_report(results: Mapping[str, Any], source: Path, plots: Sequence[Path], run_dir: Path) -> str:
     model = results["model"]
-    join = results["join"]
+    join = results[JOIN]
     parts = [
         "# Evaluation",
         "",

@@ -79,7 +79,7 @@ def test_eval_of_a_live_session(tmp_path: Path, live_session: Path) -> None:
         "confusion.png", "coverage.png", "cumulative_accuracy.png", "majority_confusion.png",
         "persistence_confusion.png", "reliability.png",
     ]  # fmt: skip
-    assert "model        decided" in result.stdout
+    assert "model            decided" in result.stdout
 
     home = live_session.parent
     client = MlflowClient(default_uri(str(home / "mlruns")))
@@ -141,3 +141,31 @@ def test_bad_eval_requests_are_one_clear_line(tmp_path: Path, args: list[str], m
     result = run_cli("mode=eval", "tracking=off", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-1000:]
     assert "Traceback" not in result.stderr
+
+
+def test_eval_compares_a_trained_logreg_on_the_same_candles(tmp_path: Path, live_session: Path) -> None:
+    train_dir = tmp_path / "logreg"
+    args = [
+        "mode=train",
+        "source=replay",
+        "model=logreg",
+        "train.epochs=1",
+        "train.progress=false",
+        "tracking=off",
+    ]
+    assert run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path).returncode == 0
+    run_dir = tmp_path / "eval"
+    args = [
+        "mode=eval",
+        f"eval.records={live_session}",
+        f"eval.compare={train_dir / 'model'}",
+        "tracking=off",
+    ]
+    result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    compared = metrics["compared_logreg"]
+    # the logreg replays the 150 recorded candles: its window fills on the first 60, then it predicts
+    assert 0 < compared["n"] <= metrics["model"]["n"] and compared["n"] == 150 - 60
+    assert "| compared_logreg |" in (run_dir / "report.md").read_text()
+    assert "compared_logreg" in result.stdout

@@ -19,11 +19,18 @@ from forecaster import backend
 from forecaster.candles import parse_utc_ms, timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
-from forecaster.evaluation import evaluate_joined, join
+from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions, join
 from forecaster.facts import FactTracker
 from forecaster.history import load_history
 from forecaster.predictor import build_predictor
-from forecaster.recording import FACT_KEY, PREDICTION_KEY, RunRecords, read_jsonl
+from forecaster.recording import (
+    CANDLE_KEY,
+    FACT_KEY,
+    PREDICTION_KEY,
+    RunRecords,
+    candle_from_record,
+    read_jsonl,
+)
 from forecaster.report import render_report, summary_lines
 from forecaster.tracking import download_records, flatten, open_tracker, run_tags
 
@@ -31,6 +38,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
+COMPARED = "compared"  # results key prefix of eval.compare's model
 UNDEFINED = "undefined"  # the key under which forecaster.metrics lists what it left out, and why
 
 
@@ -67,6 +75,21 @@ def replay_history(config: Config, run_dir: Path) -> Path:
                 records.add_fact(fact)
     log.info("replayed %d candles, %d predictions", len(candles), predictor.counters.predictions)
     return run_dir
+
+
+def judge_other_model(config: Config, source: Path, joined: Joined, facts: list[dict]) -> tuple[str, dict]:
+    """`eval.compare`: the recorded candles replayed through another trained model (e.g. a logreg
+    baseline), judged on the candles that both it and the evaluated model predicted."""
+    where = str(config.eval.compare)
+    uri, path = (where, None) if where.startswith("models:/") else (None, where)
+    predictor = build_predictor(replace(config, model=replace(config.model, path=path, uri=uri)))
+    candles = read_jsonl(source / config.sink.candles, CANDLE_KEY).records
+    predictions = [asdict(p) for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
+    other = join(predictions, facts)
+    both = other.restricted_to(joined.candle_ts)
+    name = str(predictor.sidecar.get("name", "compared"))
+    log.info("eval.compare: %s on %d of the %d candles", name, len(both.candle_ts), len(joined.candle_ts))
+    return name, evaluate_predictions(both, config.eval.threshold_bps, predictor.rule)
 
 
 def records_dir(config: Config, run_dir: Path) -> Path:
@@ -112,6 +135,9 @@ def run(config: Config, run_dir: Path) -> int:
             f"{len(facts)} facts); evaluate a longer session"
         )
     results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
+    if config.eval.compare:
+        name, compared = judge_other_model(config, source, joined, facts)
+        results[f"{COMPARED}_{name}"] = compared
     (run_dir / METRICS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
     plots = []
     if config.eval.plots:
