@@ -36,6 +36,7 @@ from forecaster.errors import UserError
 
 log = logging.getLogger("forecaster")
 EXIT_USER_ERROR = 2
+SWEEPER_OVERRIDE = "hydra/sweeper="
 
 
 def check_command_line(argv: list[str]) -> None:
@@ -67,6 +68,10 @@ def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
         if not override.is_sweep_override():
             choices.append([f"{key}={override.get_value_element_as_str()}"])
             continue
+        if override.is_interval_sweep() and not any(o.startswith(SWEEPER_OVERRIDE) for o in overrides):
+            raise ConfigError(
+                f"{key}: interval(...) needs a search sweeper (hydra/sweeper=...); list values instead"
+            )
         try:
             choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
         except Exception:  # searches such as interval(...) are the sweeper's to expand

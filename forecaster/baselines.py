@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.flat import DOWN, FLAT, UP
+from forecaster.metrics import actual_directions
 
 LAST_RETURN = 0  # column of ret_0 (the newest log-return) in every feature set
 CERTAIN, UNSURE = 1.0, 0.5
@@ -23,16 +24,20 @@ class BaselinePredictions:
     p_down: np.ndarray
 
 
+def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
+    """Persistence given the direction of the move into each candle (from features or from facts)."""
+    p_up = np.where(moves == UP, CERTAIN, np.where(moves == DOWN, 1 - CERTAIN, UNSURE))
+    p_down = np.where(moves == FLAT, UNSURE, 1 - p_up)
+    return BaselinePredictions(np.asarray(moves), p_up, p_down)
+
+
 class Persistence:
     """Predict that the last move repeats; a zero last move is a tie (FLAT)."""
 
     trained = True
 
     def batch(self, rows: np.ndarray) -> BaselinePredictions:
-        last = np.asarray(rows, np.float64)[:, LAST_RETURN]
-        p_up = np.where(last > 0, CERTAIN, np.where(last < 0, 1 - CERTAIN, UNSURE))
-        p_down = np.where(last == 0, UNSURE, 1 - p_up)
-        return BaselinePredictions(np.where(last > 0, UP, np.where(last < 0, DOWN, FLAT)), p_up, p_down)
+        return persistence_from_moves(actual_directions(np.asarray(rows, np.float64)[:, LAST_RETURN]))
 
     def __call__(self, x: np.ndarray) -> tuple[float, float, float]:
         out = self.batch(np.asarray(x)[None, :])
@@ -49,6 +54,8 @@ class Majority:
 
     @classmethod
     def fit(cls, y_up: np.ndarray, y_down: np.ndarray) -> Majority:
+        if len(y_up) == 0:
+            return cls(UP, UNSURE, UNSURE)
         p_up, p_down = float(np.mean(y_up)), float(np.mean(y_down))
         return cls(UP if p_up >= p_down else DOWN, p_up, p_down)
 

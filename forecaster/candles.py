@@ -24,6 +24,7 @@ from forecaster.errors import UserError
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
+DAY_MS = 86_400_000
 CSV_COLUMNS = ("start_ms", "open", "high", "low", "close", "volume", "turnover")
 _TIMEFRAME = re.compile(r"^([1-9][0-9]*)m$")
 

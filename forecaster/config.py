@@ -239,6 +239,7 @@ def to_config(cfg: DictConfig) -> Config:
     _check_bounds(config, "")
     if config.model.path and config.model.uri:
         raise ConfigError("model.path and model.uri are both set; give only one of them")
+    check_liveness(config.source)
     return config
 
 
@@ -252,6 +253,15 @@ def unknown_key_message(full_key: str) -> str:
             return f"unknown key '{full_key}'"
     allowed = ", ".join(f.name for f in dataclasses.fields(schema))
     return f"unknown key '{full_key}'; allowed keys in '{parent or 'config'}': {allowed}"
+
+
+def check_liveness(source: SourceConfig) -> None:
+    """Pongs come every ping_interval_s: a shorter silence limit would drop healthy connections."""
+    if source.stale_timeout_s <= source.ping_interval_s:
+        raise ConfigError(
+            f"source.stale_timeout_s={source.stale_timeout_s} must exceed source.ping_interval_s="
+            f"{source.ping_interval_s}, or a healthy but quiet connection looks dead"
+        )
 
 
 def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from forecaster.baselines import BaselinePredictions, Majority, persistence_from_moves
 from forecaster.config import FlatConfig
 from forecaster.flat import DOWN, FLAT, UP, directions
 from forecaster.metrics import evaluate, utc_hours
-
-CERTAIN, UNSURE = 1.0, 0.5
 
 
 @dataclass
@@ -78,7 +77,7 @@ def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, 
     by_candle, dup_p, disorder_p = _first_by(predictions, "candle_ts")
     fact_list = list(facts)
     by_prev, dup_f, disorder_f = _first_by(fact_list, "prev_ts")
-    by_curr = {f["candle_ts"]: f for f in fact_list}
+    by_curr, _, _ = _first_by(fact_list, "candle_ts")
     report = JoinReport(
         predictions=len(by_candle),
         facts=len(by_prev),
@@ -106,18 +105,12 @@ def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, 
     )
 
 
-def _baselines(joined: Joined) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(directions, p_up, p_down) of persistence and majority on the joined candles."""
-    move = joined.last_move
-    persistence_up = np.where(move == UP, CERTAIN, np.where(move == DOWN, 1 - CERTAIN, UNSURE))
-    persistence_down = np.where(move == FLAT, UNSURE, 1 - persistence_up)
-    n = len(joined.actual)
-    ups, downs = int((joined.actual == UP).sum()), int((joined.actual == DOWN).sum())
-    majority = UP if ups >= downs else DOWN
-    rate_up, rate_down = (ups / n, downs / n) if n else (UNSURE, UNSURE)
+def _baselines(joined: Joined) -> dict[str, BaselinePredictions]:
+    """Persistence (the move into t again) and majority (in-sample) on the joined candles."""
+    majority = Majority.fit((joined.actual == UP).astype(float), (joined.actual == DOWN).astype(float))
     return {
-        "persistence": (move, persistence_up, persistence_down),
-        "majority": (np.full(n, majority), np.full(n, rate_up), np.full(n, rate_down)),
+        "persistence": persistence_from_moves(joined.last_move),
+        "majority": majority.batch(joined.actual),
     }
 
 
@@ -140,8 +133,10 @@ def evaluate_joined(
         "model": evaluate_predictions(joined, threshold_bps, rule, redecide),
     }
     y_up, y_down = _targets(joined, threshold_bps)
-    for name, (guess, p_up, p_down) in _baselines(joined).items():
-        out[name] = evaluate(guess, joined.actual, p_up, p_down, y_up, y_down, hours=_hours(joined))
+    for name, guess in _baselines(joined).items():
+        out[name] = evaluate(
+            guess.directions, joined.actual, guess.p_up, guess.p_down, y_up, y_down, hours=_hours(joined)
+        )
     return out
 
 

@@ -11,7 +11,7 @@ from forecaster.candles import Candle, timeframe_ms
 from forecaster.flat import DOWN, FLAT, UP
 from forecaster.recording import FactRecord
 
-BPS = 10_000
+BPS = 10_000  # basis points per unit of return
 
 
 def fact(prev: Candle, curr: Candle) -> FactRecord:

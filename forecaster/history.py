@@ -13,12 +13,11 @@ import time
 
 import numpy as np
 
-from forecaster.candles import CandleArray, aggregate, parse_utc_ms
+from forecaster.candles import DAY_MS, CandleArray, aggregate, parse_utc_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
 
 
 def _bound(text: str | None, key: str) -> int | None:

@@ -53,6 +53,7 @@ class PredictorCounters:
     duplicates: int = 0  # not newer than the last candle seen
     unconfirmed: int = 0  # refused: only closed candles enter the window
     warming: int = 0  # candles that went into the window before it was full
+    gaps: int = 0  # holes in the candle sequence: the window is refilled after each
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ class Predictor:
         if self.last_start is not None and candle.start_ms <= self.last_start:
             self.counters.duplicates += 1
             return False
+        if self.last_start is not None and candle.start_ms - self.last_start != self.step_ms:
+            # A window across a hole would hold a multi-interval return that training never sees.
+            self.counters.gaps += 1
+            log.warning("gap before candle %d: the window starts again", candle.start_ms)
+            self.window = FeatureWindow(self.window.features)
         self.last_start = candle.start_ms
         return True
 

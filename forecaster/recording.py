@@ -56,7 +56,7 @@ def candle_from_record(record: Mapping[str, Any]) -> Candle:
             close=float(record["c"]),
             volume=float(record["volume"]),
             turnover=math.nan if record.get("turnover") is None else float(record["turnover"]),
-            confirmed=bool(record["confirmed"]),
+            confirmed=record["confirmed"] is True,
             timeframe=str(record.get("timeframe", "1m")),
         )
     except (KeyError, TypeError, ValueError) as exc:

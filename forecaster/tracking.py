@@ -66,17 +66,28 @@ class NullTracker:
         return "tracking off"
 
 
+def mlflow_client(uri: str) -> Any:
+    """MLflow's client for one store. MLflow is imported only here (over a second) and told first
+    not to phone home and not to announce its store migrations."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def store_uri(config: Config) -> str:
+    """tracking.uri, or the local SQLite store under paths.mlruns."""
+    return config.tracking.uri or default_uri(config.paths.mlruns)
+
+
 class MlflowTracker:
     """One MLflow run at a time, through an explicit client (no global MLflow state)."""
 
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None, metrics_batch: int) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls to hosts we did not name
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # store migrations are not news
-        from mlflow.tracking import MlflowClient
-
         self.uri = uri
         with _store_lock(uri):
-            self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            self.client = mlflow_client(uri)
             self.experiment_id = self._experiment_id(experiment, artifact_root)
         self.metrics_batch = metrics_batch
         self.run_id: str | None = None
@@ -196,12 +207,10 @@ def download_model(config: Config, uri: str) -> Path:
     found = MODELS_URI.match(uri)
     if not found:
         raise UserError(f"model.uri={uri} is not of the form models:/<name>/<version or latest>")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    store = store_uri(config)
+    client = mlflow_client(store)
     from mlflow.artifacts import download_artifacts
-    from mlflow.tracking import MlflowClient
 
-    store = config.tracking.uri or default_uri(config.paths.mlruns)
-    client = MlflowClient(tracking_uri=store, registry_uri=store)
     name, wanted = found["name"], found["version"]
     try:
         versions = client.search_model_versions(f"name='{name}'")
@@ -220,12 +229,9 @@ def download_model(config: Config, uri: str) -> Path:
 
 def download_records(config: Config, run_id: str, destination: Path) -> Path:
     """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow.tracking import MlflowClient
-
-    store = config.tracking.uri or default_uri(config.paths.mlruns)
+    store = store_uri(config)
     try:
-        path = MlflowClient(tracking_uri=store).download_artifacts(run_id, RECORDS_ARTIFACT, str(destination))
+        path = mlflow_client(store).download_artifacts(run_id, RECORDS_ARTIFACT, str(destination))
     except Exception as exc:
         raise UserError(
             f"eval.records={run_id} is neither a folder nor an MLflow run with records in {store} "

@@ -24,10 +24,10 @@ from tqdm import tqdm
 from forecaster.candles import CandleArray, timeframe_ms
 from forecaster.config import TrainConfig
 from forecaster.errors import UserError
+from forecaster.facts import BPS
 from forecaster.features import BasicFeatures
 from forecaster.model import CompiledModel, Ensemble, Model, ModelSpec, Standardizer, build
 
-BPS = 1e4  # basis points per unit of (log-)return
 UP, DOWN = 0, 1  # target columns, in the model's head order
 N_TARGETS = 2
 # Validation rows are scored in fixed-size chunks: one compile for any split size, bounded memory.

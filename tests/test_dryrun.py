@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -82,6 +83,13 @@ def test_installed_wheel_finds_its_config(tmp_path: Path) -> None:
     assert "backend=cpu" in result.stdout
     sample = run_cli("flat.min_prob=2", cwd=work, env={"PYTHONPATH": str(site)})
     assert sample.returncode == 2
+    bench = [sys.executable, "-m", "forecaster.benchmarks", "--help"]
+    assert (
+        subprocess.run(
+            bench, cwd=work, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.network

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from forecaster.features import BasicFeatures
 from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
+from forecaster.training import make_dataset
 from tests.conftest import run_cli
 
 SAMPLE = read_csv(SAMPLE_CSV)
@@ -155,3 +157,38 @@ def test_live_path_equals_batch_path() -> None:
     batch = build_predictor(config).model.batch(rows)
     assert [p.p_up for p in live] == batch.p_up.tolist()
     assert [p.p_down for p in live] == batch.p_down.tolist()
+
+
+def test_no_prediction_from_a_window_across_a_gap() -> None:
+    """After a hole the window fills again, exactly as training drops rows that touch a gap."""
+    config = Config()
+    keep = np.ones(400, bool)
+    keep[200:230] = False
+    candles = SAMPLE[:400][keep]
+    predicted = {p.candle_ts for p in _predictions(candles, config)}
+    present = set(candles.start_ms.tolist())
+    window = BasicFeatures.from_config(config.features).window
+    assert all(all(t - k * 60_000 in present for k in range(window)) for t in predicted)
+    rows = make_dataset(candles, BasicFeatures.from_config(config.features), 0.0).candle_ts.tolist()
+    assert set(rows) <= predicted and len(predicted - set(rows)) == 2  # the two with no next candle
+
+
+def test_ctrl_c_during_a_failing_warm_up_stops_at_once(tmp_path: Path) -> None:
+    """With Bybit unreachable the warm-up retries for minutes; Ctrl-C must not wait for that."""
+    with socket.socket() as sock:  # a local port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [sys.executable, "-m", "forecaster", "mode=live", f"source.rest_url=http://127.0.0.1:{port}"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 60
+        while "retry" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    assert "signal received during the warm-up" in log.read_text()
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    assert run.info.status == "KILLED"

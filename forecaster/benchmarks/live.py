@@ -28,11 +28,11 @@ import numpy as np
 
 from forecaster.benchmarks.candles import synthetic_history
 from forecaster.benchmarks.model import numpy_forward
+from forecaster.predictor import NS_PER_MS
 
 CANDLES = 10_000
 QUICK_CANDLES = 1_000
 PERCENTILES = (50, 99)
-NS_PER_MS = 1e6
 COLD_START_RUNS = 2  # the first fills JAX's persistent compile cache, the second uses it
 COLD_START_TIMEOUT_S = 120
 MANY_TIMEFRAMES = ("1m", "5m", "15m", "60m")

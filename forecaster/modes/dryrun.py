@@ -17,9 +17,8 @@ from forecaster import __version__, backend
 from forecaster.config import Config, config_source
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
+from forecaster.sources.bybit_rest import TIME_PATH
 from forecaster.tracking import open_tracker
-
-SERVER_TIME_PATH = "/v5/market/time"
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,14 @@ def check_data(config: Config) -> Check:
 def check_network(config: Config) -> Check:
     if not config.mode.check_network:
         return Check("Bybit REST reachable", "skip", "not checked (mode.check_network=true checks it)")
-    url = config.source.rest_url.rstrip("/") + SERVER_TIME_PATH
+    url = config.source.rest_url.rstrip("/") + TIME_PATH
     try:
         with urllib.request.urlopen(url, timeout=config.source.request_timeout_s) as answer:
             body = json.load(answer)
-        return Check("Bybit REST reachable", "ok", f"{url} retCode={body.get('retCode')}")
+        answered = "ok" if body.get("retCode") == 0 else "warn"
+        return Check(
+            "Bybit REST reachable", answered, f"{url} retCode={body.get('retCode')} {body.get('retMsg', '')}"
+        )
     except (OSError, ValueError) as exc:
         return Check("Bybit REST reachable", "warn", f"{url}: {exc}")
 

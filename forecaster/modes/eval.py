@@ -88,6 +88,11 @@ def judge_other_model(config: Config, source: Path, joined: Joined, facts: list[
     other = join(predictions, facts)
     both = other.restricted_to(joined.candle_ts)
     name = str(predictor.sidecar.get("name", "compared"))
+    if len(both.candle_ts) == 0:
+        raise UserError(
+            f"eval.compare={where}: {name} predicted none of the judged candles (its window needs "
+            f"{predictor.window.features.window} candles first); evaluate a longer session"
+        )
     log.info("eval.compare: %s on %d of the %d candles", name, len(both.candle_ts), len(joined.candle_ts))
     return name, evaluate_predictions(both, config.eval.threshold_bps, predictor.rule)
 

@@ -16,7 +16,7 @@ from forecaster.candles import Aggregator
 from forecaster.config import Config
 from forecaster.facts import FactTracker
 from forecaster.recording import FACT_KEY, FactRecord, JsonlWriter
-from forecaster.sources.feed import MinuteFeed, next_or_stop, stop_on_signals
+from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ async def _follow(config: Config, writer: JsonlWriter) -> int:
 
     print(HEADER, flush=True)
     with stop_on_signals() as stop:
-        async with MinuteFeed(config, config.mode.last_n + 1) as feed:
+        async with open_feed(MinuteFeed(config, config.mode.last_n + 1), stop) as feed:
+            if feed is None:
+                return shown
             for candle in feed.warm:
                 show(tracker.push(candle))
             minutes = aiter(feed)

@@ -25,14 +25,20 @@ from forecaster import backend
 from forecaster.candles import Aggregator, Candle
 from forecaster.config import Config
 from forecaster.facts import FactTracker
-from forecaster.predictor import Predictor, build_predictor, entry_config
+from forecaster.predictor import NS_PER_MS, Predictor, build_predictor, entry_config
 from forecaster.recording import PredictionRecord, RunRecords
 from forecaster.scoring import Outcome, Scoreboard, ScoreRule
-from forecaster.sources.feed import MinuteFeed, WarmUp, covered_until, next_or_stop, stop_on_signals
+from forecaster.sources.feed import (
+    MinuteFeed,
+    WarmUp,
+    covered_until,
+    next_or_stop,
+    open_feed,
+    stop_on_signals,
+)
 from forecaster.tracking import RECORDS_ARTIFACT, Tracker, flatten, open_tracker, run_tags
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1e6
 
 
 class LiveSession:
@@ -86,8 +92,13 @@ class LiveSession:
         return True
 
     def settle(self, candle: Candle, prediction: PredictionRecord | None, received_ns: int) -> None:
-        """Record a closed candle and its prediction, settle the previous prediction, report."""
-        self.records.add_candle(candle)
+        """Record a closed candle and its prediction, settle the previous prediction, report.
+
+        The candle is written last: a restart resumes after the last recorded candle, so a crash
+        between the writes makes the restart handle this candle again (the writers skip what is
+        already there) instead of losing its fact or prediction. A candle already recorded by an
+        earlier session (a replay starts from the top of its file) is not counted or shown again.
+        """
         outcome = None
         fact = self.facts.push(candle)
         if fact is not None:
@@ -96,6 +107,8 @@ class LiveSession:
         if prediction is not None:
             self.records.add_prediction(prediction)
             self.scores.add_prediction(prediction)
+        if not self.records.add_candle(candle):
+            return
         self.candles += 1
         print(self.console_line(candle, prediction, outcome), flush=True)
         self._log_metrics(prediction, (time.perf_counter_ns() - received_ns) / NS_PER_MS)
@@ -156,7 +169,10 @@ async def _run_sessions(config: Config, sessions: list[LiveSession]) -> str:
     """Consume until every predictor did max_candles, the end of a replay, or a signal; the run status."""
     with stop_on_signals() as stop:
         warmups = [_warm_up_request(session) for session in sessions]
-        async with MinuteFeed(config, warmups=warmups) as feed:
+        async with open_feed(MinuteFeed(config, warmups=warmups), stop) as feed:
+            if feed is None:
+                log.info("signal received during the warm-up: stopping")
+                return "KILLED"
             for session, warm in zip(sessions, feed.warmed, strict=True):
                 session.warm_up(warm)
             sessions[0].stream_counters = feed.counters
@@ -200,8 +216,6 @@ def run(config: Config, run_dir: Path) -> int:
     tracker = open_tracker(config)
     single = f"live-{config.model.name}-{config.timeframe.name}"
     run_name = single if "" in configs else f"live-{len(configs)}-predictors"
-    tracker.start(run_name, _params(config, configs), run_tags(config, run_dir))
-    status = "FAILED"
     with contextlib.ExitStack() as stack:
         sessions = [
             LiveSession(
@@ -213,6 +227,8 @@ def run(config: Config, run_dir: Path) -> int:
             )
             for name, predictor in predictors.items()
         ]
+        tracker.start(run_name, _params(config, configs), run_tags(config, run_dir))
+        status = "FAILED"
         try:
             status = asyncio.run(_run_sessions(config, sessions))
         finally:

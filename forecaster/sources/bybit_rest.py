@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from forecaster.candles import (
     CSV_COLUMNS,
+    DAY_MS,
     MINUTE_MS,
     Candle,
     CandleArray,
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 KLINE_PATH = "/v5/market/kline"
 TIME_PATH = "/v5/market/time"
 PAGE_LIMIT = 1000  # most rows Bybit returns per kline request
-DAY_MS = 86_400_000
 RET_OK = 0
 # server timeout, too many visits, server error/restarting: worth another try
 RETRYABLE_CODES = frozenset({10000, 10006, 10016})

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from forecaster.candles import Candle, CandleError, candle_from_ws, timeframe_ms
-from forecaster.config import SourceConfig
+from forecaster.config import SourceConfig, check_liveness
 from forecaster.errors import UserError
 from forecaster.sources.bybit_rest import Backoff, BybitRest, BybitUnavailable, interval_code
 
@@ -228,11 +228,7 @@ class BybitKlineStream:
         after_ms: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if source.stale_timeout_s <= source.ping_interval_s:
-            raise UserError(
-                f"source.stale_timeout_s={source.stale_timeout_s} must exceed source.ping_interval_s="
-                f"{source.ping_interval_s}, or a healthy but quiet connection looks dead"
-            )
+        check_liveness(source)
         self.source = source
         self.rest = rest
         self.timeframe = timeframe

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from forecaster.candles import MINUTE_MS, Candle, timeframe_ms
 from forecaster.config import Config
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from forecaster.sources.bybit_rest import BybitRest
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -124,21 +125,45 @@ class MinuteFeed:
         return aiter(self._stream)
 
 
+class Stopped(Exception):
+    """A stop signal arrived before the awaited work was done."""
+
+
+async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """`work`'s result, unless `stop` is set first: then the work is cancelled and Stopped raised."""
+    doing = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({doing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not doing.done():
+        doing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await doing
+        raise Stopped
+    return doing.result()
+
+
 async def next_or_stop(candles: AsyncIterator[Candle], stop: asyncio.Event) -> Candle | None:
     """The next candle, or None when the stream ends or `stop` is set first."""
-    following = asyncio.ensure_future(anext(candles))
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not following.done():
-        following.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-            await following
-        return None
     try:
-        return following.result()
-    except StopAsyncIteration:
+        return await until_stopped(anext(candles), stop)
+    except (Stopped, StopAsyncIteration):
         return None
+
+
+@contextlib.asynccontextmanager
+async def open_feed(feed: MinuteFeed, stop: asyncio.Event) -> AsyncIterator[MinuteFeed | None]:
+    """Enter the feed (REST warm-up, first connection); None when a signal comes first, since the
+    warm-up can take minutes of retries while Bybit is unreachable."""
+    try:
+        await until_stopped(feed.__aenter__(), stop)
+    except Stopped:
+        yield None
+        return
+    try:
+        yield feed
+    finally:
+        await feed.__aexit__(None, None, None)
 
 
 @contextlib.contextmanager
