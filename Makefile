@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
+MLRUNS ?= mlruns
 
 .PHONY: setup demo test lint bench ui clean
 
@@ -30,8 +31,8 @@ bench: $(STAMP)
 	$(PY) -m forecaster.benchmarks --output bench.json
 
 ui: $(STAMP)
-	mkdir -p mlruns
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts \
+	mkdir -p $(MLRUNS)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLRUNS)/mlflow.db --default-artifact-root $(MLRUNS)/artifacts \
 		--host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 clean:

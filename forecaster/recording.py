@@ -168,9 +168,6 @@ class JsonlWriter:
         """The largest key written so far (resumed ones included), or None for an empty file."""
         return max(self._keys, default=None)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
     def append(self, record: Mapping[str, Any]) -> bool:
         """Write one record; False (and nothing written) when its key is already in the file."""
         key = record[self.key]

@@ -22,6 +22,7 @@ from forecaster.errors import UserError
 from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions, join
 from forecaster.facts import FactTracker
 from forecaster.history import load_history
+from forecaster.metrics import flat_metrics
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
     CANDLE_KEY,
@@ -111,17 +112,15 @@ def _numbers(tree: dict[str, Any]) -> dict[str, float]:
     under its usual name, so every job of a sweep has the same metric names in the MLflow UI;
     metrics.json and report.md say why it is undefined.
     """
-    out: dict[str, float] = {}
+    out = flat_metrics(tree)
     for who, result in tree.items():
         summary = result.get("summary", {}) if isinstance(result, dict) else {}
         if summary.get("n") and "decided_accuracy" not in summary:  # score() leaves it out when all FLAT
             out[f"{who}.summary.decided_accuracy"] = math.nan
-    for key, value in flatten(tree).items():
+    for key in flatten(tree):
         prefix, marker, name = key.rpartition(f".{UNDEFINED}.")
         if marker:
             out[f"{prefix}.{name}"] = math.nan
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = float(value)
     return out
 
 
@@ -151,12 +150,11 @@ def run(config: Config, run_dir: Path) -> int:
         plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
     (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
 
+    tags = run_tags(config, run_dir)
+    if config.eval.records and predictions:  # name the run after what made the records
+        tags.update(model=str(predictions[0].get("model")), timeframe=str(predictions[0].get("timeframe")))
     tracker = open_tracker(config)
-    tracker.start(
-        f"eval-{config.model.name}-{config.timeframe.name}",
-        flatten(asdict(config)),
-        run_tags(config, run_dir),
-    )
+    tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
     tracker.log_metrics(_numbers(results), step=0)
     for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
         tracker.log_artifact(path, PLOTS_DIR if path.suffix == ".png" else None)

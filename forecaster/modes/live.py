@@ -136,7 +136,8 @@ class LiveSession:
         return line
 
     def _log_metrics(self, prediction: PredictionRecord | None, handled_ms: float) -> None:
-        metrics = {**self.scores.metrics(), "candle_ms": handled_ms}
+        counted = {f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()}
+        metrics = {**self.scores.metrics(), **counted, "candle_ms": handled_ms}
         if prediction is not None:
             metrics["latency_ms"] = prediction.latency_ms
         prefix = f"{self.name}/" if self.name else ""
