@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
@@ -139,7 +139,22 @@ def _parse(raw: bytes, key: str | None) -> dict[str, Any] | None:
     return record
 
 
-class JsonlWriter:
+class Closing:
+    """`with` support for anything with a close(): files are closed even when a session fails."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class JsonlWriter(Closing):
     """Append-only writer that resumes a file and never writes a record whose key is already there."""
 
     def __init__(self, path: str | Path, key: str, fsync: bool = False) -> None:
@@ -189,16 +204,8 @@ class JsonlWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> JsonlWriter:
-        return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class RunRecords:
+class RunRecords(Closing):
     """The three record files of one run directory, as the sink config names them."""
 
     def __init__(self, sink: SinkConfig, run_dir: Path) -> None:
@@ -221,11 +228,3 @@ class RunRecords:
     def close(self) -> None:
         for writer in self.writers():
             writer.close()
-
-    def __enter__(self) -> RunRecords:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
