@@ -187,6 +187,7 @@ class TrainConfig:
     weight_decay: float = _bounded(1e-4, ge=0)
     grad_clip: float = _bounded(1.0, gt=0)
     patience: int = _bounded(3, ge=1)
+    bootstrap: bool = False  # each ensemble member trains on its own resample of the rows
     progress: bool = True
 
 

@@ -34,6 +34,7 @@ N_TARGETS = 2
 EVAL_CHUNK = 8192
 # Separates the dropout key stream from model init, which uses PRNGKey(spec.seed) directly.
 DROPOUT_STREAM = 1
+BOOTSTRAP_STREAM = 2  # seeds the bootstrap counts apart from the minibatch order
 
 
 class SplitError(UserError, ValueError):
@@ -170,13 +171,18 @@ class TrainResult:
     compile_seconds: float  # jit compile of the epoch and validation functions, before epoch 1
 
 
-def bce_per_member(logits: Array, y: Array) -> Array:
-    """Mean BCE-with-logits over rows and both heads, per member: logits (B, 2) -> (1,), (B, K, 2) -> (K,)."""
+def bce_per_member(logits: Array, y: Array, weights: Array | None = None) -> Array:
+    """Mean BCE-with-logits over rows and both heads, per member: logits (B, 2) -> (1,), (B, K, 2) -> (K,).
+
+    `weights` (B, K): each member's weight of each row (the bootstrap); None weighs every row 1.
+    """
     if logits.ndim == y.ndim + 1:
         y = y[:, None, :]
     losses = optax.sigmoid_binary_cross_entropy(logits, y)
     members = losses.reshape(losses.shape[0], -1, N_TARGETS)
-    return members.mean(axis=(0, 2))
+    if weights is None:
+        return members.mean(axis=(0, 2))
+    return (members.mean(axis=2) * weights).sum(axis=0) / jnp.maximum(weights.sum(axis=0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ class Steps:
     ensemble: bool
     dropout: bool
     key: Array  # dropout key stream; folded with the global step number
+    bootstrap: bool = False  # Y carries one weight column per member after the two targets
 
     def init(self, params: Any) -> Any:
         return jax.vmap(self.optimizer.init)(params) if self.ensemble else self.optimizer.init(params)
@@ -206,7 +213,8 @@ class Steps:
         else:
             keys = jax.random.split(key, len(x))
             logits = jax.vmap(lambda row, k: model(row, inference=False, key=k))(x, keys)
-        per_member = bce_per_member(logits, y)
+        targets, weights = (y[:, :N_TARGETS], y[:, N_TARGETS:]) if self.bootstrap else (y, None)
+        per_member = bce_per_member(logits, targets, weights)
         return per_member.sum(), per_member.mean()
 
     def step(self, params: Any, state: Any, x: Array, y: Array, step_no: Array) -> tuple[Any, Any, Array]:
@@ -274,6 +282,7 @@ def make_steps(spec: ModelSpec, model: Model, config: TrainConfig, total_steps: 
         ensemble=isinstance(model, Ensemble),
         dropout=spec.dropout > 0,
         key=jax.random.fold_in(jax.random.PRNGKey(seed), DROPOUT_STREAM),
+        bootstrap=config.bootstrap,
     )
 
 
@@ -334,7 +343,13 @@ def train(
     params, _ = eqx.partition(model, eqx.is_inexact_array)
     state = steps.init(params)
     X = jnp.asarray(standardizer(data_train.X), dtype=jnp.float32)
-    Y = jnp.asarray(data_train.y, dtype=jnp.float32)
+    targets = data_train.y
+    if config.bootstrap:
+        # Online bootstrap: each member weighs each row by its own Poisson(1) count, so members see
+        # different resamples of the same minibatches (one vmapped step serves them all).
+        counts = np.random.default_rng([seed, BOOTSTRAP_STREAM]).poisson(1.0, (len(data_train), spec.members))
+        targets = np.concatenate([targets, counts.astype(np.float32)], axis=1)
+    Y = jnp.asarray(targets, dtype=jnp.float32)
     val_chunks = chunk_rows(standardizer(data_val.X).astype(np.float32), data_val.y)
     rng = np.random.default_rng(seed)
     # Compile ahead of the loop so that epoch 1's time and throughput are not the compiler's.

@@ -21,6 +21,7 @@ from forecaster.training import (
     EpochStats,
     SplitError,
     TrainResult,
+    bce_per_member,
     make_dataset,
     predict_probabilities,
     split,
@@ -214,6 +215,30 @@ def test_ensemble_with_dropout_trains(planted: Dataset) -> None:
     assert all(np.isfinite([h.train_loss, h.val_loss]).all() for h in result.history)
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test_part.X)
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.75
+
+
+def test_bootstrap_members_see_different_resamples(planted: Dataset) -> None:
+    """Members of one seed differ only by init and dropout without bootstrap; with it they also
+    weigh rows differently, deterministically, and still learn the pattern."""
+    train_part, val_part, test_part = parts(planted)
+    spec = ModelSpec("ensemble", FEATURES.n_features, (16,), members=3)
+    config = dataclasses.replace(FAST, epochs=2, bootstrap=True)
+    plain = train(spec, train_part, val_part, dataclasses.replace(config, bootstrap=False), 0)
+    boot, again = (train(spec, train_part, val_part, config, 0) for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(boot), _leaves(again), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(_leaves(boot), _leaves(plain), strict=True))
+    p_up, p_down = predict_probabilities(boot.model, boot.standardizer, test_part.X)
+    assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.75
+
+
+def test_bootstrap_weights_are_a_weighted_mean_per_member() -> None:
+    logits = jax.numpy.zeros((2, 2, 2))  # two rows, two members: every loss is log 2
+    y = jax.numpy.array([[1.0, 0.0], [0.0, 1.0]])
+    weights = jax.numpy.array([[0.0, 2.0], [3.0, 0.0]])
+    expected = np.full(2, np.log(2.0))
+    np.testing.assert_allclose(np.asarray(bce_per_member(logits, y, weights)), expected, rtol=1e-6)
+    nobody = jax.numpy.zeros((2, 2))  # a member that drew no row at all gets loss 0, not NaN
+    assert np.asarray(bce_per_member(logits, y, nobody)).tolist() == [0.0, 0.0]
 
 
 def _leaves(result: TrainResult) -> list[np.ndarray]:
