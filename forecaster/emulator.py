@@ -235,7 +235,9 @@ class KlineParams:
 class WsSession:
     """One client connection: counts pushes and applies the per-connection faults."""
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, faults: Faults, stats: EmulatorStats):
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, faults: Faults, stats: EmulatorStats
+    ) -> None:
         self.ws = ws
         self.request = request
         self.faults = faults

@@ -58,7 +58,9 @@ def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: 
     return out
 
 
-def _fold(k: int, split: Split, data: Dataset, spec: ModelSpec, config: Config, tracker: Tracker):
+def _fold(
+    k: int, split: Split, data: Dataset, spec: ModelSpec, config: Config, tracker: Tracker
+) -> tuple[TrainResult, dict[str, dict]]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
             "train_loss": stats.train_loss,
