@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir, initialize_config_module
@@ -33,6 +35,7 @@ from forecaster.config import (
     unknown_key_message,
 )
 from forecaster.errors import UserError
+from forecaster.modes import METRICS_FILE
 
 log = logging.getLogger("forecaster")
 EXIT_USER_ERROR = 2
@@ -120,18 +123,39 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-def run(cfg: DictConfig) -> None:
-    """One Hydra job: validate, then hand over to the module of the chosen mode."""
+def run(cfg: DictConfig) -> float | None:
+    """One Hydra job: validate, then hand over to the module of the chosen mode.
+
+    Returns the job's `optimized_metric` when one is configured: what a search sweeper optimises.
+    """
     try:
         config = to_config(cfg)
         backend.select_platform()
         mode = importlib.import_module(f"forecaster.modes.{config.mode.name}")
-        code = mode.run(config, Path(HydraConfig.get().runtime.output_dir))
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        code = mode.run(config, run_dir)
+        objective = read_objective(run_dir, config.optimized_metric) if config.optimized_metric else None
     except UserError as exc:
         log.error("%s", exc)
         sys.exit(EXIT_USER_ERROR)
     if code:
         sys.exit(code)
+    return objective
+
+
+def read_objective(run_dir: Path, key: str) -> float:
+    """`key` (dotted, e.g. test.model.log_loss_up) of the job's metrics.json."""
+    path = run_dir / METRICS_FILE
+    try:
+        value: Any = json.loads(path.read_text())
+        for part in key.split("."):
+            value = value[part]
+        return float(value)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"optimized_metric={key} is not a number in {path}; use a dotted key of that file, "
+            "e.g. test.model.log_loss_up for mode=train"
+        ) from exc
 
 
 def main() -> None:

@@ -216,6 +216,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = _bounded(0, ge=0)
+    # a dotted key of the run's metrics.json (e.g. test.model.log_loss_up) returned to a search sweeper
+    optimized_metric: str | None = None
 
 
 def register_schema() -> None:

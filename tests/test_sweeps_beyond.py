@@ -1,4 +1,5 @@
-"""Sweeps beyond one process: Hydra's submitit launcher (local executor) logging to a shared MLflow server."""
+"""Sweeps beyond one process or a grid: Hydra's submitit launcher (local executor) logging to a shared
+MLflow server, and the Optuna search of hparams_search."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
+from forecaster.tracking import default_uri
 from tests.conftest import run_cli
 
 SERVER_START_TIMEOUT_S = 90
@@ -76,3 +79,28 @@ def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path: Path, mlflow_ser
     versions = client.search_model_versions("name='forecaster-twohead-1m'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert not (tmp_path / "mlruns").exists(), "everything went to the server"
+
+
+def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
+    args = ["mode=train", "source=replay", "hparams_search=twohead_optuna", "hydra.sweeper.n_trials=2"]
+    result = run_cli(*args, "train.epochs=1", "train.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (found,) = (tmp_path / "multirun").glob("*/*/optimization_results.yaml")
+    best = yaml.safe_load(found.read_text())
+    assert set(best["best_params"]) == {
+        "train.learning_rate",
+        "train.weight_decay",
+        "model.dropout",
+        "model.hidden",
+    }
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    losses = [r.data.metrics["test.model.log_loss_up"] for r in runs]
+    assert len(runs) == 2 and best["best_value"] == pytest.approx(min(losses))
+
+
+def test_an_unknown_optimized_metric_is_one_clear_line(tmp_path: Path) -> None:
+    args = ["mode=train", "source=replay", "train.epochs=1", "train.progress=false", "tracking=off"]
+    result = run_cli(*args, "optimized_metric=test.model.nope", cwd=tmp_path)
+    assert result.returncode == 2 and "optimized_metric=test.model.nope" in result.stderr
+    assert "Traceback" not in result.stderr

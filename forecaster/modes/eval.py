@@ -23,6 +23,7 @@ from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions,
 from forecaster.facts import FactTracker
 from forecaster.history import load_history
 from forecaster.metrics import flat_metrics
+from forecaster.modes import METRICS_FILE
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
     CANDLE_KEY,
@@ -36,7 +37,6 @@ from forecaster.report import render_report, summary_lines
 from forecaster.tracking import download_records, flatten, open_tracker, run_tags
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 COMPARED = "compared"  # results key prefix of eval.compare's model

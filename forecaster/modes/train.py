@@ -24,6 +24,7 @@ from forecaster.flat import directions
 from forecaster.history import load_history
 from forecaster.metrics import actual_directions, score
 from forecaster.model import ModelSpec, save
+from forecaster.modes import METRICS_FILE
 from forecaster.tracking import Tracker, flatten, open_tracker, registered_name, run_tags
 from forecaster.training import (
     Dataset,
@@ -38,7 +39,6 @@ from forecaster.training import (
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
-METRICS_FILE = "metrics.json"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
