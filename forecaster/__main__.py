@@ -39,7 +39,7 @@ from forecaster.modes import METRICS_FILE
 
 log = logging.getLogger("forecaster")
 EXIT_USER_ERROR = 2
-SWEEPER_OVERRIDE = "hydra/sweeper="
+SEARCH_OVERRIDES = ("hydra/sweeper=", "hparams_search=")  # what brings a sweeper that expands interval()
 
 
 def check_command_line(argv: list[str]) -> None:
@@ -71,9 +71,9 @@ def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
         if not override.is_sweep_override():
             choices.append([f"{key}={override.get_value_element_as_str()}"])
             continue
-        if override.is_interval_sweep() and not any(o.startswith(SWEEPER_OVERRIDE) for o in overrides):
+        if override.is_interval_sweep() and not any(o.startswith(SEARCH_OVERRIDES) for o in overrides):
             raise ConfigError(
-                f"{key}: interval(...) needs a search sweeper (hydra/sweeper=...); list values instead"
+                f"{key}: interval(...) needs a search sweeper (hparams_search=...); list values instead"
             )
         try:
             choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])

@@ -101,6 +101,7 @@ BAD_INPUTS = [
     (["model.path=a", "model.uri=b"], "model.path", "only one"),
     (["-m", "flat=strict,nope"], "flat=nope", "balanced"),
     (["live.predictors=[{modle: twohead}]"], "'modle' in a PredictorEntry", "model, timeframe"),
+    (["-m", "train.learning_rate=interval(0.001,0.01)"], "train.learning_rate", "hparams_search"),
     (["-m", "flat.min_prob=0.5,2"], "flat.min_prob", "<= 1"),
 ]
 
