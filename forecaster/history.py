@@ -29,11 +29,17 @@ def _bound(text: str | None, key: str) -> int | None:
         raise UserError(f"{key}: {exc}") from exc
 
 
-def load_history(config: Config) -> CandleArray:
+def period(config: Config) -> tuple[int | None, int | None]:
+    """data.start and data.end in epoch ms (None where not given); a bad value is a one-line UserError."""
     start = _bound(config.data.start, "data.start")
     end = _bound(config.data.end, "data.end")
     if start is not None and end is not None and end <= start:
         raise UserError(f"data.end ({config.data.end}) must be after data.start ({config.data.start})")
+    return start, end
+
+
+def load_history(config: Config) -> CandleArray:
+    start, end = period(config)
     timeframe = config.timeframe.name
     if config.source.name == "replay":
         from forecaster.sources.replay import load_recorded

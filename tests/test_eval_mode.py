@@ -135,6 +135,7 @@ def test_eval_of_a_trained_model_reproduces_training(tmp_path: Path) -> None:
     [
         (["eval.records=nowhere"], "eval.records=nowhere"),
         (["source=replay"], "say which period"),
+        (["source=replay", "model=persistence", "data.start=yesterday"], "data.start"),
     ],
 )
 def test_bad_eval_requests_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:

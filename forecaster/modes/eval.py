@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from forecaster import backend
-from forecaster.candles import parse_utc_ms, timeframe_ms
+from forecaster.candles import timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
 from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions, join
 from forecaster.facts import FactTracker
-from forecaster.history import load_history
+from forecaster.history import load_history, period
 from forecaster.metrics import flat_metrics
 from forecaster.modes import METRICS_FILE
 from forecaster.predictor import build_predictor
@@ -49,8 +49,7 @@ def replay_history(config: Config, run_dir: Path) -> Path:
     step = timeframe_ms(config.timeframe.name)
     tested = predictor.sidecar.get("test_range")
     if config.data.start is not None:
-        first = parse_utc_ms(str(config.data.start))
-        end = parse_utc_ms(str(config.data.end)) if config.data.end is not None else None
+        first, end = period(config)
     elif tested:
         first, end = tested["first_candle_ts"], tested["last_candle_ts"] + step
         log.info("period: the model's test split, %d .. %d", first, end)
@@ -59,10 +58,10 @@ def replay_history(config: Config, run_dir: Path) -> Path:
             "say which period to judge: data.start (and data.end), or give a trained model.path/uri"
         )
     warm = predictor.window.features.window - 1
-    period = replace(
+    widened = replace(
         config.data, start=str(first - warm * step), end=None if end is None else str(end + step)
     )
-    candles = load_history(replace(config, data=period)).to_candles()
+    candles = load_history(replace(config, data=widened)).to_candles()
     facts = FactTracker()
     with RunRecords(config.sink, run_dir) as records:
         for candle in candles:
