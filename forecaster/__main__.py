@@ -6,54 +6,79 @@ are imported), so a bad config costs a fraction of a second and prints one line,
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import importlib
-import json
 import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import hydra
-from hydra import compose, initialize_config_dir, initialize_config_module
-from hydra._internal.utils import get_args_parser
+from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from forecaster import backend
 from forecaster.config import (
     CONFIG_NAME,
     Config,
-    ConfigError,
     config_source,
+    initialize_hydra,
     register_schema,
     to_config,
     unknown_key_message,
 )
-from forecaster.errors import UserError
-from forecaster.modes import METRICS_FILE
+from forecaster.errors import ConfigError, UserError
+from forecaster.parts import allowed_keys, factory_of, is_part
 
 log = logging.getLogger("forecaster")
 EXIT_USER_ERROR = 2
 SEARCH_OVERRIDES = ("hydra/sweeper=", "hparams_search=")  # what brings a sweeper that expands interval()
+# Hydra's own command-line flags (hydra --help): those that take a value, and those that only print.
+VALUE_FLAGS = (
+    ("--cfg", "-c"),
+    ("--package", "-p"),
+    ("--config-path", "-cp"),
+    ("--config-name", "-cn"),
+    ("--config-dir", "-cd"),
+    ("--experimental-rerun",),
+)
+SWITCHES = (("--run", "-r"), ("--multirun", "-m"), ("--resolve",))
+PRINT_ONLY = (("--help", "-h"), ("--hydra-help",), ("--version",), ("--shell-completion", "-sc"))
+
+
+def command_line(argv: list[str]) -> tuple[bool, list[str]]:
+    """(whether the command only prints help or info, its overrides), as Hydra reads them."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("overrides", nargs="*")
+    for names in VALUE_FLAGS:
+        parser.add_argument(*names)
+    for names in (*SWITCHES, *PRINT_ONLY):
+        parser.add_argument(*names, action="store_true", dest=names[0].lstrip("-").replace("-", "_"))
+    parser.add_argument("--info", "-i", nargs="?", const="all")
+    args, _ = parser.parse_known_args(argv)
+    printing = args.info is not None or any(
+        getattr(args, names[0].lstrip("-").replace("-", "_")) for names in PRINT_ONLY
+    )
+    return printing, list(args.overrides)
 
 
 def check_command_line(argv: list[str]) -> None:
     """Compose every value each override may take (sweeps included) and validate it; raise ConfigError."""
-    args, _ = get_args_parser().parse_known_args(argv)
-    if args.help or args.hydra_help or args.info or args.shell_completion:
+    printing, overrides = command_line(argv)
+    if printing:
         return
-    for overrides in _override_variants(args.overrides):
-        try:
-            to_config(_compose(overrides))
-        except ConfigError:
-            raise
-        except (HydraException, OmegaConfBaseException, ValueError) as exc:
-            raise ConfigError(f"{_one_line(exc)} (in: {' '.join(overrides)})") from exc
+    for variant in _override_variants(overrides):
+        with initialize_hydra():
+            try:
+                to_config(compose(config_name=CONFIG_NAME, overrides=variant))
+            except ConfigError:
+                raise
+            except (HydraException, OmegaConfBaseException, ValueError) as exc:
+                raise ConfigError(f"{_one_line(exc, variant)} (in: {' '.join(variant)})") from exc
 
 
 def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
@@ -86,17 +111,7 @@ def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
             yield [*base[:index], value, *base[index + 1 :]]
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    source = config_source()
-    if source.startswith("pkg://"):
-        init = initialize_config_module(config_module=source.removeprefix("pkg://"), version_base="1.3")
-    else:
-        init = initialize_config_dir(config_dir=source, version_base="1.3")
-    with init:
-        return compose(config_name=CONFIG_NAME, overrides=overrides)
-
-
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, overrides: list[str]) -> str:
     """Hydra/OmegaConf errors are multi-line with object dumps; keep what names the key and the fix."""
     missing = next((e for e in _causes(exc) if isinstance(e, MissingConfigException)), None)
     if missing is not None and missing.options:
@@ -110,11 +125,27 @@ def _one_line(exc: BaseException) -> str:
             # inside a list of structured entries OmegaConf reports the key without its path
             allowed = ", ".join(f.name for f in dataclasses.fields(owner))
             return f"unknown key '{omega.full_key}' in a {owner.__name__}; allowed keys: {allowed}"
-        return unknown_key_message(omega.full_key)
+        return _part_key_message(omega.full_key, overrides) or unknown_key_message(omega.full_key)
     if omega is not None and getattr(omega, "full_key", None):
         return f"{omega.full_key}: {str(getattr(omega, 'msg', omega)).splitlines()[0]}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return " ".join(lines[:2]) if lines else type(exc).__name__
+
+
+def _part_key_message(full_key: str, overrides: list[str]) -> str | None:
+    """An unknown key inside a pluggable part: the message names the keys its class allows."""
+    parent = full_key.rpartition(".")[0]
+    if not parent:
+        return None
+    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != full_key]
+    try:
+        node = OmegaConf.select(compose(config_name=CONFIG_NAME, overrides=others), parent)
+    except (HydraException, OmegaConfBaseException):
+        return None
+    if not is_part(node):
+        return None
+    allowed = ", ".join(allowed_keys(factory_of(node, parent)))
+    return f"unknown key '{full_key}'; allowed keys in '{parent}': {allowed}"
 
 
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:
@@ -124,38 +155,22 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """One Hydra job: validate, then hand over to the module of the chosen mode.
+    """One Hydra job: validate, build the parts, run the chosen mode.
 
     Returns the job's `optimized_metric` when one is configured: what a search sweeper optimises.
     """
     try:
-        config = to_config(cfg)
         backend.select_platform()
-        mode = importlib.import_module(f"forecaster.modes.{config.mode.name}")
+        config = to_config(cfg)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        code = mode.run(config, run_dir)
-        objective = read_objective(run_dir, config.optimized_metric) if config.optimized_metric else None
+        result = config.mode.run(config, run_dir)
+        objective = result.objective(config.optimized_metric) if config.optimized_metric else None
     except UserError as exc:
         log.error("%s", exc)
         sys.exit(EXIT_USER_ERROR)
-    if code:
-        sys.exit(code)
+    if result.exit_code:
+        sys.exit(result.exit_code)
     return objective
-
-
-def read_objective(run_dir: Path, key: str) -> float:
-    """`key` (dotted, e.g. test.model.log_loss_up) of the job's metrics.json."""
-    path = run_dir / METRICS_FILE
-    try:
-        value: Any = json.loads(path.read_text())
-        for part in key.split("."):
-            value = value[part]
-        return float(value)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"optimized_metric={key} is not a number in {path}; use a dotted key of that file, "
-            "e.g. test.model.log_loss_up for mode=train"
-        ) from exc
 
 
 def main() -> None:

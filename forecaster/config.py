@@ -1,8 +1,11 @@
-"""Typed config schemas and the one place that decides whether a composed config is valid.
+"""The run's typed config and the one place that decides whether a composed config is valid.
 
-Hydra merges every group option onto these dataclasses, so a wrong type or an unknown key fails
-at composition. Ranges and choices live in field metadata and are checked by `validate`, which
-also catches keys smuggled in with `+key=value` (that syntax opens a structured config).
+Two kinds of blocks. Plain blocks (flat, timeframe, sink, paths, live, data, train, eval) are
+dataclasses below; Hydra merges their YAML onto them, so a wrong type or key fails at composition.
+Pluggable parts (mode, source, features, model, tracking, train.schedule) name their class in
+`_target_` and are checked against that class's own fields, then built (forecaster/parts.py).
+Ranges and choices live in field metadata and are checked by `to_config` (forecaster/schema.py),
+which also catches keys smuggled in with `+key=value`.
 """
 
 from __future__ import annotations
@@ -10,105 +13,52 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from forecaster.errors import UserError
+from forecaster.errors import ConfigError
+from forecaster.parts import build, is_part
+from forecaster.schema import bounded, check_bounds, choice
+
+if TYPE_CHECKING:
+    from forecaster.features.base import FeatureSet
+    from forecaster.modes.base import Mode
+    from forecaster.models.base import ProbabilityModel
+    from forecaster.sources.base import CandleSource
+    from forecaster.tracking import TrackingBackend
+    from forecaster.training.schedules import Schedule
 
 CONFIG_NAME = "config"
 SCHEMA_NAME = "config_schema"
 TIMEFRAMES = ("1m", "5m", "15m", "60m")
 
 
-class ConfigError(UserError):
-    """A config the user wrote that cannot run; the message is one line saying what to change."""
-
-
-def _choice(default: Any, *choices: Any) -> Any:
-    return field(default=default, metadata={"choices": choices})
-
-
-def _bounded(default: Any, **bounds: float) -> Any:
-    """bounds: any of ge, gt, le, lt."""
-    return field(default=default, metadata=bounds)
-
-
-@dataclass
-class ModeConfig:
-    name: str = _choice("dryrun", "dryrun", "live", "facts", "train", "eval")
-    check_network: bool = False
-    last_n: int = _bounded(5, ge=1)
-
-
-@dataclass
-class SourceConfig:
-    name: str = _choice("bybit", "bybit", "replay")
-    rest_url: str = "https://api.bybit.com"
-    ws_url: str = "wss://stream.bybit.com/v5/public/spot"
-    category: str = _choice("spot", "spot", "linear")
-    symbol: str = "BTCUSDT"
-    ping_interval_s: float = _bounded(20.0, gt=0)
-    max_backoff_s: float = _bounded(60.0, gt=0)
-    request_timeout_s: float = _bounded(10.0, gt=0)
-    stale_timeout_s: float = _bounded(30.0, gt=0)
-    healthy_reset_s: float = _bounded(60.0, gt=0)
-    backoff_base_s: float = _bounded(0.5, gt=0)
-    max_retries: int = _bounded(8, ge=0)
-    max_concurrency: int = _bounded(4, ge=1)
-    max_message_bytes: int = _bounded(65536, ge=1024)
-    queue_size: int = _bounded(1000, ge=1)
-    path: str | None = None
-    speed: float = _bounded(0.0, ge=0)
-
-
-@dataclass
-class FeaturesConfig:
-    name: str = _choice("basic", "basic")
-    n_returns: int = _bounded(16, ge=1)
-    volume_window: int = _bounded(60, ge=2)
-
-
-@dataclass
-class ModelConfig:
-    name: str = _choice("twohead", "twohead", "logreg", "ensemble", "persistence")
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = _choice("relu", "relu", "gelu", "tanh")
-    dropout: float = _bounded(0.0, ge=0, lt=1)
-    members: int = _bounded(1, ge=1)
-    path: str | None = None
-    uri: str | None = None
-
-
 @dataclass
 class FlatConfig:
-    name: str = _choice("balanced", "balanced", "strict", "loose", "off")
-    min_prob: float = _bounded(0.55, ge=0, le=1)
-    min_margin: float = _bounded(0.05, ge=0, le=1)
-    max_spread: float | None = _bounded(None, ge=0)  # ensembles: abstain above this member spread
+    """Abstain (FLAT) when max(p_up, p_down) < min_prob or |p_up - p_down| < min_margin."""
+
+    name: str = "balanced"
+    min_prob: float = bounded(0.55, ge=0, le=1)
+    min_margin: float = bounded(0.05, ge=0, le=1)
+    max_spread: float | None = bounded(None, ge=0)  # ensembles: abstain above this member spread
 
 
 @dataclass
 class TimeframeConfig:
-    name: str = _choice("1m", *TIMEFRAMES)
+    name: str = choice("1m", *TIMEFRAMES)
 
 
 @dataclass
 class SinkConfig:
-    name: str = _choice("jsonl", "jsonl")
+    name: str = "jsonl"
     candles: str = "candles.jsonl"
     predictions: str = "predictions.jsonl"
     facts: str = "facts.jsonl"
     fsync: bool = False
-
-
-@dataclass
-class TrackingConfig:
-    name: str = _choice("mlflow", "mlflow", "off")
-    uri: str | None = None
-    experiment: str = "forecaster"
-    metrics_batch: int = _bounded(200, ge=1)
 
 
 @dataclass
@@ -123,20 +73,20 @@ class PathsConfig:
 class PredictorEntry:
     """One predictor of a live session: a model option and a timeframe, plus a few overrides.
 
-    The model and flat options are the files of conf/model and conf/flat; None takes the model
-    option's value (members, path, uri) or the run's top-level `flat` (flat and its thresholds).
+    model and flat name options of conf/model and conf/flat; None takes the model option's value
+    (members, path, uri) or the run's top-level `flat` (flat and its thresholds).
     """
 
-    model: str = _choice("twohead", *ModelConfig.__dataclass_fields__["name"].metadata["choices"])
-    timeframe: str = _choice("1m", *TIMEFRAMES)
+    model: str = "twohead"
+    timeframe: str = choice("1m", *TIMEFRAMES)
     name: str | None = None  # default: <model>-<timeframe>; names the records' subdirectory
-    members: int | None = _bounded(None, ge=1)
+    members: int | None = bounded(None, ge=1)
     path: str | None = None
     uri: str | None = None
-    flat: str | None = _choice(None, *FlatConfig.__dataclass_fields__["name"].metadata["choices"])
-    min_prob: float | None = _bounded(None, ge=0, le=1)
-    min_margin: float | None = _bounded(None, ge=0, le=1)
-    max_spread: float | None = _bounded(None, ge=0)
+    flat: str | None = None
+    min_prob: float | None = bounded(None, ge=0, le=1)
+    min_margin: float | None = bounded(None, ge=0, le=1)
+    max_spread: float | None = bounded(None, ge=0)
 
     @property
     def label(self) -> str:
@@ -145,9 +95,9 @@ class PredictorEntry:
 
 @dataclass
 class LiveConfig:
-    max_candles: int | None = _bounded(None, ge=1)  # per predictor; the session ends when all are done
-    rolling_window: int = _bounded(100, ge=1)
-    upload_every: int = _bounded(60, ge=1)
+    max_candles: int | None = bounded(None, ge=1)  # per predictor; the session ends when all are done
+    rolling_window: int = bounded(100, ge=1)
+    upload_every: int = bounded(60, ge=1)
     reward: float = 1.0  # score of a correct decided prediction
     penalty: float = -1.0  # score of a wrong decided prediction
     flat_score: float = 0.0  # score of an abstention
@@ -169,24 +119,26 @@ class DataConfig:
 
     start: str | None = None  # ISO date/time (UTC) or epoch ms
     end: str | None = None  # exclusive; null: now
-    days: float = _bounded(30.0, gt=0)  # used when start is null
+    days: float = bounded(30.0, gt=0)  # used when start is null
 
 
 @dataclass
 class TrainConfig:
-    threshold_bps: float = _bounded(0.0, ge=0)
-    val_fraction: float = _bounded(0.15, gt=0, lt=1)
-    test_fraction: float = _bounded(0.15, gt=0, lt=1)
-    embargo_windows: int = _bounded(1, ge=1)
-    folds: int = _bounded(1, ge=1)
-    epochs: int = _bounded(20, ge=1)
-    batch_size: int = _bounded(1024, ge=1)
-    learning_rate: float = _bounded(1e-3, gt=0)
-    schedule: str = _choice("cosine", "cosine", "constant")
-    warmup_fraction: float = _bounded(0.05, ge=0, lt=1)
-    weight_decay: float = _bounded(1e-4, ge=0)
-    grad_clip: float = _bounded(1.0, gt=0)
-    patience: int = _bounded(3, ge=1)
+    if TYPE_CHECKING:
+        schedule: Schedule
+    else:
+        schedule: Any = MISSING  # conf/train/schedule: the learning-rate schedule, a pluggable part
+    threshold_bps: float = bounded(0.0, ge=0)
+    val_fraction: float = bounded(0.15, gt=0, lt=1)
+    test_fraction: float = bounded(0.15, gt=0, lt=1)
+    embargo_windows: int = bounded(1, ge=1)
+    folds: int = bounded(1, ge=1)
+    epochs: int = bounded(20, ge=1)
+    batch_size: int = bounded(1024, ge=1)
+    learning_rate: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(1e-4, ge=0)
+    grad_clip: float = bounded(1.0, gt=0)
+    patience: int = bounded(3, ge=1)
     bootstrap: bool = False  # each ensemble member trains on its own resample of the rows
     progress: bool = True
 
@@ -194,7 +146,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     records: str | None = None  # a run dir with predictions.jsonl + facts.jsonl, or an MLflow run id
-    threshold_bps: float = _bounded(0.0, ge=0)
+    threshold_bps: float = bounded(0.0, ge=0)
     redecide: bool = False  # apply this run's flat rule to the recorded probabilities
     plots: bool = True
     compare: str | None = None  # another trained model (weights folder or models:/ URI) on the same candles
@@ -202,21 +154,29 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    mode: ModeConfig = field(default_factory=ModeConfig)
-    source: SourceConfig = field(default_factory=SourceConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # Pluggable parts: each group option names its class in `_target_` (conf/<group>/*.yaml).
+    if TYPE_CHECKING:
+        mode: Mode
+        source: CandleSource
+        features: FeatureSet
+        model: ProbabilityModel
+        tracking: TrackingBackend
+    else:
+        mode: Any = MISSING
+        source: Any = MISSING
+        features: Any = MISSING
+        model: Any = MISSING
+        tracking: Any = MISSING
     flat: FlatConfig = field(default_factory=FlatConfig)
     timeframe: TimeframeConfig = field(default_factory=TimeframeConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = _bounded(0, ge=0)
-    # a dotted key of the run's metrics.json (e.g. test.model.log_loss_up) returned to a search sweeper
+    seed: int = bounded(0, ge=0)
+    # a dotted key of the run's metrics (e.g. val.model.log_loss_up) returned to a search sweeper
     optimized_metric: str | None = None
 
 
@@ -232,17 +192,40 @@ def config_source() -> str:
     return "pkg://forecaster.conf"
 
 
+def initialize_hydra() -> Any:
+    """A context in which Hydra's compose API reads our config source (for use outside a Hydra app)."""
+    source = config_source()
+    if source.startswith("pkg://"):
+        return initialize_config_module(config_module=source.removeprefix("pkg://"), version_base="1.3")
+    return initialize_config_dir(config_dir=source, version_base="1.3")
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """The validated config of a command line, as `python -m forecaster OVERRIDES` would run it."""
+    register_schema()
+    if GlobalHydra.instance().is_initialized():
+        return to_config(compose(config_name=CONFIG_NAME, overrides=overrides))
+    with initialize_hydra():
+        return to_config(compose(config_name=CONFIG_NAME, overrides=overrides))
+
+
 def to_config(cfg: DictConfig) -> Config:
-    """Check a composed config against the schema and its bounds; raise ConfigError on the first problem."""
+    """Check a composed config and build its parts; raise ConfigError on the first problem.
+
+    Needs Hydra's compose API to be initialised (it is inside the app) when live.predictors is set.
+    """
     _reject_unknown_keys(cfg, Config, "")
     try:
         config = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
     except Exception as exc:  # omegaconf raises several unrelated types for bad values
         raise ConfigError(str(exc).splitlines()[0]) from exc
-    _check_bounds(config, "")
-    if config.model.path and config.model.uri:
-        raise ConfigError("model.path and model.uri are both set; give only one of them")
-    check_liveness(config.source)
+    assert isinstance(config, Config)
+    config = _build_parts(config, "")
+    check_bounds(config)
+    for index, entry in enumerate(config.live.predictors):
+        entry_config(config, entry, f"live.predictors[{index}].")
     return config
 
 
@@ -251,20 +234,60 @@ def unknown_key_message(full_key: str) -> str:
     parent, _, _ = full_key.rpartition(".")
     schema: Any = Config
     for part in filter(None, parent.split(".")):
-        schema = _resolve_type({f.name: f.type for f in dataclasses.fields(schema)}.get(part))
+        schema = {f.name: f.type for f in dataclasses.fields(schema)}.get(part)
+        schema = globals().get(schema, schema) if isinstance(schema, str) else schema
         if not dataclasses.is_dataclass(schema):
             return f"unknown key '{full_key}'"
     allowed = ", ".join(f.name for f in dataclasses.fields(schema))
     return f"unknown key '{full_key}'; allowed keys in '{parent or 'config'}': {allowed}"
 
 
-def check_liveness(source: SourceConfig) -> None:
-    """Pongs come every ping_interval_s: a shorter silence limit would drop healthy connections."""
-    if source.stale_timeout_s <= source.ping_interval_s:
-        raise ConfigError(
-            f"source.stale_timeout_s={source.stale_timeout_s} must exceed source.ping_interval_s="
-            f"{source.ping_interval_s}, or a healthy but quiet connection looks dead"
-        )
+def group_options(group: str) -> list[str]:
+    """The options of a config group (the files of conf/<group>), through Hydra's config loader."""
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(loader.get_group_options(group))
+
+
+def group_option(group: str, option: str) -> DictConfig:
+    """The option file conf/<group>/<option>.yaml as composed by Hydra (no schema applied)."""
+    return compose(config_name=f"{group}/{option}")
+
+
+def entry_config(config: Config, entry: PredictorEntry, where: str = "live.predictors: ") -> Config:
+    """The whole run config one `live.predictors` entry stands for.
+
+    The model comes from the entry's model option with its overrides; the FLAT rule from the entry's
+    flat option, else the run's top-level one, then the entry's thresholds.
+    """
+    for group, option in (("model", entry.model), ("flat", entry.flat)):
+        if option is not None and option not in (options := group_options(group)):
+            raise ConfigError(f"{where}{group}={option} is not allowed; choose one of: {', '.join(options)}")
+    model_node = OmegaConf.to_container(group_option("model", entry.model), resolve=True)
+    assert isinstance(model_node, dict)
+    overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
+    model_node.update({key: value for key, value in overrides.items() if value is not None})
+    model = build(model_node, f"{where}model")
+    flat = config.flat
+    if entry.flat is not None:
+        flat = OmegaConf.to_object(OmegaConf.merge(FlatConfig, group_option("flat", entry.flat)))
+        assert isinstance(flat, FlatConfig)
+    thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
+    flat = dataclasses.replace(flat, **{k: v for k, v in thresholds.items() if v is not None})
+    return dataclasses.replace(config, model=model, flat=flat, timeframe=TimeframeConfig(entry.timeframe))
+
+
+def _build_parts(value: Any, key: str) -> Any:
+    """Replace every `_target_` node in the converted config with the part it describes."""
+    if is_part(value):
+        return build(value, key.rstrip("."))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: built
+            for f in dataclasses.fields(value)
+            if (built := _build_parts(getattr(value, f.name), f"{key}{f.name}.")) is not getattr(value, f.name)
+        }
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
 
 
 def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:
@@ -273,42 +296,7 @@ def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:
         if key not in fields:
             raise ConfigError(unknown_key_message(f"{prefix}{key}"))
         kind = fields[key].type
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and dataclasses.is_dataclass(_resolve_type(kind)):
-            _reject_unknown_keys(child, _resolve_type(kind), f"{prefix}{key}.")
-
-
-def _resolve_type(annotation: Any) -> Any:
-    return globals().get(annotation, annotation) if isinstance(annotation, str) else annotation
-
-
-def _check_bounds(obj: Any, prefix: str) -> None:
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            _check_bounds(value, f"{key}.")
-            continue
-        if isinstance(value, list) and any(dataclasses.is_dataclass(item) for item in value):
-            for index, item in enumerate(value):
-                _check_bounds(item, f"{key}[{index}].")
-            continue
-        if value is None or isinstance(value, (DictConfig, ListConfig)):
-            continue
-        problem = _bound_problem(value, f.metadata)
-        if problem:
-            raise ConfigError(f"{key}={value!s} is not allowed; {problem}")
-
-
-def _bound_problem(value: Any, meta: Any) -> str | None:
-    if "choices" in meta and value not in meta["choices"]:
-        return f"choose one of: {', '.join(str(c) for c in meta['choices'])}"
-    checks = {
-        "ge": (lambda b: value >= b, ">="),
-        "gt": (lambda b: value > b, ">"),
-        "le": (lambda b: value <= b, "<="),
-        "lt": (lambda b: value < b, "<"),
-    }
-    wanted = [f"value {sign} {meta[name]}" for name, (ok, sign) in checks.items() if name in meta]
-    failed = [name for name, (ok, _) in checks.items() if name in meta and not ok(meta[name])]
-    return f"allowed: {' and '.join(wanted)}" if failed else None
+        kind = globals().get(kind, kind) if isinstance(kind, str) else kind
+        child = node.get(key)
+        if isinstance(child, DictConfig) and dataclasses.is_dataclass(kind):
+            _reject_unknown_keys(child, kind, f"{prefix}{key}.")

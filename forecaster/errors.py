@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Bad input (config, file, model, endpoint answer); the message says what is wrong and what to do."""
+
+
+class ConfigError(UserError):
+    """A config the user wrote that cannot run; the message is one line saying what to change."""

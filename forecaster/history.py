@@ -1,21 +1,20 @@
 """History for train and eval: closed candles of the run's timeframe over the configured period.
 
-`source=bybit`: Bybit REST through the local cache, at the run's interval natively.
-`source=replay`: a recorded file (CSV as in ../shared/data, or candles.jsonl; null = the shipped
-sample), cut to `data.start`/`data.end` when given and aggregated from 1m on UTC boundaries.
+Where they come from is the source's business (CandleSource.history): Bybit REST through the local
+cache, or a recorded file cut to the period and aggregated from 1m.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from forecaster.candles import DAY_MS, CandleArray, aggregate, parse_utc_ms
-from forecaster.config import Config
+from forecaster.candles import CandleArray, parse_utc_ms
 from forecaster.errors import UserError
+
+if TYPE_CHECKING:
+    from forecaster.config import DataConfig, PathsConfig
+    from forecaster.sources.base import CandleSource
 
 log = logging.getLogger(__name__)
 
@@ -29,42 +28,22 @@ def _bound(text: str | None, key: str) -> int | None:
         raise UserError(f"{key}: {exc}") from exc
 
 
-def period(config: Config) -> tuple[int | None, int | None]:
+def period(data: DataConfig) -> tuple[int | None, int | None]:
     """data.start and data.end in epoch ms (None where not given); a bad value is a one-line UserError."""
-    start = _bound(config.data.start, "data.start")
-    end = _bound(config.data.end, "data.end")
+    start = _bound(data.start, "data.start")
+    end = _bound(data.end, "data.end")
     if start is not None and end is not None and end <= start:
-        raise UserError(f"data.end ({config.data.end}) must be after data.start ({config.data.start})")
+        raise UserError(f"data.end ({data.end}) must be after data.start ({data.start})")
     return start, end
 
 
-def load_history(config: Config) -> CandleArray:
-    start, end = period(config)
-    timeframe = config.timeframe.name
-    if config.source.name == "replay":
-        from forecaster.sources.replay import load_recorded
-
-        candles = load_recorded(config.source.path)
-        lo = start if start is not None else np.iinfo(np.int64).min
-        hi = end if end is not None else np.iinfo(np.int64).max
-        candles = candles[(candles.start_ms >= lo) & (candles.start_ms < hi)]
-        if timeframe != "1m":
-            candles = aggregate(candles, timeframe).candles
-    else:
-        if start is None:
-            start = (end if end is not None else int(time.time() * 1000)) - int(config.data.days * DAY_MS)
-        candles = asyncio.run(_download(config, start, end))
+def load_history(source: CandleSource, data: DataConfig, timeframe: str, paths: PathsConfig) -> CandleArray:
+    start, end = period(data)
+    candles = source.history(timeframe, start, end, data.days, paths)
     if len(candles) == 0:
         raise UserError(
-            f"no {timeframe} candles in the chosen period ({config.data.start} .. {config.data.end}); "
+            f"no {timeframe} candles in the chosen period ({data.start} .. {data.end}); "
             "widen data.start/data.end or check source.path"
         )
-    log.info("history: %d %s candles from %s", len(candles), timeframe, config.source.name)
+    log.info("history: %d %s candles from %s", len(candles), timeframe, source.name)
     return candles
-
-
-async def _download(config: Config, start: int, end: int | None) -> CandleArray:
-    from forecaster.sources.bybit_rest import BybitRest
-
-    async with BybitRest(config.source, config.paths.data_cache) as rest:
-        return await rest.klines(start, end, config.timeframe.name)

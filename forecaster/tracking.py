@@ -1,4 +1,4 @@
-"""Experiment tracking: MLflow when `tracking=mlflow`, nothing when `tracking=off`.
+"""Experiment tracking: MLflow when `tracking=mlflow` (MlflowTracking), nothing when `tracking=off` (NoTracking).
 
 MLflow is imported only when tracking is on (the import alone costs over a second). The default
 store keeps everything in one ignored directory: `sqlite:///<paths.mlruns>/mlflow.db` with
@@ -17,10 +17,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from forecaster.config import Config
+from forecaster.checks import Check, Status
 from forecaster.errors import UserError
+from forecaster.schema import bounded
+
+if TYPE_CHECKING:
+    from forecaster.config import Config, PathsConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ MODEL_ARTIFACT = "model"
 RECORDS_ARTIFACT = "records"
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
+STORE_CHECK = "MLflow store usable"
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
 
 
@@ -42,6 +48,16 @@ class Tracker(Protocol):
     def register_model(self, model_dir: Path, name: str) -> str | None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
     def describe(self) -> str: ...
+
+
+class TrackingBackend(Protocol):
+    """What a tracking option builds: trackers for runs, and the store that models and records come from."""
+
+    name: str
+
+    def open(self, paths: PathsConfig) -> Tracker: ...
+    def store_uri(self, paths: PathsConfig) -> str: ...
+    def check(self, paths: PathsConfig) -> Check: ...
 
 
 class NullTracker:
@@ -74,11 +90,6 @@ def mlflow_client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def store_uri(config: Config) -> str:
-    """tracking.uri, or the local SQLite store under paths.mlruns."""
-    return config.tracking.uri or default_uri(config.paths.mlruns)
 
 
 class MlflowTracker:
@@ -202,12 +213,11 @@ def registered_name(config: Config) -> str:
     return f"forecaster-{config.model.name}-{config.timeframe.name}"
 
 
-def download_model(config: Config, uri: str) -> Path:
-    """`models:/<name>/<version or latest>` from the configured store -> a local folder of weights."""
+def download_model(store: str, uri: str) -> Path:
+    """`models:/<name>/<version or latest>` from the store -> a local folder of weights."""
     found = MODELS_URI.match(uri)
     if not found:
         raise UserError(f"model.uri={uri} is not of the form models:/<name>/<version or latest>")
-    store = store_uri(config)
     client = mlflow_client(store)
     from mlflow.artifacts import download_artifacts
 
@@ -227,9 +237,8 @@ def download_model(config: Config, uri: str) -> Path:
     return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
 
 
-def download_records(config: Config, run_id: str, destination: Path) -> Path:
+def download_records(store: str, run_id: str, destination: Path) -> Path:
     """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
-    store = store_uri(config)
     try:
         path = mlflow_client(store).download_artifacts(run_id, RECORDS_ARTIFACT, str(destination))
     except Exception as exc:
@@ -240,23 +249,53 @@ def download_records(config: Config, run_id: str, destination: Path) -> Path:
     return Path(path)
 
 
-def open_tracker(config: Config) -> Tracker:
-    """The tracker the config asks for; a local store is created under paths.mlruns on first use."""
-    if config.tracking.name == "off":
+@dataclass(frozen=True)
+class NoTracking:
+    """tracking=off: runs are not tracked; `model.uri` still reads the local store under paths.mlruns."""
+
+    name: str = "off"
+
+    def open(self, paths: PathsConfig) -> Tracker:
         return NullTracker()
-    uri = config.tracking.uri
-    artifact_root = None
-    if uri is None:
+
+    def store_uri(self, paths: PathsConfig) -> str:
+        return default_uri(paths.mlruns)
+
+    def check(self, paths: PathsConfig) -> Check:
+        return Check(STORE_CHECK, Status.SKIP, "tracking=off")
+
+
+@dataclass(frozen=True)
+class MlflowTracking:
+    """tracking=mlflow: `uri` (null: the SQLite store under paths.mlruns), one experiment, batched metrics."""
+
+    name: str = "mlflow"
+    uri: str | None = None
+    experiment: str = "forecaster"
+    metrics_batch: int = bounded(200, ge=1)
+
+    def store_uri(self, paths: PathsConfig) -> str:
+        return self.uri or default_uri(paths.mlruns)
+
+    def open(self, paths: PathsConfig) -> Tracker:
+        """A tracker on the store; a local store is created under paths.mlruns on first use."""
+        artifact_root = None
+        if self.uri is None:
+            try:
+                Path(paths.mlruns).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create the MLflow directory paths.mlruns={paths.mlruns} ({exc.strerror}); "
+                    "point paths.mlruns at a writable directory or run with tracking=off"
+                ) from exc
+            artifact_root = Path(paths.mlruns) / "artifacts"
+        return MlflowTracker(self.store_uri(paths), self.experiment, artifact_root, self.metrics_batch)
+
+    def check(self, paths: PathsConfig) -> Check:
         try:
-            Path(config.paths.mlruns).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(
-                f"cannot create the MLflow directory paths.mlruns={config.paths.mlruns} ({exc.strerror}); "
-                "point paths.mlruns at a writable directory or run with tracking=off"
-            ) from exc
-        uri = default_uri(config.paths.mlruns)
-        artifact_root = Path(config.paths.mlruns) / "artifacts"
-    return MlflowTracker(uri, config.tracking.experiment, artifact_root, config.tracking.metrics_batch)
+            return Check(STORE_CHECK, Status.OK, self.open(paths).describe())
+        except UserError as exc:
+            return Check(STORE_CHECK, Status.FAIL, str(exc))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

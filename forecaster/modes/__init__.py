@@ -1,4 +1,1 @@
-"""One module per mode; each exposes `run(config, run_dir) -> exit code`."""
-
-# What train and eval write into their run dir; a search sweeper reads its objective from it.
-METRICS_FILE = "metrics.json"
+"""One module per mode, each one class (conf/mode/<name>.yaml names it) whose `run` returns a RunResult."""

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from forecaster.candles import Aggregator
 from forecaster.config import Config
 from forecaster.facts import FactTracker
+from forecaster.modes.base import RunResult
 from forecaster.recording import FACT_KEY, FactRecord, JsonlWriter
+from forecaster.schema import bounded
+from forecaster.sources.base import WarmUp
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ def fact_line(fact: FactRecord) -> str:
     )
 
 
-async def _follow(config: Config, writer: JsonlWriter) -> int:
+async def _follow(config: Config, last_n: int, writer: JsonlWriter) -> int:
     tracker = FactTracker()
     aggregator = Aggregator(config.timeframe.name)
     shown = 0
@@ -45,10 +48,11 @@ async def _follow(config: Config, writer: JsonlWriter) -> int:
 
     print(HEADER, flush=True)
     with stop_on_signals() as stop:
-        async with open_feed(MinuteFeed(config, config.mode.last_n + 1), stop) as feed:
+        warm_up = [WarmUp(config.timeframe.name, last_n + 1)]
+        async with open_feed(MinuteFeed(config.source, config.paths, warm_up), stop) as feed:
             if feed is None:
                 return shown
-            for candle in feed.warm:
+            for candle in feed.warmed[0]:
                 show(tracker.push(candle))
             minutes = aiter(feed)
             new = 0
@@ -63,8 +67,15 @@ async def _follow(config: Config, writer: JsonlWriter) -> int:
     return shown
 
 
-def run(config: Config, run_dir: Path) -> int:
-    with JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer:
-        shown = asyncio.run(_follow(config, writer))
-    log.info("%d facts; written to %s", shown, writer.path)
-    return 0
+@dataclass(frozen=True)
+class Facts:
+    """fact_movement: the last `last_n` directions from REST, then one line per new closed candle."""
+
+    name: str = "facts"
+    last_n: int = bounded(5, ge=1)
+
+    def run(self, config: Config, run_dir: Path) -> RunResult:
+        with JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer:
+            shown = asyncio.run(_follow(config, self.last_n, writer))
+        log.info("%d facts; written to %s", shown, writer.path)
+        return RunResult()

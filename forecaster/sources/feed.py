@@ -1,10 +1,7 @@
-"""The configured source as one thing: warm-up candles per requested timeframe, then confirmed 1m candles.
+"""The configured source as one thing: warm-up candles per consumer, then confirmed 1m candles.
 
-`source=bybit`: each warm-up comes from REST at its own timeframe, then one WebSocket stream of 1m
-candles starts right after the latest minute that every warm-up covers (gaps backfilled from
-REST). A consumer whose warm-up reaches further skips the minutes it already has (see
-`WarmUp.covered_until`), so nobody misses or double-counts a candle. `source=replay`: a recorded
-file, no warm-up (the consumer's window fills from the replay itself).
+How the warm-ups and the stream are obtained is the source's business (CandleSource.connect);
+this module only enters it, and stops waiting for it when a signal arrives.
 """
 
 from __future__ import annotations
@@ -14,107 +11,43 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from forecaster.candles import MINUTE_MS, Candle, timeframe_ms
-from forecaster.config import Config
+from forecaster.candles import Candle
+from forecaster.sources.base import CandleSource, WarmUp
 
 if TYPE_CHECKING:
-    from forecaster.sources.bybit_rest import BybitRest
+    from forecaster.config import PathsConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@dataclass(frozen=True)
-class WarmUp:
-    """History one consumer needs before the stream: `candles` of `timeframe`.
-
-    `resume_after`: start of the last candle (of this timeframe) a previous session recorded.
-    The warm-up then ends at it and the stream continues right after it, so the candles that
-    closed while nothing ran are backfilled from REST instead of leaving a gap in the records.
-    """
-
-    timeframe: str
-    candles: int
-    resume_after: int | None = None
-
-
-def covered_until(warm: Sequence[Candle]) -> int | None:
-    """Start of the last 1m candle inside a warm-up (None: empty); later minutes are new to it."""
-    if not warm:
-        return None
-    return warm[-1].start_ms + timeframe_ms(warm[-1].timeframe) - MINUTE_MS
-
-
 class MinuteFeed:
     """One stream of 1m candles for every consumer, after each consumer's own warm-up.
 
-    `MinuteFeed(config, n, resume_after)` warms up one consumer at the run's timeframe (`.warm`);
-    `MinuteFeed(config, warmups=[...])` warms up several (`.warmed`, in the same order).
+    `.warmed` holds the warm-ups in the order of `warmups`; `.counters` the stream's counters (None
+    for a source without any).
     """
 
-    def __init__(
-        self,
-        config: Config,
-        warmup: int = 0,
-        resume_after: int | None = None,
-        *,
-        warmups: Sequence[WarmUp] | None = None,
-    ) -> None:
-        self.config = config
-        self.warmups = list(warmups) if warmups else [WarmUp(config.timeframe.name, warmup, resume_after)]
+    def __init__(self, source: CandleSource, paths: PathsConfig, warmups: Sequence[WarmUp]) -> None:
+        self.source = source
+        self.paths = paths
+        self.warmups = list(warmups)
         self.warmed: list[list[Candle]] = [[] for _ in self.warmups]
-        self.counters: object | None = None  # the stream's counters, for metrics
+        self.counters: object | None = None
         self._stack = contextlib.AsyncExitStack()
         self._stream: AsyncIterator[Candle] | None = None
 
-    @property
-    def warm(self) -> list[Candle]:
-        """The first (or only) consumer's warm-up."""
-        return self.warmed[0]
-
     async def __aenter__(self) -> MinuteFeed:
-        config = self.config
-        if config.source.name == "replay":
-            from forecaster.sources.replay import ReplayStream, load_recorded
-
-            self._stream = ReplayStream(load_recorded(config.source.path), config.source.speed)
-            return self
-        from forecaster.sources.bybit_rest import BybitRest
-        from forecaster.sources.bybit_ws import BybitKlineStream
-
         try:
-            rest = await self._stack.enter_async_context(BybitRest(config.source, config.paths.data_cache))
-            self.warmed = list(await asyncio.gather(*(self._warm_up(rest, w) for w in self.warmups)))
-            for request, warm in zip(self.warmups, self.warmed, strict=True):
-                log.info(
-                    "warmed up with %d %s candles from %s",
-                    len(warm),
-                    request.timeframe,
-                    config.source.rest_url,
-                )
-            ends = [end for end in map(covered_until, self.warmed) if end is not None]
-            stream = await self._stack.enter_async_context(
-                BybitKlineStream(config.source, rest, after_ms=min(ends, default=None))
-            )
+            connection = await self.source.connect(self._stack, self.warmups, self.paths)
         except BaseException:
             await self._stack.aclose()
             raise
-        self.counters = stream.counters
-        self._stream = stream
+        self.warmed, self._stream, self.counters = connection.warmed, connection.stream, connection.counters
         return self
-
-    async def _warm_up(self, rest: BybitRest, request: WarmUp) -> list[Candle]:
-        timeframe, n = request.timeframe, request.candles
-        if request.resume_after is None:
-            return (await rest.warmup(n, timeframe)).to_candles() if n else []
-        step = timeframe_ms(timeframe)
-        first = request.resume_after - (n - 1) * step
-        log.info("resuming %s after the recorded candle %d", timeframe, request.resume_after)
-        return (await rest.klines(first, request.resume_after + step, timeframe)).to_candles()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()

@@ -1,22 +1,21 @@
-"""Feature sets: a window of candles -> one feature row per candle.
+"""features=basic: the last N log-returns, the last candle's range and body, and a volume z-score.
 
-One implementation serves both paths. `BasicFeatures.batch` turns a whole history into a `(T, F)`
-matrix with numpy; `FeatureWindow` keeps the last `window` candles of a live stream and runs the
-same `batch` over them, so live and batch rows are the same numbers by construction.
+`batch` turns a whole history into a `(T, F)` matrix with numpy; the live window runs the same
+`batch` over its candles (forecaster/features/window.py), so live and batch rows are the same
+numbers by construction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecaster.candles import Candle, CandleArray
-from forecaster.config import FeaturesConfig
+from forecaster.candles import CandleArray
+from forecaster.schema import bounded
 
 # Bump when the meaning of a feature changes: models trained on the old meaning must not load.
 FEATURES_VERSION = 1
@@ -32,13 +31,9 @@ class BasicFeatures:
     and the z-score of the last volume over `volume_window` candles (0 where the volume is constant).
     """
 
-    n_returns: int
-    volume_window: int
+    n_returns: int = bounded(16, ge=1)
+    volume_window: int = bounded(60, ge=2)
     name: str = "basic"
-
-    @classmethod
-    def from_config(cls, config: FeaturesConfig) -> BasicFeatures:
-        return cls(n_returns=config.n_returns, volume_window=config.volume_window, name=config.name)
 
     @property
     def window(self) -> int:
@@ -80,23 +75,3 @@ class BasicFeatures:
             z = np.divide(block[:, -1] - mean, std, out=np.zeros_like(mean), where=std > 0)
             out[first + start : first + start + len(block), self.n_returns + 2] = z
         return out
-
-
-class FeatureWindow:
-    """The live side: the last `window` confirmed candles, and their newest feature row."""
-
-    def __init__(self, features: BasicFeatures) -> None:
-        self.features = features
-        self._candles: deque[Candle] = deque(maxlen=features.window)
-
-    @property
-    def ready(self) -> bool:
-        return len(self._candles) == self.features.window
-
-    def push(self, candle: Candle) -> np.ndarray | None:
-        """Add the next candle; the feature row ending at it, or None while the window fills."""
-        self._candles.append(candle)
-        if not self.ready:
-            return None
-        window = CandleArray.from_candles(list(self._candles), candle.timeframe)
-        return self.features.batch(window)[-1]

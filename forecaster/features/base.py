@@ -1,0 +1,37 @@
+"""What every feature set offers: a batch form for history and the window it needs live.
+
+A feature set is one class plus one YAML file (conf/features/<name>.yaml with `_target_`); its
+dataclass fields are the option's keys. Live prediction keeps the last `window` candles and takes
+the newest row of `batch` over them (forecaster/features/window.py), so live equals batch.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from forecaster.candles import CandleArray
+
+
+class FeatureSet(Protocol):
+    name: str
+
+    @property
+    def window(self) -> int:
+        """Candles needed before the first complete row."""
+        ...
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def fingerprint(self) -> str:
+        """Saved with a model: a model only runs on the features it was trained on."""
+        ...
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        """(T, F) float64 rows, row t from candles <= t only; rows before the first full window are NaN."""
+        ...

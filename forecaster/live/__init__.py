@@ -1,0 +1,1 @@
+"""Live sessions, one way: feed -> per-predictor loop -> events -> sinks (records, console, tracker)."""

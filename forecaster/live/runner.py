@@ -1,0 +1,74 @@
+"""Drive predictor loops off one feed until every one is done, the source ends, or a signal arrives.
+
+Each minute goes to every loop; each event a loop emits goes to that loop's sinks. The runner logs
+the stream's counters (reconnects, backfills, ...) itself, once per minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import TYPE_CHECKING
+
+from forecaster.live.loop import PredictorLoop
+from forecaster.live.sinks import Sink
+from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
+from forecaster.tracking import Tracker
+
+if TYPE_CHECKING:
+    from forecaster.config import PathsConfig
+    from forecaster.sources.base import CandleSource
+
+log = logging.getLogger(__name__)
+FINISHED, KILLED, FAILED = "FINISHED", "KILLED", "FAILED"
+
+
+@dataclass
+class Session:
+    """One predictor loop and the sinks its events go to, in order (records first)."""
+
+    loop: PredictorLoop
+    sinks: Sequence[Sink]
+
+
+def counts(sessions: Sequence[Session]) -> str:
+    return ", ".join(f"{s.loop.name or s.loop.predictor.model_name}: {s.loop.candles}" for s in sessions)
+
+
+async def run_sessions(
+    source: CandleSource, paths: PathsConfig, sessions: Sequence[Session], tracker: Tracker
+) -> str:
+    """Consume until every loop is done, the end of a replay, or a signal; the run status."""
+    with stop_on_signals() as stop:
+        warmups = [session.loop.warm_up_request() for session in sessions]
+        async with open_feed(MinuteFeed(source, paths, warmups), stop) as feed:
+            if feed is None:
+                log.info("signal received during the warm-up: stopping")
+                return KILLED
+            for session, warm in zip(sessions, feed.warmed, strict=True):
+                session.loop.warm_up(warm)
+            minutes = aiter(feed)
+            seen = 0
+            while (minute := await next_or_stop(minutes, stop)) is not None:
+                received = time.perf_counter_ns()
+                for session in sessions:
+                    if session.loop.done:
+                        continue
+                    event = session.loop.on_minute(minute, received)
+                    if event is not None:
+                        for sink in session.sinks:
+                            sink.handle(event)
+                seen += 1
+                if is_dataclass(feed.counters) and not isinstance(feed.counters, type):
+                    stream = {f"stream_{k}": float(v) for k, v in asdict(feed.counters).items()}
+                    tracker.log_metrics(stream, step=seen)
+                if all(session.loop.done for session in sessions):
+                    log.info("live.max_candles reached")
+                    return FINISHED
+    if stop.is_set():
+        log.info("signal received: stopped after %s candles", counts(sessions))
+        return KILLED
+    log.info("the source has no more candles")
+    return FINISHED

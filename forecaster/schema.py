@@ -1,0 +1,58 @@
+"""Bounds and choices of config values, declared beside each field and checked in one place.
+
+Every config class (the top-level blocks in forecaster/config.py and every pluggable part built
+from a `_target_`) declares its limits with `bounded` or `choice`; `check_bounds` walks a built
+config and raises a one-line ConfigError naming the first value outside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import field
+from typing import Any
+
+from forecaster.errors import ConfigError
+
+BOUND_CHECKS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "ge": (lambda value, bound: value >= bound, ">="),
+    "gt": (lambda value, bound: value > bound, ">"),
+    "le": (lambda value, bound: value <= bound, "<="),
+    "lt": (lambda value, bound: value < bound, "<"),
+}
+
+
+def choice(default: Any, *choices: Any) -> Any:
+    """A field whose value must be one of `choices`."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def bounded(default: Any, **bounds: float) -> Any:
+    """A field with numeric bounds: any of ge, gt, le, lt."""
+    return field(default=default, metadata=bounds)
+
+
+def check_bounds(obj: Any, prefix: str = "") -> None:
+    """Raise ConfigError for the first field of `obj` (a dataclass, searched recursively) out of bounds."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_bounds(value, f"{key}.")
+        elif isinstance(value, list | tuple) and any(dataclasses.is_dataclass(item) for item in value):
+            for index, item in enumerate(value):
+                check_bounds(item, f"{key}[{index}].")
+        elif value is not None:
+            problem = bound_problem(value, f.metadata)
+            if problem:
+                raise ConfigError(f"{key}={value!s} is not allowed; {problem}")
+
+
+def bound_problem(value: Any, meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with `value` under a field's metadata, or None."""
+    if "choices" in meta and value not in meta["choices"]:
+        return f"choose one of: {', '.join(str(c) for c in meta['choices'])}"
+    declared = [(name, check, sign) for name, (check, sign) in BOUND_CHECKS.items() if name in meta]
+    if any(not check(value, meta[name]) for name, check, _ in declared):
+        return "allowed: " + " and ".join(f"value {sign} {meta[name]}" for name, _, sign in declared)
+    return None

@@ -1,0 +1,70 @@
+"""What every candle source offers: closed candles of the past (history) and a live feed of 1m candles.
+
+A source is one class plus one YAML file (conf/source/<name>.yaml with `_target_`); its dataclass
+fields are the option's keys. Modes never ask which source they have: train and eval call
+`history`, live and facts enter `connect` through forecaster.sources.feed.MinuteFeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from forecaster.candles import MINUTE_MS, Candle, CandleArray, timeframe_ms
+
+if TYPE_CHECKING:
+    from forecaster.checks import Check
+    from forecaster.config import PathsConfig
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """History one consumer needs before the stream: `candles` of `timeframe`.
+
+    `resume_after`: start of the last candle (of this timeframe) a previous session recorded.
+    The warm-up then ends at it and the stream continues right after it, so the candles that
+    closed while nothing ran are backfilled from REST instead of leaving a gap in the records.
+    """
+
+    timeframe: str
+    candles: int
+    resume_after: int | None = None
+
+
+def covered_until(warm: Sequence[Candle]) -> int | None:
+    """Start of the last 1m candle inside a warm-up (None: empty); later minutes are new to it."""
+    if not warm:
+        return None
+    return warm[-1].start_ms + timeframe_ms(warm[-1].timeframe) - MINUTE_MS
+
+
+@dataclass
+class Connection:
+    """An entered source: each consumer's warm-up (in request order), the 1m stream, its counters."""
+
+    warmed: list[list[Candle]]
+    stream: AsyncIterator[Candle]
+    counters: object | None = None  # a dataclass of stream counters, logged as metrics
+
+
+class CandleSource(Protocol):
+    name: str
+    symbol: str
+
+    def history(
+        self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
+    ) -> CandleArray:
+        """Closed candles of `timeframe` with start in [start, end) (None: open), ascending."""
+        ...
+
+    async def connect(
+        self, stack: contextlib.AsyncExitStack, warmups: Sequence[WarmUp], paths: PathsConfig
+    ) -> Connection:
+        """Warm up every consumer and open the stream; resources go on `stack`, closed by the caller."""
+        ...
+
+    def checks(self, paths: PathsConfig, network: bool) -> list[Check]:
+        """mode=dryrun's lines about this source: its data, and its endpoint when `network`."""
+        ...

@@ -1,0 +1,114 @@
+"""source=bybit: Bybit's public v5 endpoints (no keys); REST for history and warm-up, WebSocket live.
+
+Its fields are the option's keys (conf/source/bybit.yaml). Each warm-up comes from REST at its own
+timeframe, then one WebSocket stream of 1m candles starts right after the latest minute that every
+warm-up covers (gaps backfilled from REST). A consumer whose warm-up reaches further skips the
+minutes it already has (see forecaster.sources.base.covered_until), so nobody misses or
+double-counts a candle. aiohttp is imported only when a connection is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from forecaster.candles import DAY_MS, Candle, CandleArray, timeframe_ms
+from forecaster.checks import Check, Status
+from forecaster.errors import ConfigError
+from forecaster.schema import bounded, choice
+from forecaster.sources.base import Connection, WarmUp, covered_until
+from forecaster.sources.bybit.protocol import TIME_PATH
+
+if TYPE_CHECKING:
+    from forecaster.config import PathsConfig
+    from forecaster.sources.bybit.rest import BybitRest
+
+log = logging.getLogger(__name__)
+NETWORK_CHECK = "Bybit REST reachable"
+
+
+@dataclass(frozen=True)
+class BybitSource:
+    name: str = "bybit"
+    rest_url: str = "https://api.bybit.com"
+    ws_url: str = "wss://stream.bybit.com/v5/public/spot"
+    category: str = choice("spot", "spot", "linear")
+    symbol: str = "BTCUSDT"
+    ping_interval_s: float = bounded(20.0, gt=0)
+    max_backoff_s: float = bounded(60.0, gt=0)
+    request_timeout_s: float = bounded(10.0, gt=0)
+    stale_timeout_s: float = bounded(30.0, gt=0)
+    healthy_reset_s: float = bounded(60.0, gt=0)
+    backoff_base_s: float = bounded(0.5, gt=0)
+    max_retries: int = bounded(8, ge=0)
+    max_concurrency: int = bounded(4, ge=1)
+    max_message_bytes: int = bounded(65536, ge=1024)
+    queue_size: int = bounded(1000, ge=1)
+
+    def __post_init__(self) -> None:
+        # Pongs come every ping_interval_s: a shorter silence limit would drop healthy connections.
+        if self.stale_timeout_s <= self.ping_interval_s:
+            raise ConfigError(
+                f"source.stale_timeout_s={self.stale_timeout_s} must exceed source.ping_interval_s="
+                f"{self.ping_interval_s}, or a healthy but quiet connection looks dead"
+            )
+
+    def history(
+        self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
+    ) -> CandleArray:
+        """From REST through the local cache, at `timeframe` natively; with start None, the last `days`."""
+        if start is None:
+            start = (end if end is not None else int(time.time() * 1000)) - int(days * DAY_MS)
+        return asyncio.run(self._download(timeframe, start, end, paths))
+
+    async def _download(self, timeframe: str, start: int, end: int | None, paths: PathsConfig) -> CandleArray:
+        from forecaster.sources.bybit.rest import BybitRest
+
+        async with BybitRest(self, paths.data_cache) as rest:
+            return await rest.klines(start, end, timeframe)
+
+    async def connect(
+        self, stack: contextlib.AsyncExitStack, warmups: Sequence[WarmUp], paths: PathsConfig
+    ) -> Connection:
+        from forecaster.sources.bybit.rest import BybitRest
+        from forecaster.sources.bybit.ws import BybitKlineStream
+
+        rest = await stack.enter_async_context(BybitRest(self, paths.data_cache))
+        warmed = list(await asyncio.gather(*(_warm_up(rest, w) for w in warmups)))
+        for request, warm in zip(warmups, warmed, strict=True):
+            log.info("warmed up with %d %s candles from %s", len(warm), request.timeframe, self.rest_url)
+        ends = [end for end in map(covered_until, warmed) if end is not None]
+        stream = await stack.enter_async_context(
+            BybitKlineStream(self, rest, after_ms=min(ends, default=None))
+        )
+        return Connection(warmed, stream, stream.counters)
+
+    def checks(self, paths: PathsConfig, network: bool) -> list[Check]:
+        if not network:
+            return [Check(NETWORK_CHECK, Status.SKIP, "not checked (mode.check_network=true checks it)")]
+        url = self.rest_url.rstrip("/") + TIME_PATH
+        try:
+            with urllib.request.urlopen(url, timeout=self.request_timeout_s) as answer:
+                body = json.load(answer)
+            answered = Status.OK if body.get("retCode") == 0 else Status.WARN
+            detail = f"{url} retCode={body.get('retCode')} {body.get('retMsg', '')}"
+            return [Check(NETWORK_CHECK, answered, detail)]
+        except (OSError, ValueError) as exc:
+            return [Check(NETWORK_CHECK, Status.WARN, f"{url}: {exc}")]
+
+
+async def _warm_up(rest: BybitRest, request: WarmUp) -> list[Candle]:
+    timeframe, n = request.timeframe, request.candles
+    if request.resume_after is None:
+        return (await rest.warmup(n, timeframe)).to_candles() if n else []
+    step = timeframe_ms(timeframe)
+    first = request.resume_after - (n - 1) * step
+    log.info("resuming %s after the recorded candle %d", timeframe, request.resume_after)
+    return (await rest.klines(first, request.resume_after + step, timeframe)).to_candles()
