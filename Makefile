@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/pyright
 
 bench: $(STAMP)
 	$(PY) -m forecaster.benchmarks --output bench.json

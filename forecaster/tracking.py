@@ -237,6 +237,15 @@ def download_model(store: str, uri: str) -> Path:
     return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
 
 
+def weights_path(model: Any, tracking: TrackingBackend, paths: PathsConfig) -> Path | None:
+    """Where the model's trained weights are: model.path, or model.uri downloaded from the store; None
+    for a model without weights. Resolved before the Predictor is built, so it never talks to MLflow."""
+    path, uri = getattr(model, "path", None), getattr(model, "uri", None)
+    if path:
+        return Path(path)
+    return download_model(tracking.store_uri(paths), uri) if uri else None
+
+
 def download_records(store: str, run_id: str, destination: Path) -> Path:
     """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
     try:
