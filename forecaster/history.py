@@ -64,7 +64,7 @@ def load_history(config: Config) -> CandleArray:
 
 
 async def _download(config: Config, start: int, end: int | None) -> CandleArray:
-    from forecaster.sources.bybit_rest import BybitRest
+    from forecaster.sources.bybit.rest import BybitRest
 
     async with BybitRest(config.source, config.paths.data_cache) as rest:
         return await rest.klines(start, end, config.timeframe.name)

@@ -14,7 +14,8 @@ from dataclasses import replace
 from forecaster.candles import MINUTE_MS, Candle, CandleArray, read_csv
 from forecaster.config import SourceConfig
 from forecaster.data import SAMPLE_CSV
-from forecaster.emulator import Emulator, Faults
+from forecaster.emulator.faults import Faults
+from forecaster.emulator.server import Emulator
 
 SPEED = 600.0  # one 1m candle every 0.1 s
 DATA = read_csv(SAMPLE_CSV)  # 2024-12-01..05, 7200 candles, no gap

@@ -10,16 +10,11 @@ import pytest
 
 from forecaster.candles import MINUTE_MS, aggregate
 from forecaster.config import SourceConfig
-from forecaster.emulator import Faults
+from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
-from forecaster.sources.bybit_rest import BybitRest
-from forecaster.sources.bybit_ws import (
-    BybitKlineStream,
-    Kind,
-    StreamCounters,
-    SubscriptionRejected,
-    parse_message,
-)
+from forecaster.sources.bybit.messages import Kind, parse_message
+from forecaster.sources.bybit.rest import BybitRest
+from forecaster.sources.bybit.ws import BybitKlineStream, StreamCounters, SubscriptionRejected
 from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
 
 N = 12  # candles per fault test: about 1.2 s of emulated market

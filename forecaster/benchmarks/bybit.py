@@ -10,9 +10,11 @@ import time
 from forecaster.benchmarks.candles import synthetic_history
 from forecaster.candles import MINUTE_MS
 from forecaster.config import SourceConfig
-from forecaster.emulator import Emulator, Market
-from forecaster.sources.bybit_rest import BybitRest
-from forecaster.sources.bybit_ws import parse_message, topic_for
+from forecaster.emulator.market import Market
+from forecaster.emulator.server import Emulator
+from forecaster.sources.bybit.messages import parse_message
+from forecaster.sources.bybit.protocol import topic_for
+from forecaster.sources.bybit.rest import BybitRest
 
 FULL_DAYS = 30  # 43,200 1m candles
 QUICK_DAYS = 5

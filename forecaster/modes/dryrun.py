@@ -17,7 +17,7 @@ from forecaster import __version__, backend
 from forecaster.config import Config, config_source
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
-from forecaster.sources.bybit_rest import TIME_PATH
+from forecaster.sources.bybit.protocol import RET_OK, TIME_PATH
 from forecaster.tracking import open_tracker
 
 
@@ -76,7 +76,7 @@ def check_network(config: Config) -> Check:
     try:
         with urllib.request.urlopen(url, timeout=config.source.request_timeout_s) as answer:
             body = json.load(answer)
-        answered = "ok" if body.get("retCode") == 0 else "warn"
+        answered = "ok" if body.get("retCode") == RET_OK else "warn"
         return Check(
             "Bybit REST reachable", answered, f"{url} retCode={body.get('retCode')} {body.get('retMsg', '')}"
         )

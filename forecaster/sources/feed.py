@@ -21,7 +21,7 @@ from forecaster.candles import MINUTE_MS, Candle, timeframe_ms
 from forecaster.config import Config
 
 if TYPE_CHECKING:
-    from forecaster.sources.bybit_rest import BybitRest
+    from forecaster.sources.bybit.rest import BybitRest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,8 +83,8 @@ class MinuteFeed:
 
             self._stream = ReplayStream(load_recorded(config.source.path), config.source.speed)
             return self
-        from forecaster.sources.bybit_rest import BybitRest
-        from forecaster.sources.bybit_ws import BybitKlineStream
+        from forecaster.sources.bybit.rest import BybitRest
+        from forecaster.sources.bybit.ws import BybitKlineStream
 
         try:
             rest = await self._stack.enter_async_context(BybitRest(config.source, config.paths.data_cache))
