@@ -195,6 +195,11 @@ class CandleArray:
     def to_candles(self) -> list[Candle]:
         return [self.candle(i) for i in range(len(self))]
 
+    def between(self, start_ms: int, end_ms: int) -> CandleArray:
+        """Candles with start in [start_ms, end_ms)."""
+        lo, hi = np.searchsorted(self.start_ms, [start_ms, end_ms])
+        return self[int(lo) : int(hi)]
+
     @classmethod
     def from_candles(cls, candles: Sequence[Candle], timeframe: str = "1m") -> CandleArray:
         if any(not c.confirmed or c.timeframe != timeframe for c in candles):
@@ -222,6 +227,18 @@ class CandleArray:
             i = int(np.argmax(order)) + 1
             raise CandleError(f"candle {self.start_ms[i]} is not after {self.start_ms[i - 1]}: not ascending")
         return self
+
+
+def concat_candles(parts: Sequence[CandleArray], timeframe: str) -> CandleArray:
+    """Join histories into one ascending history, one candle per start (the last one seen wins)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return CandleArray.from_candles([], timeframe)
+    columns = [np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)]
+    reversed_starts = columns[0][::-1]
+    _, first_in_reversed = np.unique(reversed_starts, return_index=True)
+    keep = len(reversed_starts) - 1 - first_in_reversed  # ascending starts, last occurrence of each
+    return CandleArray(*(c[keep] for c in columns), timeframe=timeframe)
 
 
 def read_csv(path: str | Path, timeframe: str = "1m") -> CandleArray:

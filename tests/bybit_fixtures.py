@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from forecaster.candles import MINUTE_MS, Candle, CandleArray, read_csv
-from forecaster.config import SourceConfig
+from forecaster.sources.bybit.source import BybitSource
 from forecaster.data import SAMPLE_CSV
-from forecaster.emulator import Emulator, Faults
+from forecaster.emulator.faults import Faults
+from forecaster.emulator.server import Emulator
 
 SPEED = 600.0  # one 1m candle every 0.1 s
 DATA = read_csv(SAMPLE_CSV)  # 2024-12-01..05, 7200 candles, no gap
@@ -23,9 +24,9 @@ NOW = DAY1 + 2 * 1440 * MINUTE_MS + 30 * MINUTE_MS  # 2024-12-03 00:30, two comp
 WAIT_S = 20.0  # generous upper bound for a whole stream test; they finish in about a second
 
 
-def fast_source(emulator: Emulator, **overrides: object) -> SourceConfig:
+def fast_source(emulator: Emulator, **overrides: object) -> BybitSource:
     """Timeouts scaled to the emulator's speed so that faults are detected in a fraction of a second."""
-    source = SourceConfig(
+    source = BybitSource(
         rest_url=emulator.rest_url,
         ws_url=emulator.ws_url,
         ping_interval_s=0.1,

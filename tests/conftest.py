@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from forecaster.emulator.launch import launch_emulator
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FORECASTER_SHARED", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data"
 FIXTURES = SHARED / "bybit" / "fixtures"
 EMULATOR_SPEED = "600"  # ten 1m candles per second
-EMULATOR_URLS = re.compile(r"rest_url=(\S+) ws_url=(\S+)")
 
 
 def run_cli(
@@ -51,16 +51,8 @@ def fixtures_dir() -> Path:
 @contextmanager
 def emulator_process(*args: str) -> Iterator[list[str]]:
     """`python -m forecaster.emulator` as its own process; yields the overrides that point a run at it."""
-    command = [sys.executable, "-m", "forecaster.emulator", "--port", "0", "--speed", EMULATOR_SPEED, *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
-        assert proc.stdout is not None
-        found = EMULATOR_URLS.search(proc.stdout.readline())
-        assert found, "the emulator did not start"
-        try:
-            yield [f"source.rest_url={found.group(1)}", f"source.ws_url={found.group(2)}"]
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with launch_emulator("--speed", EMULATOR_SPEED, *args) as emulator:
+        yield [f"source.rest_url={emulator.rest_url}", f"source.ws_url={emulator.ws_url}"]
 
 
 @pytest.fixture

@@ -6,18 +6,13 @@ import random
 
 import pytest
 
-from forecaster.candles import MINUTE_MS, aggregate
-from forecaster.emulator import Faults
+from forecaster.candles import DAY_MS, MINUTE_MS, aggregate
+from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
-from forecaster.sources.bybit_rest import (
-    DAY_MS,
-    PAGE_LIMIT,
-    Backoff,
-    BybitError,
-    BybitRest,
-    BybitUnavailable,
-    KlineCache,
-)
+from forecaster.sources.bybit.cache import KlineCache
+from forecaster.sources.bybit.protocol import PAGE_LIMIT
+from forecaster.sources.bybit.rest import BybitError, BybitRest, BybitUnavailable
+from forecaster.sources.bybit.retry import Backoff
 from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator, fast_source
 
 OPEN = NOW // MINUTE_MS * MINUTE_MS  # start of the candle still open at NOW

@@ -9,17 +9,12 @@ from dataclasses import replace
 import pytest
 
 from forecaster.candles import MINUTE_MS, aggregate
-from forecaster.config import SourceConfig
-from forecaster.emulator import Faults
+from forecaster.sources.bybit.source import BybitSource
+from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
-from forecaster.sources.bybit_rest import BybitRest
-from forecaster.sources.bybit_ws import (
-    BybitKlineStream,
-    Kind,
-    StreamCounters,
-    SubscriptionRejected,
-    parse_message,
-)
+from forecaster.sources.bybit.messages import Kind, parse_message
+from forecaster.sources.bybit.rest import BybitRest
+from forecaster.sources.bybit.ws import BybitKlineStream, StreamCounters, SubscriptionRejected
 from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
 
 N = 12  # candles per fault test: about 1.2 s of emulated market
@@ -145,9 +140,8 @@ async def test_cancelling_leaves_nothing_running(caplog: pytest.LogCaptureFixtur
 
 
 def test_stale_timeout_must_exceed_ping_interval() -> None:
-    source = SourceConfig(ping_interval_s=20, stale_timeout_s=10)
     with pytest.raises(UserError, match="stale_timeout_s"):
-        BybitKlineStream(source, BybitRest(source))
+        BybitSource(ping_interval_s=20, stale_timeout_s=10)
 
 
 def test_parse_message_kinds() -> None:
@@ -171,7 +165,7 @@ def test_parse_message_kinds() -> None:
 @pytest.mark.network
 async def test_real_bybit_smoke(tmp_path) -> None:
     """Opt-in (pytest -m network): the real endpoints answer in the shapes the code expects."""
-    source = replace(SourceConfig(), request_timeout_s=15)
+    source = replace(BybitSource(), request_timeout_s=15)
     async with BybitRest(source, tmp_path) as rest:
         history = await rest.warmup(5)
         assert len(history) == 5

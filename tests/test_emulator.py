@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import signal
-import subprocess
-import sys
 
 import aiohttp
 import pytest
 
 from forecaster.candles import MINUTE_MS, candle_from_rest_row, candle_from_ws
 from forecaster.data import SAMPLE_CSV
-from forecaster.emulator import KLINE_PATH, TIME_PATH, Faults
+from forecaster.emulator.faults import Faults
+from forecaster.emulator.launch import launch_emulator
+from forecaster.sources.bybit.protocol import KLINE_PATH, TIME_PATH
 from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
 from tests.conftest import FIXTURES
 
@@ -174,22 +172,8 @@ async def test_drop_and_stall_faults() -> None:
 
 
 def test_command_line_prints_urls_and_serves() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forecaster.emulator", "--data", str(SAMPLE_CSV), "--speed", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"rest_url=(\S+) ws_url=(\S+)", line)
-        assert match, line
-        assert match.group(2).startswith("ws://127.0.0.1:") and match.group(2).endswith("/v5/public/spot")
-        status, body = asyncio.run(get(match.group(1) + KLINE_PATH, limit=1))
+    with launch_emulator("--data", str(SAMPLE_CSV), "--speed", "60") as launched:
+        assert launched.ws_url.startswith("ws://127.0.0.1:") and launched.ws_url.endswith("/v5/public/spot")
+        status, body = asyncio.run(get(launched.rest_url + KLINE_PATH, limit=1))
         assert status == 200 and int(body["result"]["list"][0][0]) == int(DATA.start_ms[1440])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        if process.stdout:
-            process.stdout.close()
+    assert launched.process.returncode == 0  # SIGTERM is a clean stop

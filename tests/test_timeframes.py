@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forecaster.candles import MINUTE_MS, aggregate
-from forecaster.sources.bybit_rest import BybitRest
+from forecaster.sources.bybit.rest import BybitRest
 from tests.bybit_fixtures import DAY1, emulator, fast_source
 
 

@@ -9,10 +9,12 @@ import time
 
 from forecaster.benchmarks.candles import synthetic_history
 from forecaster.candles import MINUTE_MS
-from forecaster.config import SourceConfig
-from forecaster.emulator import Emulator, Market
-from forecaster.sources.bybit_rest import BybitRest
-from forecaster.sources.bybit_ws import parse_message, topic_for
+from forecaster.sources.bybit.source import BybitSource
+from forecaster.emulator.market import Market
+from forecaster.emulator.server import Emulator
+from forecaster.sources.bybit.messages import parse_message
+from forecaster.sources.bybit.protocol import topic_for
+from forecaster.sources.bybit.rest import BybitRest
 
 FULL_DAYS = 30  # 43,200 1m candles
 QUICK_DAYS = 5
@@ -27,7 +29,7 @@ async def _download(days: int) -> dict[str, object]:
     first = int(history.start_ms[0])
     start, end = first, first + days * DAY_CANDLES * MINUTE_MS
     async with Emulator(history, speed=1, now_ms=end + DAY_CANDLES // 2 * MINUTE_MS) as emulator:
-        source = SourceConfig(rest_url=emulator.rest_url, ws_url=emulator.ws_url)
+        source = BybitSource(rest_url=emulator.rest_url, ws_url=emulator.ws_url)
         with tempfile.TemporaryDirectory() as cache:
             async with BybitRest(source, cache, progress=False) as rest:
                 started = time.perf_counter()

@@ -14,27 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
-import json
 import logging
 import random
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
-from forecaster.candles import Candle, CandleError, candle_from_ws, timeframe_ms
-from forecaster.config import SourceConfig, check_liveness
+from forecaster.candles import Candle, timeframe_ms
+from forecaster.sources.bybit.source import BybitSource
 from forecaster.errors import UserError
-from forecaster.sources.bybit_rest import Backoff, BybitRest, BybitUnavailable, interval_code
+from forecaster.sources.bybit.messages import Kind, Parsed, parse_message
+from forecaster.sources.bybit.protocol import topic_for
+from forecaster.sources.bybit.rest import BybitRest, BybitUnavailable
+from forecaster.sources.bybit.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-ALREADY_SUBSCRIBED = "already subscribed"  # harmless: the topic is live on this connection
-LOGGED_TEXT_CHARS = 200
 _FAR_FUTURE = 2**62  # "everything after the last candle": a reconnect asks REST up to now
 
 
@@ -61,59 +59,6 @@ class StreamCounters:
     emitted: int = 0
 
 
-def topic_for(timeframe: str, symbol: str) -> str:
-    return f"kline.{interval_code(timeframe)}.{symbol}"
-
-
-class Kind(enum.Enum):
-    CANDLES = "candles"
-    PONG = "pong"
-    ACK = "ack"
-    REJECTED = "rejected"
-    OTHER = "other"  # valid JSON we have no use for
-
-
-@dataclass(frozen=True)
-class Parsed:
-    kind: Kind
-    candles: tuple[Candle, ...] = ()
-    errors: tuple[str, ...] = ()  # one per malformed part; a message can be all errors
-    detail: str = ""
-
-
-def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
-    """One text frame -> what it is. Never raises: a broken frame is reported in `errors`."""
-    try:
-        message = json.loads(text)
-    except ValueError as exc:
-        return Parsed(Kind.OTHER, errors=(f"not JSON ({exc}): {text[:LOGGED_TEXT_CHARS]!r}",))
-    if not isinstance(message, dict):
-        return Parsed(Kind.OTHER, errors=(f"not a JSON object: {text[:LOGGED_TEXT_CHARS]!r}",))
-    if "topic" in message:
-        return _parse_push(message, topic, timeframe, text)
-    ret_msg = str(message.get("ret_msg", ""))
-    if ret_msg == "pong" or message.get("op") == "pong":  # spot answers op "ping"; others op "pong"
-        return Parsed(Kind.PONG)
-    if message.get("op") == "subscribe":
-        if message.get("success") is True or ALREADY_SUBSCRIBED in ret_msg:
-            return Parsed(Kind.ACK)
-        return Parsed(Kind.REJECTED, detail=ret_msg)
-    return Parsed(Kind.OTHER, errors=(f"unexpected message: {text[:LOGGED_TEXT_CHARS]!r}",))
-
-
-def _parse_push(message: dict[str, Any], topic: str, timeframe: str, text: str) -> Parsed:
-    data = message.get("data")
-    if message["topic"] != topic or not isinstance(data, list):
-        return Parsed(Kind.OTHER, errors=(f"unexpected push: {text[:LOGGED_TEXT_CHARS]!r}",))
-    candles, errors = [], []
-    for item in data:
-        try:
-            candles.append(candle_from_ws(item, timeframe))
-        except (CandleError, TypeError) as exc:  # TypeError: an item that is not an object
-            errors.append(str(exc)[:LOGGED_TEXT_CHARS])
-    return Parsed(Kind.CANDLES, tuple(candles), tuple(errors))
-
-
 class KlineConnection:
     """One WebSocket: subscribe, JSON ping on a timer, a silence watchdog; yields what arrives.
 
@@ -126,7 +71,7 @@ class KlineConnection:
     _ids = itertools.count(1)
 
     def __init__(
-        self, ws: aiohttp.ClientWebSocketResponse, source: SourceConfig, topic: str, counters: StreamCounters
+        self, ws: aiohttp.ClientWebSocketResponse, source: BybitSource, topic: str, counters: StreamCounters
     ) -> None:
         self.ws = ws
         self.source = source
@@ -221,14 +166,13 @@ class BybitKlineStream:
 
     def __init__(
         self,
-        source: SourceConfig,
+        source: BybitSource,
         rest: BybitRest,
         timeframe: str = "1m",
         *,
         after_ms: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        check_liveness(source)
         self.source = source
         self.rest = rest
         self.timeframe = timeframe

@@ -11,49 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import re
 import ssl
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-import numpy as np
 from tqdm import tqdm
 
 from forecaster.candles import (
-    CSV_COLUMNS,
     DAY_MS,
     MINUTE_MS,
     Candle,
     CandleArray,
     CandleError,
     candle_from_rest_row,
-    read_csv,
+    concat_candles,
     timeframe_ms,
 )
-from forecaster.config import SourceConfig
+from forecaster.sources.bybit.source import BybitSource
 from forecaster.errors import UserError
+from forecaster.sources.bybit.cache import KlineCache
+from forecaster.sources.bybit.protocol import KLINE_PATH, PAGE_LIMIT, RET_OK, TIME_PATH, interval_code
+from forecaster.sources.bybit.retry import Backoff, TransientFailure, code_failure, status_failure
 
 log = logging.getLogger(__name__)
 
-KLINE_PATH = "/v5/market/kline"
-TIME_PATH = "/v5/market/time"
-PAGE_LIMIT = 1000  # most rows Bybit returns per kline request
-RET_OK = 0
-# server timeout, too many visits, server error/restarting: worth another try
-RETRYABLE_CODES = frozenset({10000, 10006, 10016})
-THROTTLE_CODES = frozenset({10006})
-THROTTLE_STATUS = frozenset({403, 429})  # 403 is also a region block: retries end in a clear error
 # A day is cached only this long after it ended, so a candle the exchange publishes late is not
 # cached as missing for good.
 CACHE_SETTLE_MS = 5 * MINUTE_MS
 WARMUP_EXTENSIONS = 2  # how often warmup looks further back when history has gaps
-CSV_FORMAT = ["%d"] + ["%.17g"] * (len(CSV_COLUMNS) - 1)  # %.17g round-trips every float64
 
 
 class BybitError(UserError):
@@ -64,40 +53,6 @@ class BybitUnavailable(UserError):
     """Bybit kept failing (rate limit, 5xx, timeouts) through every retry."""
 
 
-class _Retry(Exception):
-    """A transient failure; `throttled` ones pause every request of the client, not just this one."""
-
-    def __init__(self, reason: str, throttled: bool = False) -> None:
-        super().__init__(reason)
-        self.throttled = throttled
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with half jitter: the n-th delay is uniform in [d/2, d], d = min(cap, base*2**n).
-
-    Jitter spreads clients that failed together; the lower half-bound keeps a retry from firing at
-    once, which matters against Bybit's limit on new connections per 5 minutes.
-    """
-
-    base_s: float
-    cap_s: float
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    @classmethod
-    def from_source(cls, source: SourceConfig, rng: random.Random | None = None) -> Backoff:
-        return cls(source.backoff_base_s, source.max_backoff_s, rng or random.Random())
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 @dataclass
 class RestStats:
     requests: int = 0  # HTTP requests sent, retries included
@@ -105,77 +60,6 @@ class RestStats:
     pages: int = 0  # kline pages fetched successfully
     cached_days: int = 0  # days answered from the local cache
     malformed_rows: int = 0
-
-
-def interval_code(timeframe: str) -> str:
-    """'5m' -> '5', Bybit's interval code."""
-    return str(timeframe_ms(timeframe) // MINUTE_MS)
-
-
-def empty_candles(timeframe: str) -> CandleArray:
-    return CandleArray(np.empty(0, np.int64), *(np.empty(0) for _ in CSV_COLUMNS[1:]), timeframe=timeframe)
-
-
-def concat_candles(parts: list[CandleArray], timeframe: str) -> CandleArray:
-    """Join histories into one ascending history, one candle per start (the last one seen wins)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return empty_candles(timeframe)
-    columns = [np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)]
-    reversed_starts = columns[0][::-1]
-    _, first_in_reversed = np.unique(reversed_starts, return_index=True)
-    keep = len(reversed_starts) - 1 - first_in_reversed  # ascending starts, last occurrence of each
-    return CandleArray(*(c[keep] for c in columns), timeframe=timeframe)
-
-
-def _between(candles: CandleArray, start_ms: int, end_ms: int) -> CandleArray:
-    """Candles with start in [start_ms, end_ms)."""
-    lo, hi = np.searchsorted(candles.start_ms, [start_ms, end_ms])
-    return candles[int(lo) : int(hi)]
-
-
-class KlineCache:
-    """Closed candles of complete UTC days: `<root>/<host>/<category>/<symbol>/<interval>/<YYYY-MM-DD>.csv`.
-
-    A file exists only for a day that had ended on the server clock when it was written, so it
-    never changes; a header-only file records a day with no candles (before a listing, an outage).
-    The host is part of the path so emulator data never mixes with the real exchange's.
-    """
-
-    def __init__(self, root: str | Path, rest_url: str, category: str, symbol: str, timeframe: str) -> None:
-        host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(rest_url).netloc or "local")
-        self.dir = Path(root) / host / category / symbol / interval_code(timeframe)
-        self.timeframe = timeframe
-
-    def _path(self, day_ms: int) -> Path:
-        return self.dir / f"{np.datetime64(day_ms, 'ms').astype('datetime64[D]')}.csv"
-
-    def load(self, day_ms: int) -> CandleArray | None:
-        path = self._path(day_ms)
-        try:
-            with path.open(encoding="utf-8") as handle:
-                empty = handle.readline() and not handle.readline()
-            candles = empty_candles(self.timeframe) if empty else read_csv(path, self.timeframe)
-        except FileNotFoundError:
-            return None
-        except (OSError, CandleError) as exc:
-            log.warning("ignoring damaged cache file %s (%s); fetching that day again", path, exc)
-            path.unlink(missing_ok=True)
-            return None
-        if len(candles) and not (day_ms <= candles.start_ms[0] and candles.start_ms[-1] < day_ms + DAY_MS):
-            log.warning("ignoring cache file %s: candles outside its day; fetching that day again", path)
-            path.unlink(missing_ok=True)
-            return None
-        return candles
-
-    def store(self, day_ms: int, candles: CandleArray) -> None:
-        """Atomically (write + rename), so a crash never leaves a half-written day behind."""
-        path = self._path(day_ms)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        table = np.column_stack([c.astype(np.float64) for c in candles._columns()])
-        np.savetxt(tmp, table, fmt=CSV_FORMAT, delimiter=",", header=",".join(CSV_COLUMNS), comments="")
-        os.replace(tmp, path)
 
 
 def _server_time(body: dict[str, Any]) -> int:
@@ -191,7 +75,7 @@ class BybitRest:
 
     def __init__(
         self,
-        source: SourceConfig,
+        source: BybitSource,
         cache_dir: str | Path | None = None,
         *,
         progress: bool = True,
@@ -269,7 +153,7 @@ class BybitRest:
             now = now if now is not None else await self.server_time_ms()
             end_ms = now // step * step
         if end_ms <= start:
-            return empty_candles(timeframe)
+            return CandleArray.from_candles([], timeframe)
         cache = self._cache(symbol, timeframe)
         days = range(start // DAY_MS * DAY_MS, end_ms, DAY_MS)
         loaded = {day: cache.load(day) if cache else None for day in days}
@@ -285,8 +169,8 @@ class BybitRest:
             parts.append(fetched)
             for day in missing:
                 if cache and day + DAY_MS + CACHE_SETTLE_MS <= now:
-                    cache.store(day, _between(fetched, day, day + DAY_MS))
-        return _between(concat_candles(parts, timeframe), start, end_ms)
+                    cache.store(day, fetched.between(day, day + DAY_MS))
+        return concat_candles(parts, timeframe).between(start, end_ms)
 
     def _cache(self, symbol: str, timeframe: str) -> KlineCache | None:
         if self.cache_dir is None:
@@ -328,8 +212,6 @@ class BybitRest:
 
             pages = await asyncio.gather(*(page(lo, hi) for lo, hi in windows))
         candles = [c for p in pages for c in p]
-        if not candles:
-            return empty_candles(timeframe)
         return concat_candles([CandleArray.from_candles(candles, timeframe)], timeframe)
 
     async def _page(self, lo: int, hi: int, timeframe: str, symbol: str) -> list[Candle]:
@@ -374,7 +256,7 @@ class BybitRest:
                 async with self._slots:
                     self.stats.requests += 1
                     return await self._get_once(path, params)
-            except _Retry as exc:
+            except TransientFailure as exc:
                 if attempt == attempts:
                     raise BybitUnavailable(
                         f"Bybit REST {path} failed {attempts} times (last: {exc}); check source.rest_url "
@@ -395,21 +277,21 @@ class BybitRest:
         try:
             async with self._client().get(url, params=params) as response:
                 status = response.status
-                if status in THROTTLE_STATUS or status >= 500:
-                    raise _Retry(f"HTTP {status}", throttled=status in THROTTLE_STATUS)
+                if failure := status_failure(status):
+                    raise failure
                 if status != 200:
                     raise BybitError(f"Bybit REST {url} answered HTTP {status}; check source.rest_url")
                 body = await response.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:  # ValueError: not JSON
-            raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise TransientFailure(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
         if not isinstance(body, dict):
-            raise _Retry(f"answer is not a JSON object: {str(body)[:100]}")
+            raise TransientFailure(f"answer is not a JSON object: {str(body)[:100]}")
         code = body.get("retCode")
         if code == RET_OK:
             return body
         message = f"retCode {code} {body.get('retMsg', '')!r}"
-        if code in RETRYABLE_CODES:
-            raise _Retry(message, throttled=code in THROTTLE_CODES)
+        if failure := code_failure(code, message):
+            raise failure
         shown = {k: v for k, v in params.items() if k in ("category", "symbol", "interval", "start", "end")}
         raise BybitError(
             f"Bybit REST {path} refused {shown}: {message}; check source.symbol/category and the range"

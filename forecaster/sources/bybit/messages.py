@@ -1,0 +1,66 @@
+"""Bybit v5 WebSocket text frames -> what they are: candles, pong, subscription ack or refusal, junk.
+
+Pure functions with no connection state, so a broken frame is a value to count and log, never an
+exception that could end the stream.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from forecaster.candles import Candle, CandleError, candle_from_ws
+from forecaster.sources.bybit.protocol import ALREADY_SUBSCRIBED
+
+LOGGED_TEXT_CHARS = 200
+
+
+class Kind(enum.Enum):
+    CANDLES = "candles"
+    PONG = "pong"
+    ACK = "ack"
+    REJECTED = "rejected"
+    OTHER = "other"  # valid JSON we have no use for
+
+
+@dataclass(frozen=True)
+class Parsed:
+    kind: Kind
+    candles: tuple[Candle, ...] = ()
+    errors: tuple[str, ...] = ()  # one per malformed part; a message can be all errors
+    detail: str = ""
+
+
+def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
+    """One text frame -> what it is. Never raises: a broken frame is reported in `errors`."""
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        return Parsed(Kind.OTHER, errors=(f"not JSON ({exc}): {text[:LOGGED_TEXT_CHARS]!r}",))
+    if not isinstance(message, dict):
+        return Parsed(Kind.OTHER, errors=(f"not a JSON object: {text[:LOGGED_TEXT_CHARS]!r}",))
+    if "topic" in message:
+        return _parse_push(message, topic, timeframe, text)
+    ret_msg = str(message.get("ret_msg", ""))
+    if ret_msg == "pong" or message.get("op") == "pong":  # spot answers op "ping"; others op "pong"
+        return Parsed(Kind.PONG)
+    if message.get("op") == "subscribe":
+        if message.get("success") is True or ALREADY_SUBSCRIBED in ret_msg:
+            return Parsed(Kind.ACK)
+        return Parsed(Kind.REJECTED, detail=ret_msg)
+    return Parsed(Kind.OTHER, errors=(f"unexpected message: {text[:LOGGED_TEXT_CHARS]!r}",))
+
+
+def _parse_push(message: dict[str, Any], topic: str, timeframe: str, text: str) -> Parsed:
+    data = message.get("data")
+    if message["topic"] != topic or not isinstance(data, list):
+        return Parsed(Kind.OTHER, errors=(f"unexpected push: {text[:LOGGED_TEXT_CHARS]!r}",))
+    candles, errors = [], []
+    for item in data:
+        try:
+            candles.append(candle_from_ws(item, timeframe))
+        except (CandleError, TypeError) as exc:  # TypeError: an item that is not an object
+            errors.append(str(exc)[:LOGGED_TEXT_CHARS])
+    return Parsed(Kind.CANDLES, tuple(candles), tuple(errors))
