@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra.utils import get_object
+from omegaconf import OmegaConf
 
-from forecaster.config import CONFIG_NAME, Config, ConfigError, config_source, register_schema, to_config
+from forecaster.config import Config, compose_config, config_source
+from forecaster.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
-GROUPS = ("mode", "source", "features", "model", "flat", "timeframe", "sink", "tracking", "paths")
+GROUPS = ("mode", "source", "features", "model", "flat", "timeframe", "sink", "tracking", "paths", "train/schedule")
 
 
 def _options(group: str) -> list[str]:
@@ -18,9 +22,14 @@ def _options(group: str) -> list[str]:
 
 
 def _compose(*overrides: str) -> Config:
-    register_schema()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return to_config(compose(config_name=CONFIG_NAME, overrides=list(overrides)))
+    return compose_config(list(overrides))
+
+
+def _node(config: Config, group: str) -> object:
+    node: object = config
+    for part in group.split("/"):
+        node = getattr(node, part)
+    return node
 
 
 def test_config_comes_from_the_checkout() -> None:
@@ -44,9 +53,22 @@ def test_defaults_match_the_contract() -> None:
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in _options(g)])
 def test_every_option_composes(group: str, option: str) -> None:
     config = _compose(f"{group}={option}")
-    node = getattr(config, group)
+    node = _node(config, group)
     if hasattr(node, "name"):
         assert node.name == option
+    target = OmegaConf.load(REPO / "conf" / group / f"{option}.yaml").get("_target_")
+    if target is not None:  # a pluggable part: built as the class its option file names
+        assert type(node) is get_object(target)
+
+
+def test_validation_does_not_import_jax() -> None:
+    """Parts are light to build: a bad command line is refused before JAX (and the GPU probe) load."""
+    code = (
+        "import sys; from forecaster.config import compose_config; "
+        "[compose_config([f'model={m}', 'mode=train']) for m in ('twohead', 'logreg', 'ensemble', 'persistence')]; "
+        "assert 'jax' not in sys.modules and 'mlflow' not in sys.modules and 'aiohttp' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_groups_have_the_designed_options() -> None:

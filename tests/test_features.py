@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from forecaster.candles import CandleArray, read_csv
-from forecaster.config import FeaturesConfig
 from forecaster.data import SAMPLE_CSV
-from forecaster.features import BasicFeatures, FeatureWindow
+from forecaster.features.basic import BasicFeatures
+from forecaster.features.window import FeatureWindow
 
 
 def _live_rows(features: BasicFeatures, candles: CandleArray) -> np.ndarray:
@@ -20,10 +20,9 @@ def _live_rows(features: BasicFeatures, candles: CandleArray) -> np.ndarray:
     return np.array(rows[features.window - 1 :])
 
 
-@pytest.mark.parametrize("config", [FeaturesConfig(), FeaturesConfig(n_returns=3, volume_window=5)])
-def test_live_equals_batch_on_real_history(shared_data: Path, config: FeaturesConfig) -> None:
+@pytest.mark.parametrize("features", [BasicFeatures(), BasicFeatures(n_returns=3, volume_window=5)])
+def test_live_equals_batch_on_real_history(shared_data: Path, features: BasicFeatures) -> None:
     candles = read_csv(shared_data / "btcusdt_1m_bybit-linear_20250529_20250629.csv.gz")[:4000]
-    features = BasicFeatures.from_config(config)
     batch = features.batch(candles)
     live = _live_rows(features, candles)
     np.testing.assert_allclose(live, batch[features.window - 1 :], rtol=1e-9, atol=0)
@@ -52,9 +51,9 @@ def test_constant_volume_gives_zero_not_nan() -> None:
 
 
 def test_fingerprint_changes_with_the_config() -> None:
-    base = BasicFeatures.from_config(FeaturesConfig())
-    assert base.fingerprint() == BasicFeatures.from_config(FeaturesConfig()).fingerprint()
-    assert base.fingerprint() != BasicFeatures.from_config(FeaturesConfig(n_returns=8)).fingerprint()
+    base = BasicFeatures()
+    assert base.fingerprint() == BasicFeatures().fingerprint()
+    assert base.fingerprint() != BasicFeatures(n_returns=8).fingerprint()
     assert base.n_features == len(base.names) == 19
 
 
