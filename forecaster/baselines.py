@@ -1,7 +1,8 @@
 """Baselines that need no training, judged on the same candles as the models.
 
 Each gives, per feature row, a decided direction and the two probabilities, so the metrics
-module scores them exactly like a model.
+module scores them exactly like a model. Persistence, also a model option, is
+forecaster.models.persistence.Persistence.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.flat import DOWN, FLAT, UP
-from forecaster.metrics import actual_directions
 
-LAST_RETURN = 0  # column of ret_0 (the newest log-return) in every feature set
 CERTAIN, UNSURE = 1.0, 0.5
 
 
@@ -29,19 +28,6 @@ def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
     p_up = np.where(moves == UP, CERTAIN, np.where(moves == DOWN, 1 - CERTAIN, UNSURE))
     p_down = np.where(moves == FLAT, UNSURE, 1 - p_up)
     return BaselinePredictions(np.asarray(moves), p_up, p_down)
-
-
-class Persistence:
-    """Predict that the last move repeats; a zero last move is a tie (FLAT)."""
-
-    trained = True
-
-    def batch(self, rows: np.ndarray) -> BaselinePredictions:
-        return persistence_from_moves(actual_directions(np.asarray(rows, np.float64)[:, LAST_RETURN]))
-
-    def __call__(self, x: np.ndarray) -> tuple[float, float, float]:
-        out = self.batch(np.asarray(x)[None, :])
-        return float(out.p_up[0]), float(out.p_down[0]), 0.0
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from forecaster.baselines import Persistence
 from forecaster.candles import Candle, timeframe_ms
 from forecaster.config import (
     Config,
@@ -28,23 +27,16 @@ from forecaster.config import (
     TimeframeConfig,
     config_source,
 )
+from forecaster.config_bridge import model_from_config
 from forecaster.features import BasicFeatures, FeatureWindow
 from forecaster.flat import direction
-from forecaster.model import CompiledModel, ModelSpec, Standardizer, build, load_compiled
+from forecaster.models.base import LoadedModel
 from forecaster.recording import PredictionRecord
 from forecaster.tracking import download_model
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1e6
 Schema = TypeVar("Schema")
-
-
-class ProbabilityModel(Protocol):
-    """Anything that turns one feature row into (p_up, p_down, member spread)."""
-
-    trained: bool
-
-    def __call__(self, x: np.ndarray) -> tuple[float, float, float]: ...
 
 
 @dataclass
@@ -54,13 +46,6 @@ class PredictorCounters:
     unconfirmed: int = 0  # refused: only closed candles enter the window
     warming: int = 0  # candles that went into the window before it was full
     gaps: int = 0  # holes in the candle sequence: the window is refilled after each
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: ProbabilityModel
-    standardizer: Standardizer | None = None
-    sidecar: dict = field(default_factory=dict)  # empty unless trained weights were loaded
 
 
 class Predictor:
@@ -75,7 +60,7 @@ class Predictor:
         self.window = FeatureWindow(features)
         self.standardizer = loaded.standardizer
         self.model = loaded.model
-        self.sidecar = loaded.sidecar
+        self.card = loaded.card
         self.rule = rule
         self.model_name = model_name
         self.timeframe = timeframe
@@ -156,24 +141,21 @@ class Predictor:
 
 def load_model(config: Config, features: BasicFeatures) -> LoadedModel:
     """The model the config names: trained weights from model.path or model.uri, else its untrained stage."""
-    if config.model.name == "persistence":
-        return LoadedModel(Persistence())
-    path = config.model.path or (download_model(config, config.model.uri) if config.model.uri else None)
+    model = model_from_config(config.model)
+    path = model.path or (download_model(config, model.uri) if model.uri else None)
     if path:
         expect = {
             "feature_set": features.name,
             "feature_fingerprint": features.fingerprint(),
             "timeframe": config.timeframe.name,
         }
-        model, sidecar = load_compiled(path, expect)
-        stats = sidecar.get("normalisation")
-        return LoadedModel(model, Standardizer.from_dict(stats) if stats else None, sidecar)
-    log.warning(
-        "model=%s has no trained weights (model.path / model.uri): records say trained=false",
-        config.model.name,
-    )
-    spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
-    return LoadedModel(CompiledModel(build(spec), trained=False))
+        return model.load(path, expect)
+    if model.trainable:
+        log.warning(
+            "model=%s has no trained weights (model.path / model.uri): records say trained=false",
+            model.name,
+        )
+    return LoadedModel(model.untrained(features.n_features, config.seed))
 
 
 def build_predictor(config: Config) -> Predictor:

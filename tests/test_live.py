@@ -25,7 +25,7 @@ from forecaster.features import BasicFeatures
 from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
-from forecaster.training import make_dataset
+from forecaster.training.dataset import make_dataset
 from tests.conftest import run_cli
 
 SAMPLE = read_csv(SAMPLE_CSV)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from forecaster import metrics
-from forecaster.baselines import Majority, Persistence
+from forecaster.baselines import Majority
 from forecaster.config import FlatConfig
 from forecaster.flat import directions
 from forecaster.metrics import (
@@ -32,6 +32,7 @@ from forecaster.metrics import (
     utc_hours,
     wilson_interval,
 )
+from forecaster.models.persistence import Persistence
 
 
 def test_score_by_hand() -> None:

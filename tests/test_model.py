@@ -1,4 +1,4 @@
-"""The two-head model: deterministic init, one forward for single and batch, ensembles, save/load, errors."""
+"""The two-head network: deterministic init, one forward for single and batch, ensembles, save/load."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 
 from forecaster.config import ModelConfig
+from forecaster.config_bridge import model_from_config
 from forecaster.errors import UserError
-from forecaster.model import (
+from forecaster.models.checkpoint import (
     SIDECAR_FILE,
     WEIGHTS_FILE,
-    CompiledModel,
-    Ensemble,
-    ModelSpec,
-    Standardizer,
-    TwoHead,
-    build,
-    check_sidecar,
+    CandleRange,
+    ModelCard,
     load,
     load_compiled,
     save,
 )
+from forecaster.models.inference import CompiledModel
+from forecaster.models.network import ACTIVATIONS, EnsembleNet, TwoHeadNet, build
+from forecaster.models.normalisation import Standardizer
+from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
 
 N_FEATURES = 19
 N_ROWS = 257  # not a power of two: odd tail tiles are where batched matmuls round differently
@@ -76,12 +76,12 @@ def test_ensemble_members_are_distinct() -> None:
 
 
 def test_logreg_is_two_logistic_heads_on_the_input() -> None:
-    spec = ModelSpec.from_config(ModelConfig(name="logreg", hidden=[]), N_FEATURES, seed=0)
+    spec = model_from_config(ModelConfig(name="logreg", hidden=[])).spec(N_FEATURES, seed=0)
     model = build(spec)
-    assert isinstance(model, TwoHead) and model.trunk == ()
+    assert isinstance(model, TwoHeadNet) and model.trunk == ()
     assert model.up.in_features == model.down.in_features == N_FEATURES
     with pytest.raises(UserError, match="logreg has no hidden layers"):
-        ModelSpec.from_config(ModelConfig(name="logreg", hidden=[8]), N_FEATURES, seed=0)
+        model_from_config(ModelConfig(name="logreg", hidden=[8])).spec(N_FEATURES, seed=0)
 
 
 def test_forward_returns_two_logits_and_probabilities_inside_0_1(rows: np.ndarray, ensemble) -> None:
@@ -110,7 +110,7 @@ def test_fast_batch_agrees_within_float32_rounding(rows: np.ndarray, twohead) ->
 
 def test_ensemble_of_identical_members_equals_the_single_model(rows: np.ndarray, twohead) -> None:
     key = jax.random.PRNGKey(TWOHEAD.seed)
-    clones = Ensemble(jnp.stack([key] * MEMBERS), N_FEATURES, TWOHEAD.hidden)
+    clones = EnsembleNet(jnp.stack([key] * MEMBERS), N_FEATURES, TWOHEAD.hidden)
     assert _same(jax.tree.map(lambda a: a[0] if eqx.is_array(a) else a, clones.members), twohead.model)
     out, single = CompiledModel(clones).batch(rows), twohead.batch(rows)
     np.testing.assert_allclose(out.p_up, single.p_up, rtol=0, atol=1e-7)
@@ -139,26 +139,27 @@ def test_fresh_model_is_untrained(twohead) -> None:
 def test_save_load_is_bit_identical(tmp_path: Path, rows: np.ndarray, twohead, ensemble) -> None:
     for spec, compiled in ((TWOHEAD, twohead), (ENSEMBLE, ensemble)):
         folder = tmp_path / spec.name
-        save(folder, compiled.model, spec, trained=True, metadata=META)
-        model, sidecar = load(folder, expect={"n_features": N_FEATURES, **META})
+        save(folder, compiled.model, ModelCard(spec, trained=True, **META))
+        model, card = load(folder, expect={"n_features": N_FEATURES, **META})
         assert load_compiled(folder)[0].trained is True
         assert _same(model, compiled.model)
-        assert sidecar["trained"] is True and sidecar["hidden"] == list(spec.hidden)
-        assert ModelSpec.from_dict(sidecar) == spec
+        saved = json.loads((folder / SIDECAR_FILE).read_text())
+        assert saved["format"] == 2 and saved["trained"] is True and saved["hidden"] == list(spec.hidden)
+        assert card.trained is True and card.spec == spec == ModelSpec.from_dict(saved)
         loaded = CompiledModel(model).batch(rows)
         original = compiled.batch(rows)
         np.testing.assert_array_equal(loaded.p_up, original.p_up)
         np.testing.assert_array_equal(loaded.p_down, original.p_down)
 
 
-def test_metadata_cannot_overwrite_the_spec(tmp_path: Path, twohead) -> None:
-    with pytest.raises(ValueError, match="n_features"):
-        save(tmp_path, twohead.model, TWOHEAD, trained=False, metadata={"n_features": 3})
+def test_the_card_cannot_misdescribe_the_weights(tmp_path: Path, twohead) -> None:
+    with pytest.raises(ValueError, match="n_features=3"):
+        save(tmp_path, twohead.model, ModelCard(replace(TWOHEAD, n_features=3)))
 
 
 @pytest.fixture
 def saved(tmp_path: Path, twohead) -> Path:
-    return save(tmp_path / "m", twohead.model, TWOHEAD, trained=False, metadata=META)
+    return save(tmp_path / "m", twohead.model, ModelCard(TWOHEAD, trained=False, **META))
 
 
 @pytest.mark.parametrize(
@@ -176,8 +177,8 @@ def test_sidecar_mismatch_is_a_one_line_user_error(saved: Path, expect: dict, me
     assert "\n" not in str(info.value)
 
 
-def test_check_sidecar_compares_json_values() -> None:
-    check_sidecar({"hidden": [64, 64], "dropout": 0}, {"hidden": (64, 64), "dropout": 0.0})
+def test_card_check_compares_json_values() -> None:
+    ModelCard(TWOHEAD).check({"hidden": (64, 64), "dropout": 0, "n_features": np.int64(N_FEATURES)})
 
 
 def test_missing_model_files_are_user_errors(tmp_path: Path, saved: Path) -> None:
@@ -225,3 +226,82 @@ def test_standardizer_fits_applies_and_round_trips(rows: np.ndarray) -> None:
     np.testing.assert_array_equal(again(rows[0]), scaler(rows[0]))
     with pytest.raises(ValueError, match="NaN"):
         Standardizer.fit(np.full((3, 2), np.nan))
+
+
+def test_activation_names_of_the_spec_are_the_networks() -> None:
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+
+
+def test_card_round_trips_through_json(rows: np.ndarray) -> None:
+    card = ModelCard(
+        ENSEMBLE,
+        trained=True,
+        **META,
+        feature_names=("ret_0", "ret_1"),
+        threshold_bps=1.5,
+        normalisation=Standardizer.fit(rows),
+        data_range=CandleRange(1, 2),
+        test_range=CandleRange(3, 4),
+        symbol="BTCUSDT",
+        best_epoch=2,
+        test={"model": {"n": 5.0}},
+        last_fold_test={"model": {"n": 5.0}},
+        code_version="0.1.0",
+        weights_sha256="ab",
+    )
+    data = json.loads(json.dumps(card.to_json()))
+    again = ModelCard.from_json(data)
+    assert (
+        again.to_json() == card.to_json() and again.spec == ENSEMBLE and again.test_range == CandleRange(3, 4)
+    )
+    assert data["format"] == 2 and data["calibration"] is None and data["ensemble"] is False
+
+
+def _format_1_sidecar(folder: Path, model: eqx.Module, spec: ModelSpec, scaler: Standardizer) -> None:
+    """A model saved the way format 1 did it (model.save plus modes/train.py's metadata), for upgrades."""
+    folder.mkdir(parents=True)
+    eqx.tree_serialise_leaves(folder / WEIGHTS_FILE, model)
+    sidecar = {
+        "format": 1,
+        **{
+            key: list(v) if isinstance(v := getattr(spec, key), tuple) else v
+            for key in ("name", "n_features", "hidden", "activation", "dropout", "members", "seed")
+        },
+        "trained": True,
+        "weights_sha256": _sha(folder / WEIGHTS_FILE),
+        "feature_set": "basic",
+        "feature_fingerprint": "abc123",
+        "feature_names": [f"f{i}" for i in range(N_FEATURES)],
+        "timeframe": "1m",
+        "threshold_bps": 0.0,
+        "normalisation": scaler.to_dict(),
+        "data_range": {"first_candle_ts": 0, "last_candle_ts": 600000},
+        "symbol": "BTCUSDT",
+        "best_epoch": 3,
+        "test": {"model": {"n": 10.0}},
+        "test_range": {"first_candle_ts": 540000, "last_candle_ts": 600000},
+        "last_fold_test": {"model": {"n": 10.0}},
+        "code_version": "0.1.0",
+    }
+    (folder / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=2))
+
+
+def test_format_1_sidecars_still_load(tmp_path: Path, rows: np.ndarray, ensemble) -> None:
+    scaler = Standardizer.fit(rows)
+    one_member = ModelSpec("ensemble", N_FEATURES, (8,), members=1, ensemble=True)
+    for spec, model in ((ENSEMBLE, ensemble.model), (one_member, build(one_member))):
+        folder = tmp_path / f"v1-{spec.members}"
+        _format_1_sidecar(folder, model, spec, scaler)
+        loaded, card = load(folder, expect=META)
+        assert _same(loaded, model) and isinstance(loaded, EnsembleNet)
+        # format 1 stacked the members of model=ensemble even with one; format 2 says so in `ensemble`
+        assert card.spec == replace(spec, ensemble=True) and card.trained is True and card.best_epoch == 3
+        assert card.test_range == CandleRange(540000, 600000) and card.symbol == "BTCUSDT"
+        assert card.feature_names == tuple(f"f{i}" for i in range(N_FEATURES))
+        np.testing.assert_array_equal(card.normalisation(rows[0]), scaler(rows[0]))
+        with pytest.raises(UserError, match="trained with timeframe='1m' but this run uses timeframe='5m'"):
+            load(folder, expect={"timeframe": "5m"})
+    option = model_from_config(ModelConfig(name="twohead", path=str(folder)))
+    served = option.load(folder, META)
+    assert served.card is not None and served.card.spec == one_member and served.model.trained is True
+    np.testing.assert_array_equal(served.standardizer(rows[0]), scaler(rows[0]))

@@ -15,19 +15,11 @@ from forecaster.config import FeaturesConfig, TrainConfig
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
 from forecaster.features import BasicFeatures
-from forecaster.model import Ensemble, ModelSpec, TwoHead
-from forecaster.training import (
-    Dataset,
-    EpochStats,
-    SplitError,
-    TrainResult,
-    bce_per_member,
-    make_dataset,
-    predict_probabilities,
-    split,
-    train,
-    walk_forward,
-)
+from forecaster.models.network import EnsembleNet, TwoHeadNet
+from forecaster.models.spec import ModelSpec
+from forecaster.training.dataset import Dataset, make_dataset
+from forecaster.training.loop import EpochStats, TrainResult, bce_per_member, predict_probabilities, train
+from forecaster.training.splits import SplitError, split, walk_forward
 
 FEATURES = BasicFeatures(n_returns=8, volume_window=20)
 PLANTED_CANDLES = 12_000
@@ -191,7 +183,7 @@ def test_twohead_learns_a_planted_pattern(planted: Dataset) -> None:
     result = train(
         ModelSpec("twohead", FEATURES.n_features, (64, 64)), train_part, val_part, config, 0, seen.append
     )
-    assert isinstance(result.model, TwoHead)
+    assert isinstance(result.model, TwoHeadNet)
     assert seen == result.history and len(seen) >= 1
     assert result.history[-1].train_loss < result.history[0].train_loss
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test_part.X)
@@ -211,7 +203,7 @@ def test_ensemble_with_dropout_trains(planted: Dataset) -> None:
     spec = ModelSpec("ensemble", FEATURES.n_features, (16,), dropout=0.1, members=3)
     config = dataclasses.replace(FAST, epochs=2)
     result = train(spec, train_part, val_part, config, 0)
-    assert isinstance(result.model, Ensemble) and result.model.size == 3
+    assert isinstance(result.model, EnsembleNet) and result.model.size == 3
     assert all(np.isfinite([h.train_loss, h.val_loss]).all() for h in result.history)
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test_part.X)
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.75

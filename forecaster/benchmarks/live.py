@@ -42,7 +42,7 @@ QUICK_HOURS = 20
 
 
 class NumpyModel:
-    """Benchmark-only stand-in with the ProbabilityModel shape."""
+    """Benchmark-only stand-in with the RowPredictor shape."""
 
     trained = False
 

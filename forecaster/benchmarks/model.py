@@ -1,6 +1,6 @@
 """Model inference: single-window latency of several ways to call the same weights, ensembles, batches,
 cold start. The NumPy forward below exists only here, as a yardstick for JAX's per-call dispatch
-overhead; the product always predicts through forecaster.model.CompiledModel.
+overhead; the product always predicts through forecaster.models.inference.CompiledModel.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from forecaster.model import CompiledModel, ModelSpec, TwoHead, build, save, summarise
+from forecaster.models.checkpoint import ModelCard, save
+from forecaster.models.inference import CompiledModel
+from forecaster.models.network import TwoHeadNet, build, summarise
+from forecaster.models.spec import ModelSpec
 
 N_FEATURES = 19
 HIDDEN = (64, 64)
@@ -40,10 +43,13 @@ if sys.argv[2]:
     from forecaster.backend import configure_jax
     configure_jax(sys.argv[2])
 import numpy as np
-from forecaster.model import CompiledModel, ModelSpec, build, load
+from forecaster.models.checkpoint import load
+from forecaster.models.inference import CompiledModel
+from forecaster.models.network import build
+from forecaster.models.spec import ModelSpec
 t1 = time.perf_counter()
 if sys.argv[1] == "load":
-    model, sidecar = load(sys.argv[3])
+    model, card = load(sys.argv[3])
 else:
     model = build(ModelSpec("twohead", {n_features}, {hidden}))
 t2 = time.perf_counter()
@@ -66,7 +72,7 @@ def latency_us(call: Callable[[], object], calls: int) -> dict[str, float]:
     return {f"p{q}_us": round(float(np.percentile(samples, q)) / NS_PER_US, 2) for q in PERCENTILES}
 
 
-def numpy_forward(model: TwoHead) -> Callable[[np.ndarray], tuple[float, float]]:
+def numpy_forward(model: TwoHeadNet) -> Callable[[np.ndarray], tuple[float, float]]:
     """The same network in NumPy, float32, for the overhead ratio only."""
     layers = [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in model.trunk]
     heads = np.concatenate([np.asarray(model.up.weight), np.asarray(model.down.weight)])
@@ -133,7 +139,7 @@ def run(quick: bool) -> dict[str, object]:
     repeats = QUICK_BATCH_REPEATS if quick else BATCH_REPEATS
     spec = ModelSpec("twohead", N_FEATURES, HIDDEN)
     model = build(spec)
-    assert isinstance(model, TwoHead)
+    assert isinstance(model, TwoHeadNet)
     compiled = CompiledModel(model)
     x = np.random.default_rng(0).standard_normal(N_FEATURES).astype(np.float32)
     rows = np.random.default_rng(1).standard_normal((BATCH_ROWS, N_FEATURES)).astype(np.float32)
@@ -155,7 +161,7 @@ def run(quick: bool) -> dict[str, object]:
     ensemble = CompiledModel(build(ModelSpec("ensemble", N_FEATURES, HIDDEN, members=ENSEMBLE_MEMBERS)))
     ensemble_latency = latency_us(lambda: ensemble(x), calls)
     with tempfile.TemporaryDirectory() as tmp:
-        save(Path(tmp) / "model", model, spec, trained=False)
+        save(Path(tmp) / "model", model, ModelCard(spec, trained=False))
         cache = str(Path(tmp) / "jax-cache")
         cold = {
             "init_no_cache": _cold_start("init", "", ""),

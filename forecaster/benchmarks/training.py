@@ -1,7 +1,7 @@
-"""Training throughput of forecaster.training for twohead [64, 64] on synthetic rows (F=19, batch 1024).
+"""Training throughput of forecaster.training.loop for twohead [64, 64] on synthetic rows (F=19, batch 1024).
 
 Three views of the same work:
-- `train`: the product path, `training.train`, as mode=train runs it (epoch = train + validation).
+- `train`: the product path, `training.loop.train`, as mode=train runs it (epoch = train + validation).
 - `epoch_call`: the same jitted epoch function with its phases timed apart: per-epoch data handling
   (permutation, transfer of the indices), the jitted epoch (block_until_ready), validation.
 - `python_loop`: the alternative `train` rejected, a Python loop over a jitted minibatch step fed
@@ -19,8 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from forecaster.config import TrainConfig
-from forecaster.model import ModelSpec, Standardizer, build
-from forecaster.training import Dataset, chunk_rows, epoch_batches, make_steps, train
+from forecaster.models.network import build
+from forecaster.models.normalisation import Standardizer
+from forecaster.models.spec import ModelSpec
+from forecaster.training.dataset import Dataset
+from forecaster.training.loop import chunk_rows, epoch_batches, make_steps, train
 
 N_FEATURES = 19
 HIDDEN = (64, 64)

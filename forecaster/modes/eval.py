@@ -47,11 +47,11 @@ def replay_history(config: Config, run_dir: Path) -> Path:
     """Predict every candle of the period with the live code path; the records land in run_dir."""
     predictor = build_predictor(config)
     step = timeframe_ms(config.timeframe.name)
-    tested = predictor.sidecar.get("test_range")
+    tested = predictor.card.test_range if predictor.card else None
     if config.data.start is not None:
         first, end = period(config)
-    elif tested:
-        first, end = tested["first_candle_ts"], tested["last_candle_ts"] + step
+    elif tested is not None:
+        first, end = tested.first_candle_ts, tested.last_candle_ts + step
         log.info("period: the model's test split, %d .. %d", first, end)
     else:
         raise UserError(
@@ -87,7 +87,7 @@ def judge_other_model(config: Config, source: Path, joined: Joined, facts: list[
     predictions = [asdict(p) for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
     other = join(predictions, facts)
     both = other.restricted_to(joined.candle_ts)
-    name = str(predictor.sidecar.get("name", "compared"))
+    name = predictor.card.spec.name if predictor.card else "compared"
     if len(both.candle_ts) == 0:
         raise UserError(
             f"eval.compare={where}: {name} predicted none of the judged candles (its window needs "

@@ -2,7 +2,7 @@
 
 Each fold trains on everything before its validation block and is scored on its own test block;
 the persistence and majority baselines are scored on exactly the same test rows. The model of the
-last fold (trained on the most data) is saved in the run dir with its sidecar, logged to the
+last fold (trained on the most data) is saved in the run dir with its model card, logged to the
 MLflow run and registered as `forecaster-<model>-<timeframe>`.
 """
 
@@ -16,26 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from forecaster import __version__, backend
-from forecaster.baselines import Majority, Persistence
+from forecaster.baselines import Majority
 from forecaster.config import Config
+from forecaster.config_bridge import model_from_config
 from forecaster.errors import UserError
 from forecaster.features import BasicFeatures
 from forecaster.flat import directions
 from forecaster.history import load_history
 from forecaster.metrics import actual_directions, score
-from forecaster.model import ModelSpec, save
+from forecaster.models.base import ProbabilityModel
+from forecaster.models.checkpoint import CandleRange, ModelCard, save
+from forecaster.models.persistence import Persistence
 from forecaster.modes import METRICS_FILE
 from forecaster.tracking import Tracker, flatten, open_tracker, registered_name, run_tags
-from forecaster.training import (
-    Dataset,
-    EpochStats,
-    Split,
-    TrainResult,
-    make_dataset,
-    predict_probabilities,
-    train,
-    walk_forward,
-)
+from forecaster.training.dataset import Dataset, make_dataset
+from forecaster.training.loop import EpochStats, TrainResult, predict_probabilities
+from forecaster.training.splits import Split, walk_forward
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
@@ -59,7 +55,7 @@ def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: 
 
 
 def _fold(
-    k: int, split: Split, data: Dataset, spec: ModelSpec, config: Config, tracker: Tracker
+    k: int, split: Split, data: Dataset, model: ProbabilityModel, config: Config, tracker: Tracker
 ) -> tuple[TrainResult, dict[str, dict]]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
@@ -71,7 +67,7 @@ def _fold(
 
     n_train, n_val, n_test = split.sizes()
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
-    result = train(spec, data[split.train], data[split.val], config.train, config.seed, on_epoch)
+    result = model.fit(data[split.train], data[split.val], config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
     return result, score_test(result, data[split.train], data[split.test], config)
 
@@ -99,8 +95,9 @@ def summary_table(scores: dict[str, dict]) -> str:
 
 
 def run(config: Config, run_dir: Path) -> int:
-    if config.model.name == "persistence":
-        raise UserError("model=persistence needs no training; every training run reports it as a baseline")
+    model = model_from_config(config.model)
+    if not model.trainable:
+        raise UserError(f"model={model.name} needs no training; every training run reports it as a baseline")
     backend.configure_jax(config.paths.jax_cache)
     candles = load_history(config)
     features = BasicFeatures.from_config(config.features)
@@ -109,7 +106,7 @@ def run(config: Config, run_dir: Path) -> int:
     splits = walk_forward(
         len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
     )
-    spec = ModelSpec.from_config(config.model, features.n_features, config.seed)
+    spec = model.spec(features.n_features, config.seed)
 
     tracker = open_tracker(config)
     tracker.start(
@@ -119,7 +116,7 @@ def run(config: Config, run_dir: Path) -> int:
     )
     status = "FAILED"
     try:
-        folds = [_fold(k, split, data, spec, config, tracker) for k, split in enumerate(splits)]
+        folds = [_fold(k, split, data, model, config, tracker) for k, split in enumerate(splits)]
         reports = [report for _, report in folds]
         scores = _mean(reports)
         for k, report in enumerate(reports):
@@ -127,29 +124,25 @@ def run(config: Config, run_dir: Path) -> int:
         tracker.log_metrics(flatten({"test": scores}), step=0)
         result = folds[-1][0]
         last_test = data[splits[-1].test]
-        metadata = {
-            "feature_set": features.name,
-            "feature_fingerprint": features.fingerprint(),
-            "feature_names": features.names,
-            "timeframe": config.timeframe.name,
-            "threshold_bps": config.train.threshold_bps,
-            "normalisation": result.standardizer.to_dict(),
-            "data_range": {
-                "first_candle_ts": int(candles.start_ms[0]),
-                "last_candle_ts": int(candles.start_ms[-1]),
-            },
-            "symbol": config.source.symbol,
-            "best_epoch": result.best_epoch,
-            "test": scores,
+        card = ModelCard(
+            spec=spec,
+            trained=True,
+            feature_set=features.name,
+            feature_fingerprint=features.fingerprint(),
+            feature_names=tuple(features.names),
+            timeframe=config.timeframe.name,
+            threshold_bps=config.train.threshold_bps,
+            normalisation=result.standardizer,
+            data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
+            symbol=config.source.symbol,
+            best_epoch=result.best_epoch,
+            test=scores,
             # the last fold's test block: mode=eval replays it by default and should agree with this
-            "test_range": {
-                "first_candle_ts": int(last_test.candle_ts[0]),
-                "last_candle_ts": int(last_test.candle_ts[-1]),
-            },
-            "last_fold_test": reports[-1],
-            "code_version": __version__,
-        }
-        model_dir = save(run_dir / MODEL_DIR, result.model, spec, trained=True, metadata=metadata)
+            test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
+            last_fold_test=reports[-1],
+            code_version=__version__,
+        )
+        model_dir = save(run_dir / MODEL_DIR, result.model, card)
         (run_dir / METRICS_FILE).write_text(json.dumps({"test": scores, "folds": reports}, indent=2) + "\n")
         tracker.log_artifact(run_dir / METRICS_FILE)
         version = tracker.register_model(model_dir, registered_name(config))

@@ -1,9 +1,7 @@
-"""History -> dataset X(t) -> y(t+1), chronological splits, and the Optax training loop.
+"""The Optax training loop: one jitted call per epoch, early stopping on validation loss.
 
-Everything here is pure and I/O-free (no files, no MLflow): `modes/train.py` wires it to data,
-tracking and saving. Features come from the same `BasicFeatures.batch` that live prediction uses,
-and evaluation of a split goes through `model.CompiledModel`, so there is one path from candle to
-probability whether training, evaluating or predicting live.
+Pure and I/O-free. Evaluation of a split goes through `models.inference.CompiledModel`, the path
+live prediction takes.
 """
 
 from __future__ import annotations
@@ -21,131 +19,21 @@ import optax
 from jax import Array
 from tqdm import tqdm
 
-from forecaster.candles import CandleArray, timeframe_ms
 from forecaster.config import TrainConfig
-from forecaster.errors import UserError
-from forecaster.facts import BPS
-from forecaster.features import BasicFeatures
-from forecaster.model import CompiledModel, Ensemble, Model, ModelSpec, Standardizer, build
+from forecaster.config_bridge import schedule_from_config
+from forecaster.models.inference import CompiledModel
+from forecaster.models.network import EnsembleNet, Model, build
+from forecaster.models.normalisation import Standardizer
+from forecaster.models.spec import ModelSpec
+from forecaster.training.dataset import Dataset
+from forecaster.training.splits import SplitError
 
-UP, DOWN = 0, 1  # target columns, in the model's head order
-N_TARGETS = 2
+N_TARGETS = 2  # target columns [up, down], in the model's head order
 # Validation rows are scored in fixed-size chunks: one compile for any split size, bounded memory.
 EVAL_CHUNK = 8192
 # Separates the dropout key stream from model init, which uses PRNGKey(spec.seed) directly.
 DROPOUT_STREAM = 1
 BOOTSTRAP_STREAM = 2  # seeds the bootstrap counts apart from the minibatch order
-
-
-class SplitError(UserError, ValueError):
-    """A split part would be empty; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Rows of a supervised problem, one per candle t that has a full window and a next candle.
-
-    X: (N, F) float64 feature rows ending at candle t; y: (N, 2) float32 targets [up, down] for t+1;
-    candle_ts: (N,) int64 start of candle t; next_ret: (N,) float64 log return close(t+1)/close(t).
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    candle_ts: np.ndarray
-    next_ret: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.candle_ts)
-
-    def __getitem__(self, index: slice | np.ndarray) -> Dataset:
-        return Dataset(self.X[index], self.y[index], self.candle_ts[index], self.next_ret[index])
-
-
-def make_dataset(candles: CandleArray, features: BasicFeatures, threshold_bps: float) -> Dataset:
-    """Feature rows X(t) and targets y(t+1) from an ascending candle history.
-
-    With r = log(close(t+1) / close(t)) and thr = threshold_bps / 1e4 taken as a log-return
-    (1 bp ~ 1e-4 in log terms, the same to within 0.005% of itself at these sizes):
-    y_up = [r > +thr], y_down = [r < -thr]; a move inside [-thr, +thr] (with thr = 0: no move) has
-    both targets 0, the FLAT fact.
-
-    A row exists only where the `features.window` candles ending at t and the candle t+1 are
-    consecutive, each exactly one interval after the previous: a gap in the history would put a
-    multi-interval return into a feature or the target, which live prediction never sees (live
-    backfills gaps), so rows touching one are dropped. X(t) is `features.batch` row t, which reads
-    candles <= t only.
-    """
-    step = timeframe_ms(candles.timeframe)
-    n = len(candles)
-    rows = features.batch(candles)
-    log_close = np.log(candles.close)
-    next_ret = np.full(n, np.nan)
-    next_ret[:-1] = np.diff(log_close)
-    # gap[i]: candle i+1 does not follow candle i; row t needs no gap in pairs t-window+1 .. t.
-    gap = np.ones(n, dtype=bool)
-    gap[:-1] = np.diff(candles.start_ms) != step
-    gaps_before = np.concatenate([[0], np.cumsum(gap)])  # gaps_before[i] = gaps in pairs < i
-    first = np.arange(n) - features.window + 1
-    contiguous = (first >= 0) & (gaps_before[np.arange(n) + 1] - gaps_before[np.maximum(first, 0)] == 0)
-    keep = contiguous & np.isfinite(rows).all(axis=1)
-    thr = threshold_bps / BPS
-    ret = next_ret[keep]
-    y = np.stack([ret > thr, ret < -thr], axis=1).astype(np.float32)
-    return Dataset(rows[keep], y, candles.start_ms[keep].astype(np.int64), ret)
-
-
-@dataclass(frozen=True)
-class Split:
-    """Contiguous, chronological row ranges of one dataset; embargoed rows between them are unused."""
-
-    train: slice
-    val: slice
-    test: slice
-
-    def sizes(self) -> tuple[int, int, int]:
-        return tuple(part.stop - part.start for part in (self.train, self.val, self.test))  # type: ignore[return-value]
-
-
-def split(n: int, val_fraction: float, test_fraction: float, embargo: int) -> Split:
-    """train | embargo | val | embargo | test over n rows in time order.
-
-    val and test hold int(n * fraction) rows each; the embargo (pass embargo_windows *
-    features.window) keeps any candle of a later part's feature windows out of an earlier part's
-    targets, so neighbouring rows cannot leak across a boundary.
-    """
-    return walk_forward(n, 1, val_fraction, test_fraction, embargo)[0]
-
-
-def walk_forward(n: int, folds: int, val_fraction: float, test_fraction: float, embargo: int) -> list[Split]:
-    """Expanding-window folds, oldest first: fold k trains on everything before its val block.
-
-    Every fold's val and test blocks have the sizes `split` gives; the test blocks are consecutive,
-    do not overlap, and the last ends at row n, so together they score the newest folds *
-    int(n * test_fraction) rows, each by a model that saw only earlier data. folds=1 is `split`.
-    """
-    if folds < 1 or embargo < 0:
-        raise ValueError(f"need folds >= 1 and embargo >= 0, got folds={folds}, embargo={embargo}")
-    n_val, n_test = int(n * val_fraction), int(n * test_fraction)
-    if n_val < 1 or n_test < 1:
-        raise SplitError(
-            f"{n} rows give an empty validation or test part; "
-            "need more history or larger train.val_fraction/test_fraction"
-        )
-    splits = []
-    for k in range(folds):
-        test_end = n - (folds - 1 - k) * n_test
-        test_start = test_end - n_test
-        val_start = test_start - embargo - n_val
-        train_end = val_start - embargo
-        if train_end < 1:
-            raise SplitError(
-                f"{n} rows leave fold {k + 1} of {folds} no training rows; need more history, "
-                "fewer train.folds, smaller val/test fractions or a smaller train.embargo_windows"
-            )
-        splits.append(
-            Split(slice(0, train_end), slice(val_start, val_start + n_val), slice(test_start, test_end))
-        )
-    return splits
 
 
 @dataclass(frozen=True)
@@ -258,16 +146,8 @@ class Steps:
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW on the configured schedule (cosine: warmup then decay to 0)."""
-    if config.schedule == "cosine":
-        warmup = int(config.warmup_fraction * total_steps)
-        rate: optax.ScalarOrSchedule = optax.warmup_cosine_decay_schedule(
-            0.0, config.learning_rate, warmup, max(total_steps, warmup + 1)
-        )
-    elif config.schedule == "constant":
-        rate = config.learning_rate
-    else:
-        raise ValueError(f"schedule {config.schedule!r} is not one of: cosine, constant")
+    """Global-norm clipping, then AdamW on the configured learning-rate schedule."""
+    rate = schedule_from_config(config)(config.learning_rate, total_steps)
     return optax.chain(
         optax.clip_by_global_norm(config.grad_clip),
         optax.adamw(rate, weight_decay=config.weight_decay),
@@ -279,7 +159,7 @@ def make_steps(spec: ModelSpec, model: Model, config: TrainConfig, total_steps: 
     return Steps(
         static=static,
         optimizer=make_optimizer(config, total_steps),
-        ensemble=isinstance(model, Ensemble),
+        ensemble=isinstance(model, EnsembleNet),
         dropout=spec.dropout > 0,
         key=jax.random.fold_in(jax.random.PRNGKey(seed), DROPOUT_STREAM),
         bootstrap=config.bootstrap,
@@ -318,7 +198,7 @@ def train(
 ) -> TrainResult:
     """Fit a freshly built `spec` model on data_train, early-stopping on data_val's loss.
 
-    Standardisation is fitted here, on the training rows only, and returned for the sidecar.
+    Standardisation is fitted here, on the training rows only, and returned for the model card.
     Deterministic given `seed` (minibatch order from a numpy Generator, dropout keys from
     fold_in(seed, step)) on a given backend.
 

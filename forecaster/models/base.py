@@ -1,0 +1,82 @@
+"""What the rest of the code needs from a model option, and what loading one gives.
+
+Light at import (no JAX): config validation and the model options import this before JAX loads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from forecaster.config import TrainConfig
+    from forecaster.models.checkpoint import ModelCard
+    from forecaster.models.normalisation import Standardizer
+    from forecaster.models.spec import ModelSpec
+    from forecaster.training.dataset import Dataset
+    from forecaster.training.loop import EpochStats, TrainResult
+
+
+class RowPredictor(Protocol):
+    """Anything that turns one standardised feature row into (p_up, p_down, member spread)."""
+
+    trained: bool
+
+    def __call__(self, x: np.ndarray) -> tuple[float, float, float]: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A predictor ready for the live path, with the standardizer and card of its weights if it has any."""
+
+    model: RowPredictor
+    standardizer: Standardizer | None = None
+    card: ModelCard | None = None  # None unless trained weights were loaded
+
+
+class ProbabilityModel(Protocol):
+    """One model option (conf/model/<option>.yaml): its config keys are the implementing class's fields.
+
+    `trainable` options have weights: `spec`, `fit` and `load` work for them; the others are their
+    own predictor (`untrained`) and refuse the rest with a one-line UserError.
+    """
+
+    trainable: ClassVar[bool]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str | None:
+        """A folder with trained weights (model.eqx + model.json), or None."""
+
+    @property
+    def uri(self) -> str | None:
+        """An MLflow models:/ or runs:/ URI of trained weights, or None."""
+
+    def spec(self, n_features: int, seed: int) -> ModelSpec:
+        """The network this option builds for `n_features` inputs, initialised from `seed`."""
+        ...
+
+    def untrained(self, n_features: int, seed: int) -> RowPredictor:
+        """The predictor without trained weights (records say trained=false unless it needs none)."""
+        ...
+
+    def fit(
+        self,
+        data_train: Dataset,
+        data_val: Dataset,
+        config: TrainConfig,
+        seed: int,
+        on_epoch: Callable[[EpochStats], None] | None = None,
+    ) -> TrainResult:
+        """Train a fresh network on data_train, early-stopping on data_val (training.loop.train)."""
+        ...
+
+    def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:
+        """Trained weights from `path`, checked against `expect` (ModelCard.check)."""
+        ...
