@@ -26,8 +26,8 @@ from forecaster.schema import bounded, check_bounds, choice
 
 if TYPE_CHECKING:
     from forecaster.features.base import FeatureSet
-    from forecaster.modes.base import Mode
     from forecaster.models.base import ProbabilityModel
+    from forecaster.modes.base import Mode
     from forecaster.sources.base import CandleSource
     from forecaster.tracking import TrackingBackend
     from forecaster.training.schedules import Schedule
@@ -284,7 +284,8 @@ def _build_parts(value: Any, key: str) -> Any:
         changes = {
             f.name: built
             for f in dataclasses.fields(value)
-            if (built := _build_parts(getattr(value, f.name), f"{key}{f.name}.")) is not getattr(value, f.name)
+            if (built := _build_parts(getattr(value, f.name), f"{key}{f.name}."))
+            is not getattr(value, f.name)
         }
         return dataclasses.replace(value, **changes) if changes else value
     return value

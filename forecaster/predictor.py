@@ -10,33 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from forecaster.candles import Candle, timeframe_ms
-from forecaster.config import (
-    Config,
-    FlatConfig,
-    ModelConfig,
-    PredictorEntry,
-    TimeframeConfig,
-    config_source,
-)
-from forecaster.config_bridge import model_from_config
-from forecaster.features import BasicFeatures, FeatureWindow
+from forecaster.config import Config, FlatConfig
+from forecaster.features.base import FeatureSet
+from forecaster.features.window import FeatureWindow
 from forecaster.flat import direction
-from forecaster.models.base import LoadedModel
+from forecaster.models.base import LoadedModel, ProbabilityModel
 from forecaster.recording import PredictionRecord
-from forecaster.tracking import download_model
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1e6
-Schema = TypeVar("Schema")
 
 
 @dataclass
@@ -51,7 +39,7 @@ class PredictorCounters:
 class Predictor:
     def __init__(
         self,
-        features: BasicFeatures,
+        features: FeatureSet,
         loaded: LoadedModel,
         rule: FlatConfig,
         model_name: str,
@@ -139,51 +127,27 @@ class Predictor:
         )
 
 
-def load_model(config: Config, features: BasicFeatures) -> LoadedModel:
-    """The model the config names: trained weights from model.path or model.uri, else its untrained stage."""
-    model = model_from_config(config.model)
-    path = model.path or (download_model(config, model.uri) if model.uri else None)
-    if path:
+def load_model(
+    model: ProbabilityModel, features: FeatureSet, timeframe: str, seed: int, weights: Path | None
+) -> LoadedModel:
+    """Trained weights from `weights` (checked against the run's features and timeframe), else the
+    model's untrained stage."""
+    if weights is not None:
         expect = {
             "feature_set": features.name,
             "feature_fingerprint": features.fingerprint(),
-            "timeframe": config.timeframe.name,
+            "timeframe": timeframe,
         }
-        return model.load(path, expect)
+        return model.load(weights, expect)
     if model.trainable:
         log.warning(
             "model=%s has no trained weights (model.path / model.uri): records say trained=false",
             model.name,
         )
-    return LoadedModel(model.untrained(features.n_features, config.seed))
+    return LoadedModel(model.untrained(features.n_features, seed))
 
 
-def build_predictor(config: Config) -> Predictor:
-    features = BasicFeatures.from_config(config.features)
-    loaded = load_model(config, features)
-    return Predictor(features, loaded, config.flat, config.model.name, config.timeframe.name)
-
-
-def group_option(group: str, option: str, schema: type[Schema]) -> Schema:
-    """The option file conf/<group>/<option>.yaml as its typed schema (e.g. model=ensemble's ModelConfig)."""
-    source = config_source()
-    root: Any = (
-        resources.files(source.removeprefix("pkg://")) if source.startswith("pkg://") else Path(source)
-    )
-    node = OmegaConf.create((root / group / f"{option}.yaml").read_text(encoding="utf-8"))
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))  # type: ignore[return-value]
-
-
-def entry_config(config: Config, entry: PredictorEntry) -> Config:
-    """The whole run config one `live.predictors` entry stands for, so build_predictor serves it as is.
-
-    The model comes from the entry's model option with its overrides; the FLAT rule from the entry's
-    flat option, else the run's top-level one, then the entry's thresholds.
-    """
-    model = group_option("model", entry.model, ModelConfig)
-    model_overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
-    model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
-    flat = config.flat if entry.flat is None else group_option("flat", entry.flat, FlatConfig)
-    thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
-    flat = replace(flat, **{k: v for k, v in thresholds.items() if v is not None})
-    return replace(config, model=model, flat=flat, timeframe=TimeframeConfig(entry.timeframe))
+def build_predictor(config: Config, weights: Path | None) -> Predictor:
+    """The run's predictor; `weights` resolved beforehand (forecaster.tracking.weights_path)."""
+    loaded = load_model(config.model, config.features, config.timeframe.name, config.seed, weights)
+    return Predictor(config.features, loaded, config.flat, config.model.name, config.timeframe.name)

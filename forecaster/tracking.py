@@ -1,4 +1,4 @@
-"""Experiment tracking: MLflow when `tracking=mlflow` (MlflowTracking), nothing when `tracking=off` (NoTracking).
+"""Experiment tracking: MLflow when `tracking=mlflow` (MlflowTracking), nothing with `tracking=off`.
 
 MLflow is imported only when tracking is on (the import alone costs over a second). The default
 store keeps everything in one ignored directory: `sqlite:///<paths.mlruns>/mlflow.db` with
@@ -16,8 +16,8 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from forecaster.checks import Check, Status

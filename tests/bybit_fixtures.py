@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from forecaster.candles import MINUTE_MS, Candle, CandleArray, read_csv
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.faults import Faults
 from forecaster.emulator.server import Emulator
+from forecaster.sources.bybit.source import BybitSource
 
 SPEED = 600.0  # one 1m candle every 0.1 s
 DATA = read_csv(SAMPLE_CSV)  # 2024-12-01..05, 7200 candles, no gap

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from forecaster.candles import MINUTE_MS, aggregate
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
 from forecaster.sources.bybit.messages import Kind, parse_message
 from forecaster.sources.bybit.rest import BybitRest
+from forecaster.sources.bybit.source import BybitSource
 from forecaster.sources.bybit.ws import BybitKlineStream, StreamCounters, SubscriptionRejected
 from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
 

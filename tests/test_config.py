@@ -14,7 +14,18 @@ from forecaster.config import Config, compose_config, config_source
 from forecaster.errors import ConfigError
 from tests.conftest import REPO, run_cli
 
-GROUPS = ("mode", "source", "features", "model", "flat", "timeframe", "sink", "tracking", "paths", "train/schedule")
+GROUPS = (
+    "mode",
+    "source",
+    "features",
+    "model",
+    "flat",
+    "timeframe",
+    "sink",
+    "tracking",
+    "paths",
+    "train/schedule",
+)
 
 
 def _options(group: str) -> list[str]:
@@ -65,7 +76,8 @@ def test_validation_does_not_import_jax() -> None:
     """Parts are light to build: a bad command line is refused before JAX (and the GPU probe) load."""
     code = (
         "import sys; from forecaster.config import compose_config; "
-        "[compose_config([f'model={m}', 'mode=train']) for m in ('twohead', 'logreg', 'ensemble', 'persistence')]; "
+        "models = ('twohead', 'logreg', 'ensemble', 'persistence'); "
+        "[compose_config([f'model={m}', 'mode=train']) for m in models]; "
         "assert 'jax' not in sys.modules and 'mlflow' not in sys.modules and 'aiohttp' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from forecaster.config_bridge import model_from_config
 
 from forecaster.config import ModelConfig
-from forecaster.config_bridge import model_from_config
 from forecaster.errors import UserError
 from forecaster.models.checkpoint import (
     SIDECAR_FILE,

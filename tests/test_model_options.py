@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import optax
 import pytest
+from forecaster.config_bridge import model_from_config, schedule_from_config
 
 from forecaster.config import Config, ModelConfig, TrainConfig
-from forecaster.config_bridge import model_from_config, schedule_from_config
 from forecaster.errors import UserError
 from forecaster.features import BasicFeatures
 from forecaster.models.inference import CompiledModel

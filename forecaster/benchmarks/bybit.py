@@ -9,12 +9,12 @@ import time
 
 from forecaster.benchmarks.candles import synthetic_history
 from forecaster.candles import MINUTE_MS
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.emulator.market import Market
 from forecaster.emulator.server import Emulator
 from forecaster.sources.bybit.messages import parse_message
 from forecaster.sources.bybit.protocol import topic_for
 from forecaster.sources.bybit.rest import BybitRest
+from forecaster.sources.bybit.source import BybitSource
 
 FULL_DAYS = 30  # 43,200 1m candles
 QUICK_DAYS = 5

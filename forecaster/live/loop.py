@@ -88,7 +88,9 @@ class PredictorLoop:
             self.scores.add_prediction(prediction)
         new = self.last_recorded is None or candle.start_ms > self.last_recorded
         self.candles += new
-        counters = {f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()}
+        counters = {
+            f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()
+        }
         return CandleEvent(
             name=self.name,
             candle=candle,

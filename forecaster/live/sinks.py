@@ -81,7 +81,9 @@ class TrackerSink:
         metrics = {**event.metrics, "candle_ms": event.handled_ms}
         if event.prediction is not None:
             metrics["latency_ms"] = event.prediction.latency_ms
-        self.tracker.log_metrics({f"{self.prefix}{key}": value for key, value in metrics.items()}, event.count)
+        self.tracker.log_metrics(
+            {f"{self.prefix}{key}": value for key, value in metrics.items()}, event.count
+        )
         if event.count % self.upload_every == 0:
             self.upload()
 

@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from forecaster.errors import ConfigError
 from forecaster.models.base import LoadedModel
-from forecaster.models.spec import ModelSpec
+from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
+from forecaster.schema import bounded, choice
 
 if TYPE_CHECKING:
     from forecaster.config import TrainConfig
@@ -30,6 +32,10 @@ class NetworkModel:
     members: int
     path: str | None
     uri: str | None
+
+    def __post_init__(self) -> None:
+        if self.path and self.uri:
+            raise ConfigError("model.path and model.uri are both set; give only one of them")
 
     def trunk(self) -> dict[str, Any]:
         """The spec's hidden/activation/dropout; no hidden layers: two logistic regressions on the input."""
@@ -76,13 +82,14 @@ class TwoHead(NetworkModel):
 
     name: str = "twohead"
     hidden: tuple[int, ...] = (64, 64)  # any sequence of widths; kept as a tuple
-    activation: str = "relu"
-    dropout: float = 0.0
-    members: int = 1
+    activation: str = choice("relu", *ACTIVATION_NAMES)
+    dropout: float = bounded(0.0, ge=0, lt=1)
+    members: int = bounded(1, ge=1)
     path: str | None = None
     uri: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
 
     def trunk(self) -> dict[str, Any]:
@@ -99,7 +106,7 @@ class Ensemble(TwoHead):
 
     stacked: ClassVar[bool] = True
     name: str = "ensemble"
-    members: int = 8
+    members: int = bounded(8, ge=1)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,6 @@ class LogReg(NetworkModel):
     """The two heads without hidden layers: two logistic regressions on the features."""
 
     name: str = "logreg"
-    members: int = 1
+    members: int = bounded(1, ge=1)
     path: str | None = None
     uri: str | None = None

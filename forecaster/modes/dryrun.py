@@ -35,7 +35,9 @@ def check_data(shared_data: str) -> Check:
     shared = Path(shared_data)
     files = sorted(shared.glob("*.csv.gz")) if shared.is_dir() else []
     if not SAMPLE_CSV.is_file():
-        return Check("data present", Status.FAIL, f"shipped sample missing at {SAMPLE_CSV}; reinstall forecaster")
+        return Check(
+            "data present", Status.FAIL, f"shipped sample missing at {SAMPLE_CSV}; reinstall forecaster"
+        )
     if files:
         return Check("data present", Status.OK, f"{shared} ({len(files)} files) and the shipped sample")
     return Check(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions,
 from forecaster.facts import FactTracker
 from forecaster.history import load_history, period
 from forecaster.metrics import flat_metrics
-from forecaster.modes import METRICS_FILE
+from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
     CANDLE_KEY,
@@ -34,7 +34,7 @@ from forecaster.recording import (
     read_jsonl,
 )
 from forecaster.report import render_report, summary_lines
-from forecaster.tracking import download_records, flatten, open_tracker, run_tags
+from forecaster.tracking import download_records, flatten, run_tags, weights_path
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
@@ -45,11 +45,11 @@ UNDEFINED = "undefined"  # the key under which forecaster.metrics lists what it 
 
 def replay_history(config: Config, run_dir: Path) -> Path:
     """Predict every candle of the period with the live code path; the records land in run_dir."""
-    predictor = build_predictor(config)
+    predictor = build_predictor(config, weights_path(config.model, config.tracking, config.paths))
     step = timeframe_ms(config.timeframe.name)
     tested = predictor.card.test_range if predictor.card else None
     if config.data.start is not None:
-        first, end = period(config)
+        first, end = period(config.data)
     elif tested is not None:
         first, end = tested.first_candle_ts, tested.last_candle_ts + step
         log.info("period: the model's test split, %d .. %d", first, end)
@@ -61,7 +61,7 @@ def replay_history(config: Config, run_dir: Path) -> Path:
     widened = replace(
         config.data, start=str(first - warm * step), end=None if end is None else str(end + step)
     )
-    candles = load_history(replace(config, data=widened)).to_candles()
+    candles = load_history(config.source, widened, config.timeframe.name, config.paths).to_candles()
     facts = FactTracker()
     with RunRecords(config.sink, run_dir) as records:
         for candle in candles:
@@ -82,7 +82,10 @@ def judge_other_model(config: Config, source: Path, joined: Joined, facts: list[
     baseline), judged on the candles that both it and the evaluated model predicted."""
     where = str(config.eval.compare)
     uri, path = (where, None) if where.startswith("models:/") else (None, where)
-    predictor = build_predictor(replace(config, model=replace(config.model, path=path, uri=uri)))
+    other_model = replace(config.model, path=path, uri=uri)
+    predictor = build_predictor(
+        replace(config, model=other_model), weights_path(other_model, config.tracking, config.paths)
+    )
     candles = read_jsonl(source / config.sink.candles, CANDLE_KEY).records
     predictions = [asdict(p) for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
     other = join(predictions, facts)
@@ -101,7 +104,8 @@ def records_dir(config: Config, run_dir: Path) -> Path:
     source = Path(str(config.eval.records))
     if source.is_dir():
         return source
-    return download_records(config, str(config.eval.records), run_dir / "downloaded")
+    store = config.tracking.store_uri(config.paths)
+    return download_records(store, str(config.eval.records), run_dir / "downloaded")
 
 
 def _numbers(tree: dict[str, Any]) -> dict[str, float]:
@@ -123,7 +127,15 @@ def _numbers(tree: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def run(config: Config, run_dir: Path) -> int:
+@dataclass(frozen=True)
+class Eval:
+    name: str = "eval"
+
+    def run(self, config: Config, run_dir: Path) -> RunResult:
+        return evaluate_run(config, run_dir)
+
+
+def evaluate_run(config: Config, run_dir: Path) -> RunResult:
     if config.eval.records:
         source = records_dir(config, run_dir)
     else:
@@ -152,7 +164,7 @@ def run(config: Config, run_dir: Path) -> int:
     tags = run_tags(config, run_dir)
     if config.eval.records and predictions:  # name the run after what made the records
         tags.update(model=str(predictions[0].get("model")), timeframe=str(predictions[0].get("timeframe")))
-    tracker = open_tracker(config)
+    tracker = config.tracking.open(config.paths)
     tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
     tracker.log_metrics(_numbers(results), step=0)
     for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
@@ -160,4 +172,4 @@ def run(config: Config, run_dir: Path) -> int:
     tracker.finish()
     print("\n".join(summary_lines(results)))
     print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
-    return 0
+    return RunResult(metrics=results)

@@ -43,7 +43,11 @@ def _params(config: Config, configs: dict[str, Config]) -> dict[str, object]:
     params = flatten(asdict(config))
     if "" not in configs:
         for name, each in configs.items():
-            resolved = {"model": asdict(each.model), "flat": asdict(each.flat), "timeframe": each.timeframe.name}
+            resolved = {
+                "model": asdict(each.model),
+                "flat": asdict(each.flat),
+                "timeframe": each.timeframe.name,
+            }
             params.update(flatten(resolved, f"predictor.{name}."))
     return params
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +18,15 @@ import numpy as np
 from forecaster import __version__, backend
 from forecaster.baselines import Majority
 from forecaster.config import Config
-from forecaster.config_bridge import model_from_config
 from forecaster.errors import UserError
-from forecaster.features import BasicFeatures
 from forecaster.flat import directions
 from forecaster.history import load_history
 from forecaster.metrics import actual_directions, score
 from forecaster.models.base import ProbabilityModel
 from forecaster.models.checkpoint import CandleRange, ModelCard, save
 from forecaster.models.persistence import Persistence
-from forecaster.modes import METRICS_FILE
-from forecaster.tracking import Tracker, flatten, open_tracker, registered_name, run_tags
+from forecaster.modes.base import METRICS_FILE, RunResult
+from forecaster.tracking import Tracker, flatten, registered_name, run_tags
 from forecaster.training.dataset import Dataset, make_dataset
 from forecaster.training.loop import EpochStats, TrainResult, predict_probabilities
 from forecaster.training.splits import Split, walk_forward
@@ -94,13 +92,21 @@ def summary_table(scores: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def run(config: Config, run_dir: Path) -> int:
-    model = model_from_config(config.model)
+@dataclass(frozen=True)
+class Train:
+    name: str = "train"
+
+    def run(self, config: Config, run_dir: Path) -> RunResult:
+        return train_and_save(config, run_dir)
+
+
+def train_and_save(config: Config, run_dir: Path) -> RunResult:
+    model = config.model
     if not model.trainable:
         raise UserError(f"model={model.name} needs no training; every training run reports it as a baseline")
     backend.configure_jax(config.paths.jax_cache)
-    candles = load_history(config)
-    features = BasicFeatures.from_config(config.features)
+    candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
+    features = config.features
     data = make_dataset(candles, features, config.train.threshold_bps)
     embargo = config.train.embargo_windows * features.window
     splits = walk_forward(
@@ -108,7 +114,7 @@ def run(config: Config, run_dir: Path) -> int:
     )
     spec = model.spec(features.n_features, config.seed)
 
-    tracker = open_tracker(config)
+    tracker = config.tracking.open(config.paths)
     tracker.start(
         f"train-{config.model.name}-{config.timeframe.name}",
         flatten(asdict(config)),
@@ -143,7 +149,8 @@ def run(config: Config, run_dir: Path) -> int:
             code_version=__version__,
         )
         model_dir = save(run_dir / MODEL_DIR, result.model, card)
-        (run_dir / METRICS_FILE).write_text(json.dumps({"test": scores, "folds": reports}, indent=2) + "\n")
+        metrics = {"test": scores, "folds": reports}
+        (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         tracker.log_artifact(run_dir / METRICS_FILE)
         version = tracker.register_model(model_dir, registered_name(config))
         print(f"test split ({len(splits)} fold(s), {int(scores['model']['n'])} rows per fold on average):")
@@ -154,4 +161,4 @@ def run(config: Config, run_dir: Path) -> int:
         status = "FINISHED"
     finally:
         tracker.finish(status)
-    return 0
+    return RunResult(metrics=metrics)

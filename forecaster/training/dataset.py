@@ -13,7 +13,7 @@ from jaxtyping import Float, Int
 
 from forecaster.candles import CandleArray, timeframe_ms
 from forecaster.facts import BPS
-from forecaster.features import BasicFeatures
+from forecaster.features.base import FeatureSet
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Dataset:
         return Dataset(self.X[index], self.y[index], self.candle_ts[index], self.next_ret[index])
 
 
-def make_dataset(candles: CandleArray, features: BasicFeatures, threshold_bps: float) -> Dataset:
+def make_dataset(candles: CandleArray, features: FeatureSet, threshold_bps: float) -> Dataset:
     """Feature rows X(t) and targets y(t+1) from an ascending candle history.
 
     With r = log(close(t+1) / close(t)) and thr = threshold_bps / 1e4 taken as a log-return

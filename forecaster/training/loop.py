@@ -20,7 +20,6 @@ from jax import Array
 from tqdm import tqdm
 
 from forecaster.config import TrainConfig
-from forecaster.config_bridge import schedule_from_config
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import EnsembleNet, Model, build
 from forecaster.models.normalisation import Standardizer
@@ -147,7 +146,7 @@ class Steps:
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
     """Global-norm clipping, then AdamW on the configured learning-rate schedule."""
-    rate = schedule_from_config(config)(config.learning_rate, total_steps)
+    rate = config.schedule(config.learning_rate, total_steps)
     return optax.chain(
         optax.clip_by_global_norm(config.grad_clip),
         optax.adamw(rate, weight_decay=config.weight_decay),

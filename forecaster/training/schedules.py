@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from forecaster.schema import bounded
+
 if TYPE_CHECKING:
     import optax
 
@@ -22,7 +24,7 @@ class Schedule(Protocol):
 class WarmupCosine:
     """Linear warmup from 0 over `warmup_fraction` of the steps, then cosine decay to 0."""
 
-    warmup_fraction: float = 0.05
+    warmup_fraction: float = bounded(0.05, ge=0, lt=1)
 
     def __call__(self, learning_rate: float, total_steps: int) -> optax.ScalarOrSchedule:
         import optax

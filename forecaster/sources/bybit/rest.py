@@ -31,11 +31,11 @@ from forecaster.candles import (
     concat_candles,
     timeframe_ms,
 )
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.errors import UserError
 from forecaster.sources.bybit.cache import KlineCache
 from forecaster.sources.bybit.protocol import KLINE_PATH, PAGE_LIMIT, RET_OK, TIME_PATH, interval_code
 from forecaster.sources.bybit.retry import Backoff, TransientFailure, code_failure, status_failure
+from forecaster.sources.bybit.source import BybitSource
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.sources.bybit.protocol import RETRYABLE_CODES, THROTTLE_CODES, THROTTLE_STATUS
+from forecaster.sources.bybit.source import BybitSource
 
 SERVER_ERROR_STATUS = 500  # this status and above: the server failed, the request may succeed later
 MAX_DOUBLINGS = 62  # caps the exponent: base * 2**n never overflows a float, however long retries go on

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import aiohttp
 
 from forecaster.candles import Candle, timeframe_ms
-from forecaster.sources.bybit.source import BybitSource
 from forecaster.errors import UserError
 from forecaster.sources.bybit.messages import Kind, Parsed, parse_message
 from forecaster.sources.bybit.protocol import topic_for
 from forecaster.sources.bybit.rest import BybitRest, BybitUnavailable
 from forecaster.sources.bybit.retry import Backoff
+from forecaster.sources.bybit.source import BybitSource
 
 log = logging.getLogger(__name__)
 
