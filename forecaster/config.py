@@ -10,6 +10,7 @@ which also catches keys smuggled in with `+key=value`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,20 +201,20 @@ def initialize_hydra() -> Any:
     return initialize_config_dir(config_dir=source, version_base="1.3")
 
 
+def hydra_context() -> Any:
+    """Nothing inside the Hydra app (compose works there); elsewhere, `initialize_hydra()`."""
+    return contextlib.nullcontext() if GlobalHydra.instance().is_initialized() else initialize_hydra()
+
+
 def compose_config(overrides: list[str]) -> Config:
     """The validated config of a command line, as `python -m forecaster OVERRIDES` would run it."""
     register_schema()
-    if GlobalHydra.instance().is_initialized():
-        return to_config(compose(config_name=CONFIG_NAME, overrides=overrides))
-    with initialize_hydra():
+    with hydra_context():
         return to_config(compose(config_name=CONFIG_NAME, overrides=overrides))
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """Check a composed config and build its parts; raise ConfigError on the first problem.
-
-    Needs Hydra's compose API to be initialised (it is inside the app) when live.predictors is set.
-    """
+    """Check a composed config and build its parts; raise ConfigError on the first problem."""
     _reject_unknown_keys(cfg, Config, "")
     try:
         config = OmegaConf.to_object(cfg)
@@ -224,8 +225,9 @@ def to_config(cfg: DictConfig) -> Config:
     assert isinstance(config, Config)
     config = _build_parts(config, "")
     check_bounds(config)
-    for index, entry in enumerate(config.live.predictors):
-        entry_config(config, entry, f"live.predictors[{index}].")
+    with hydra_context():
+        for index, entry in enumerate(config.live.predictors):
+            entry_config(config, entry, f"live.predictors[{index}].")
     return config
 
 
@@ -259,6 +261,11 @@ def entry_config(config: Config, entry: PredictorEntry, where: str = "live.predi
     The model comes from the entry's model option with its overrides; the FLAT rule from the entry's
     flat option, else the run's top-level one, then the entry's thresholds.
     """
+    with hydra_context():
+        return _entry_config(config, entry, where)
+
+
+def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
     for group, option in (("model", entry.model), ("flat", entry.flat)):
         if option is not None and option not in (options := group_options(group)):
             raise ConfigError(f"{where}{group}={option} is not allowed; choose one of: {', '.join(options)}")

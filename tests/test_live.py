@@ -19,9 +19,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from forecaster.candles import read_csv
-from forecaster.config import Config, FlatConfig
+from forecaster.config import Config, compose_config
 from forecaster.data import SAMPLE_CSV
-from forecaster.features import BasicFeatures
 from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
@@ -126,13 +125,13 @@ def test_missing_model_weights_are_one_clear_line(tmp_path: Path) -> None:
 
 
 def _predictions(candles, config: Config) -> list:
-    predictor = build_predictor(config)
+    predictor = build_predictor(config, None)
     return [p for p in (predictor.on_candle(c) for c in candles.to_candles()) if p is not None]
 
 
 def test_no_look_ahead() -> None:
     """Predictions up to t do not change when the candles after t do."""
-    config = Config()
+    config = compose_config([])
     candles = SAMPLE[:400]
     cut = 250
     scale = np.ones(len(candles))
@@ -149,27 +148,27 @@ def test_no_look_ahead() -> None:
 
 
 def test_live_path_equals_batch_path() -> None:
-    config = Config(flat=FlatConfig(name="off", min_prob=0, min_margin=0))
+    config = compose_config(["flat=off"])
     candles = SAMPLE[:300]
     live = _predictions(candles, config)
-    features = BasicFeatures.from_config(config.features)
+    features = config.features
     rows = features.batch(candles)[features.window - 1 :]
-    batch = build_predictor(config).model.batch(rows)
+    batch = build_predictor(config, None).model.batch(rows)
     assert [p.p_up for p in live] == batch.p_up.tolist()
     assert [p.p_down for p in live] == batch.p_down.tolist()
 
 
 def test_no_prediction_from_a_window_across_a_gap() -> None:
     """After a hole the window fills again, exactly as training drops rows that touch a gap."""
-    config = Config()
+    config = compose_config([])
     keep = np.ones(400, bool)
     keep[200:230] = False
     candles = SAMPLE[:400][keep]
     predicted = {p.candle_ts for p in _predictions(candles, config)}
     present = set(candles.start_ms.tolist())
-    window = BasicFeatures.from_config(config.features).window
+    window = config.features.window
     assert all(all(t - k * 60_000 in present for k in range(window)) for t in predicted)
-    rows = make_dataset(candles, BasicFeatures.from_config(config.features), 0.0).candle_ts.tolist()
+    rows = make_dataset(candles, config.features, 0.0).candle_ts.tolist()
     assert set(rows) <= predicted and len(predicted - set(rows)) == 2  # the two with no next candle
 
 

@@ -13,9 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from forecaster.candles import aggregate, timeframe_ms
-from forecaster.config import Config, FlatConfig, PredictorEntry
+from forecaster.config import FlatConfig, PredictorEntry, compose_config, entry_config
 from forecaster.modes.live import predictor_configs
-from forecaster.predictor import build_predictor, entry_config
+from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import run_cli
@@ -120,13 +120,17 @@ def test_a_bad_predictor_entry_is_one_line(tmp_path: Path, entry: str, message: 
 
 
 def test_entries_resolve_to_full_configs() -> None:
-    config = Config(flat=FlatConfig(name="strict", min_prob=0.6, min_margin=0.1))
+    config = compose_config(["flat=strict"])
     entry = PredictorEntry(model="ensemble", timeframe="5m", members=32, max_spread=0.2)
     resolved = entry_config(config, entry)
-    assert (resolved.model.name, resolved.model.members, resolved.model.hidden) == ("ensemble", 32, [64, 64])
+    assert (resolved.model.name, resolved.model.members, resolved.model.hidden) == ("ensemble", 32, (64, 64))
     assert resolved.timeframe.name == "5m" and resolved.flat == FlatConfig("strict", 0.6, 0.1, 0.2)
     loose = entry_config(config, PredictorEntry(model="logreg", flat="loose", min_margin=0.03))
-    assert loose.model.hidden == [] and (loose.flat.name, loose.flat.min_prob, loose.flat.min_margin) == (
+    assert not hasattr(loose.model, "hidden") and (
+        loose.flat.name,
+        loose.flat.min_prob,
+        loose.flat.min_margin,
+    ) == (
         "loose",
         0.52,
         0.03,
@@ -140,7 +144,7 @@ def test_the_predictor_abstains_on_member_spread() -> None:
     outputs = {}
     for limit in (None, 0.0):
         entry = PredictorEntry(model="ensemble", members=4, flat="off", max_spread=limit)
-        predictor = build_predictor(entry_config(Config(), entry))
+        predictor = build_predictor(entry_config(compose_config([]), entry), None)
         outputs[limit] = [p for p in map(predictor.on_candle, candles) if p is not None]
     assert {p.direction for p in outputs[0.0]} == {"FLAT"}
     assert {p.direction for p in outputs[None]} != {"FLAT"}

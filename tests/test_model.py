@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import equinox as eqx
@@ -12,9 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from forecaster.config_bridge import model_from_config
 
-from forecaster.config import ModelConfig
 from forecaster.errors import UserError
 from forecaster.models.checkpoint import (
     SIDECAR_FILE,
@@ -29,6 +27,7 @@ from forecaster.models.inference import CompiledModel
 from forecaster.models.network import ACTIVATIONS, EnsembleNet, TwoHeadNet, build
 from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
+from forecaster.models.twohead import LogReg, TwoHead
 
 N_FEATURES = 19
 N_ROWS = 257  # not a power of two: odd tail tiles are where batched matmuls round differently
@@ -76,12 +75,11 @@ def test_ensemble_members_are_distinct() -> None:
 
 
 def test_logreg_is_two_logistic_heads_on_the_input() -> None:
-    spec = model_from_config(ModelConfig(name="logreg", hidden=[])).spec(N_FEATURES, seed=0)
+    spec = LogReg().spec(N_FEATURES, seed=0)
     model = build(spec)
     assert isinstance(model, TwoHeadNet) and model.trunk == ()
     assert model.up.in_features == model.down.in_features == N_FEATURES
-    with pytest.raises(UserError, match="logreg has no hidden layers"):
-        model_from_config(ModelConfig(name="logreg", hidden=[8])).spec(N_FEATURES, seed=0)
+    assert "hidden" not in {f.name for f in fields(LogReg)}, "model=logreg has no hidden layers to set"
 
 
 def test_forward_returns_two_logits_and_probabilities_inside_0_1(rows: np.ndarray, ensemble) -> None:
@@ -301,7 +299,7 @@ def test_format_1_sidecars_still_load(tmp_path: Path, rows: np.ndarray, ensemble
         np.testing.assert_array_equal(card.normalisation(rows[0]), scaler(rows[0]))
         with pytest.raises(UserError, match="trained with timeframe='1m' but this run uses timeframe='5m'"):
             load(folder, expect={"timeframe": "5m"})
-    option = model_from_config(ModelConfig(name="twohead", path=str(folder)))
+    option = TwoHead(path=str(folder))
     served = option.load(folder, META)
     assert served.card is not None and served.card.spec == one_member and served.model.trained is True
     np.testing.assert_array_equal(served.standardizer(rows[0]), scaler(rows[0]))

@@ -1,4 +1,4 @@
-"""The pluggable model options and learning-rate schedules: light imports, specs, persistence, the bridge."""
+"""The pluggable model options and learning-rate schedules: light imports, specs, persistence."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import sys
 import numpy as np
 import optax
 import pytest
-from forecaster.config_bridge import model_from_config, schedule_from_config
 
-from forecaster.config import Config, ModelConfig, TrainConfig
+from forecaster.config import compose_config
 from forecaster.errors import UserError
-from forecaster.features import BasicFeatures
+from forecaster.features.basic import BasicFeatures
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import EnsembleNet, TwoHeadNet
 from forecaster.models.persistence import Persistence
@@ -30,7 +29,13 @@ LIGHT_MODULES = (
     "forecaster.models.persistence",
     "forecaster.training",
     "forecaster.training.schedules",
-    "forecaster.config_bridge",
+    "forecaster.config",
+    "forecaster.features.basic",
+    "forecaster.modes.dryrun",
+    "forecaster.modes.facts",
+    "forecaster.modes.live",
+    "forecaster.modes.train",
+    "forecaster.modes.eval",
 )
 HEAVY_MODULES = ("jax", "equinox", "optax")
 
@@ -46,19 +51,19 @@ def test_options_and_schedules_import_without_jax() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "option", "expected"),
+    ("overrides", "option", "expected"),
     [
-        (ModelConfig(name="twohead"), TwoHead(), ModelSpec("twohead", N_FEATURES, (64, 64), seed=3)),
+        (["model=twohead"], TwoHead(), ModelSpec("twohead", N_FEATURES, (64, 64), seed=3)),
         (
-            ModelConfig(name="ensemble", members=8, dropout=0.1),
+            ["model=ensemble", "model.dropout=0.1"],
             Ensemble(dropout=0.1),
             ModelSpec("ensemble", N_FEATURES, (64, 64), dropout=0.1, members=8, seed=3, ensemble=True),
         ),
-        (ModelConfig(name="logreg", hidden=[]), LogReg(), ModelSpec("logreg", N_FEATURES, (), seed=3)),
+        (["model=logreg"], LogReg(), ModelSpec("logreg", N_FEATURES, (), seed=3)),
     ],
 )
-def test_each_option_builds_its_spec(config: ModelConfig, option: object, expected: ModelSpec) -> None:
-    model = model_from_config(config)
+def test_each_option_builds_its_spec(overrides: list[str], option: object, expected: ModelSpec) -> None:
+    model = compose_config(overrides).model
     assert model == option and model.trainable
     assert model.spec(N_FEATURES, 3) == expected
 
@@ -72,7 +77,7 @@ def test_stacking_follows_the_option_and_the_member_count() -> None:
 
 
 def test_persistence_is_its_own_predictor_and_has_no_weights() -> None:
-    model = model_from_config(ModelConfig(name="persistence", hidden=[]))
+    model = compose_config(["model=persistence"]).model
     assert model == Persistence() and not model.trainable and model.path is None and model.uri is None
     assert model.untrained(N_FEATURES, 0) is model
     x = np.zeros(N_FEATURES)
@@ -83,10 +88,10 @@ def test_persistence_is_its_own_predictor_and_has_no_weights() -> None:
 
 
 def test_load_model_serves_each_option_without_weights() -> None:
-    features = BasicFeatures.from_config(Config().features)
-    loaded = load_model(Config(model=ModelConfig(name="persistence", hidden=[])), features)
+    features = BasicFeatures()
+    loaded = load_model(Persistence(), features, "1m", 0, None)
     assert loaded == type(loaded)(Persistence())
-    untrained = load_model(Config(model=ModelConfig(name="logreg", hidden=[])), features)
+    untrained = load_model(LogReg(), features, "1m", 0, None)
     assert untrained.card is None and untrained.standardizer is None
     assert isinstance(untrained.model, CompiledModel) and untrained.model.trained is False
 
@@ -97,5 +102,5 @@ def test_schedules() -> None:
     reference = optax.warmup_cosine_decay_schedule(0.0, rate, 100, steps)
     assert [float(cosine(i)) for i in (0, 50, 100, 600)] == [float(reference(i)) for i in (0, 50, 100, 600)]
     assert Constant()(rate, steps) == rate
-    assert schedule_from_config(TrainConfig(schedule="cosine", warmup_fraction=0.2)) == WarmupCosine(0.2)
-    assert schedule_from_config(TrainConfig(schedule="constant")) == Constant()
+    assert compose_config(["train.schedule.warmup_fraction=0.2"]).train.schedule == WarmupCosine(0.2)
+    assert compose_config(["train/schedule=constant"]).train.schedule == Constant()

@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forecaster.config import Config, PathsConfig, TrackingConfig
+from forecaster.config import PathsConfig
 from forecaster.errors import UserError
-from forecaster.tracking import NullTracker, default_uri, flatten, open_tracker
+from forecaster.tracking import MlflowTracking, NoTracking, NullTracker, Tracker, default_uri, flatten
 
 
-def _config(tmp_path: Path, **tracking) -> Config:
-    return Config(tracking=TrackingConfig(**tracking), paths=PathsConfig(mlruns=str(tmp_path / "mlruns")))
+def _open(tmp_path: Path, tracking: MlflowTracking | NoTracking) -> Tracker:
+    return tracking.open(PathsConfig(mlruns=str(tmp_path / "mlruns")))
 
 
 def test_a_run_with_params_batched_metrics_and_an_artifact(tmp_path: Path) -> None:
-    tracker = open_tracker(_config(tmp_path, metrics_batch=7))
+    tracker = _open(tmp_path, MlflowTracking(metrics_batch=7))
     tracker.start("unit", {"flat.min_prob": 0.55, "model.hidden": [64, 64]}, {"sweep": "none"})
     for step in range(20):
         tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": 0.5}, step)
@@ -40,7 +40,7 @@ def test_a_run_with_params_batched_metrics_and_an_artifact(tmp_path: Path) -> No
 
 
 def test_tracking_off_stores_nothing(tmp_path: Path) -> None:
-    tracker = open_tracker(_config(tmp_path, name="off"))
+    tracker = _open(tmp_path, NoTracking())
     assert isinstance(tracker, NullTracker)
     tracker.start("x", {}, {})
     tracker.log_metrics({"a": 1.0}, 0)
@@ -51,7 +51,7 @@ def test_tracking_off_stores_nothing(tmp_path: Path) -> None:
 def test_an_unusable_store_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="tracking=off"):
-        open_tracker(Config(paths=PathsConfig(mlruns=str(tmp_path / "file" / "mlruns"))))
+        MlflowTracking().open(PathsConfig(mlruns=str(tmp_path / "file" / "mlruns")))
 
 
 def test_flatten() -> None:

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from forecaster.candles import MINUTE_MS, CandleArray, read_csv
-from forecaster.config import FeaturesConfig, TrainConfig
+from forecaster.config import TrainConfig
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import UserError
-from forecaster.features import BasicFeatures
+from forecaster.features.basic import BasicFeatures
 from forecaster.models.network import EnsembleNet, TwoHeadNet
 from forecaster.models.spec import ModelSpec
 from forecaster.training.dataset import Dataset, make_dataset
 from forecaster.training.loop import EpochStats, TrainResult, bce_per_member, predict_probabilities, train
+from forecaster.training.schedules import Constant, WarmupCosine
 from forecaster.training.splits import SplitError, split, walk_forward
 
 FEATURES = BasicFeatures(n_returns=8, volume_window=20)
@@ -27,7 +28,7 @@ SMALL_CANDLES = 3_000
 FLIP = 0.03  # the next move repeats the last one except with this probability: ~97% is learnable
 TYPICAL_RET = 1e-3
 WICK = 5e-4
-FAST = TrainConfig(epochs=4, batch_size=256, learning_rate=3e-3, progress=False)
+FAST = TrainConfig(schedule=WarmupCosine(), epochs=4, batch_size=256, learning_rate=3e-3, progress=False)
 
 
 def planted_candles(n: int, flip: float = FLIP, seed: int = 0) -> CandleArray:
@@ -257,7 +258,7 @@ def test_early_stopping_on_noise_keeps_the_best_epoch() -> None:
     data = make_dataset(planted_candles(SMALL_CANDLES, flip=0.5, seed=3), FEATURES, 0.0)
     train_part, val_part, _ = parts(data)
     config = TrainConfig(
-        epochs=40, batch_size=64, learning_rate=1e-2, schedule="constant", patience=2, progress=False
+        epochs=40, batch_size=64, learning_rate=1e-2, schedule=Constant(), patience=2, progress=False
     )
     result = train(ModelSpec("twohead", FEATURES.n_features, (64, 64)), train_part, val_part, config, 0)
     assert result.stopped_early and len(result.history) < config.epochs
@@ -271,10 +272,10 @@ def test_early_stopping_on_noise_keeps_the_best_epoch() -> None:
 
 def test_short_training_on_the_shipped_sample() -> None:
     candles = read_csv(SAMPLE_CSV)
-    features = BasicFeatures.from_config(FeaturesConfig())
+    features = BasicFeatures()
     data = make_dataset(candles, features, 0.0)
     s = split(len(data), 0.15, 0.15, features.window)
-    config = TrainConfig(epochs=2, progress=False)
+    config = TrainConfig(schedule=WarmupCosine(), epochs=2, progress=False)
     result = train(ModelSpec("twohead", features.n_features, (64, 64)), data[s.train], data[s.val], config, 0)
     assert len(result.history) == 2
     assert all(np.isfinite([h.train_loss, h.val_loss, h.samples_per_s]).all() for h in result.history)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from forecaster.benchmarks.candles import synthetic_history
-from forecaster.config import FeaturesConfig
-from forecaster.features import BasicFeatures, FeatureWindow
+from forecaster.features.basic import BasicFeatures
+from forecaster.features.window import FeatureWindow
 
 FULL_SIZE = 1_000_000
 QUICK_SIZE = 100_000
@@ -16,7 +16,7 @@ PUSHES = 5_000
 
 def run(quick: bool) -> dict[str, object]:
     size = QUICK_SIZE if quick else FULL_SIZE
-    features = BasicFeatures.from_config(FeaturesConfig())
+    features = BasicFeatures()
     history = synthetic_history(size)
     timings = []
     for _ in range(REPEATS):  # the first pass also pays for the first touch of the output pages

@@ -23,12 +23,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forecaster.benchmarks.candles import synthetic_history
 from forecaster.benchmarks.model import numpy_forward
 from forecaster.predictor import NS_PER_MS
+
+if TYPE_CHECKING:
+    from forecaster.candles import Candle
+    from forecaster.config import Config
+    from forecaster.live.runner import Session
+    from forecaster.predictor import Predictor
+    from forecaster.recording import RunRecords
 
 CANDLES = 10_000
 QUICK_CANDLES = 1_000
@@ -59,33 +67,52 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
     from forecaster import backend
 
     backend.configure_jax(cache_dir, sync_dispatch=True)
-    from forecaster.config import Config, TrackingConfig
-    from forecaster.modes.live import LiveSession
+    from forecaster.config import compose_config
     from forecaster.predictor import build_predictor
     from forecaster.recording import RunRecords
-    from forecaster.tracking import NullTracker
 
-    config = Config(tracking=TrackingConfig(name="off"))
+    config = compose_config(["tracking=off"])
     out: dict[str, object] = {"candles": candles}
     for label in ("equinox", "numpy_forward"):
-        predictor = build_predictor(config)
+        predictor = build_predictor(config, None)
         if label == "numpy_forward":
             predictor.model = NumpyModel(numpy_forward(predictor.model.model))
         window = predictor.window.features.window
         history = synthetic_history(candles + window).to_candles()
         samples = np.empty(candles, dtype=np.int64)
         with tempfile.TemporaryDirectory() as tmp, RunRecords(config.sink, Path(tmp)) as records:
-            session = LiveSession(config, predictor, records, NullTracker())
-            session.warm_up(history[:window])
+            session = _session("", predictor, config, records)
+            session.loop.warm_up(history[:window])
             with contextlib.redirect_stdout(io.StringIO()):
                 for i, candle in enumerate(history[window:]):
                     received = time.perf_counter_ns()
-                    session.on_minute(candle, received)
+                    _handle(session, candle, received)
                     samples[i] = time.perf_counter_ns() - received
         out[label] = _percentiles(samples)
     equinox, yardstick = out["equinox"], out["numpy_forward"]
     out["ratio_p50"] = round(equinox["p50_ms"] / yardstick["p50_ms"], 2)  # type: ignore[index]
     return out
+
+
+def _session(name: str, predictor: Predictor, config: Config, records: RunRecords) -> Session:
+    """A live session's loop and sinks as mode=live builds them, tracking off."""
+    from forecaster.live.loop import PredictorLoop
+    from forecaster.live.runner import Session
+    from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
+    from forecaster.tracking import NullTracker
+
+    uploads = TrackerSink(NullTracker(), records, name, config.live.upload_every)
+    return Session(
+        PredictorLoop(name, predictor, config.live), [RecordsSink(records), ConsoleSink(), uploads]
+    )
+
+
+def _handle(session: Session, minute: Candle, received_ns: int) -> None:
+    """One minute through the loop and its sinks: what the runner does per session."""
+    event = session.loop.on_minute(minute, received_ns)
+    if event is not None:
+        for sink in session.sinks:
+            sink.handle(event)
 
 
 def _percentiles(samples_ns: np.ndarray) -> dict[str, float]:
@@ -98,17 +125,17 @@ def measure_many(hours: int, cache_dir: str) -> dict[str, object]:
 
     backend.configure_jax(cache_dir, sync_dispatch=True)
     from forecaster.candles import MINUTE_MS, aggregate, timeframe_ms
-    from forecaster.config import Config, LiveConfig, PredictorEntry, TrackingConfig
-    from forecaster.features import BasicFeatures
-    from forecaster.modes.live import LiveSession, predictor_configs
+    from forecaster.config import compose_config
+    from forecaster.modes.live import predictor_configs
     from forecaster.predictor import build_predictor
     from forecaster.recording import RunRecords
-    from forecaster.tracking import NullTracker
 
-    entries = [PredictorEntry("ensemble", tf, members=MANY_MEMBERS) for tf in MANY_TIMEFRAMES]
-    config = Config(tracking=TrackingConfig(name="off"), live=LiveConfig(predictors=entries))
+    entries = ", ".join(
+        f"{{model: ensemble, timeframe: {tf}, members: {MANY_MEMBERS}}}" for tf in MANY_TIMEFRAMES
+    )
+    config = compose_config(["tracking=off", f"live.predictors=[{entries}]"])
     hour = timeframe_ms(MANY_TIMEFRAMES[-1])
-    warm_minutes = BasicFeatures.from_config(config.features).window * hour // MINUTE_MS
+    warm_minutes = config.features.window * hour // MINUTE_MS
     # the first hour is not measured: caches and allocators settle (compiling happens in warm_up)
     history = synthetic_history(warm_minutes + (hours + 1) * hour // MINUTE_MS)
     minutes = history[warm_minutes:].to_candles()
@@ -117,23 +144,23 @@ def measure_many(hours: int, cache_dir: str) -> dict[str, object]:
         sessions = []
         for name, each in predictor_configs(config).items():
             records = stack.enter_context(RunRecords(config.sink, Path(tmp) / name))
-            session = LiveSession(each, build_predictor(each), records, NullTracker(), name)
-            session.warm_up(aggregate(history[:warm_minutes], each.timeframe.name).candles.to_candles())
+            session = _session(name, build_predictor(each, None), config, records)
+            session.loop.warm_up(aggregate(history[:warm_minutes], each.timeframe.name).candles.to_candles())
             sessions.append(session)
         with contextlib.redirect_stdout(io.StringIO()):
             for i, minute in enumerate(minutes):
                 received = time.perf_counter_ns()
                 for session in sessions:
-                    session.on_minute(minute, received)
+                    _handle(session, minute, received)
                 samples[i] = time.perf_counter_ns() - received
     measured = slice(hour // MINUTE_MS, None)
     samples = samples[measured]
     top = np.array([(m.start_ms + MINUTE_MS) % hour == 0 for m in minutes[measured]])
-    predictions = {s.name: s.predictor.counters.predictions for s in sessions}
+    predictions = {s.loop.name: s.loop.predictor.counters.predictions for s in sessions}
     if min(predictions.values()) < hours:
         raise RuntimeError(f"every predictor should predict each of {hours} hours, got {predictions}")
     return {
-        "predictors": [s.name for s in sessions],
+        "predictors": [s.loop.name for s in sessions],
         "members": MANY_MEMBERS,
         "minutes": len(samples),
         "per_minute": _percentiles(samples),

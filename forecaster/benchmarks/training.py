@@ -24,6 +24,7 @@ from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ModelSpec
 from forecaster.training.dataset import Dataset
 from forecaster.training.loop import chunk_rows, epoch_batches, make_steps, train
+from forecaster.training.schedules import WarmupCosine
 
 N_FEATURES = 19
 HIDDEN = (64, 64)
@@ -50,7 +51,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def _product_path(data: Dataset, val: Dataset, epochs: int) -> dict[str, object]:
-    config = TrainConfig(epochs=epochs, batch_size=BATCH, patience=epochs, progress=False)
+    config = TrainConfig(
+        schedule=WarmupCosine(), epochs=epochs, batch_size=BATCH, patience=epochs, progress=False
+    )
     started = time.perf_counter()
     result = train(ModelSpec("twohead", N_FEATURES, HIDDEN), data, val, config, SEED)
     return {
@@ -65,7 +68,7 @@ def _product_path(data: Dataset, val: Dataset, epochs: int) -> dict[str, object]
 def _epoch_phases(data: Dataset, val: Dataset, epochs: int) -> dict[str, object]:
     """The jitted epoch of `train`, with data handling, the step loop and validation timed apart."""
     spec = ModelSpec("twohead", N_FEATURES, HIDDEN)
-    config = TrainConfig(batch_size=BATCH, epochs=epochs)
+    config = TrainConfig(schedule=WarmupCosine(), batch_size=BATCH, epochs=epochs)
     standardizer = Standardizer.fit(data.X)
     steps_per_epoch = len(data) // BATCH
     model = build(spec)
@@ -120,7 +123,9 @@ def _python_loop(data: Dataset, epochs: int) -> dict[str, object]:
     spec = ModelSpec("twohead", N_FEATURES, HIDDEN)
     steps_per_epoch = len(data) // BATCH
     model = build(spec)
-    steps = make_steps(spec, model, TrainConfig(batch_size=BATCH), epochs * steps_per_epoch, SEED)
+    steps = make_steps(
+        spec, model, TrainConfig(schedule=WarmupCosine(), batch_size=BATCH), epochs * steps_per_epoch, SEED
+    )
     X = Standardizer.fit(data.X)(data.X).astype(np.float32)
     Y = data.y
     rng = np.random.default_rng(SEED)
