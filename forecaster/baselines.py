@@ -1,7 +1,7 @@
 """Baselines that need no training, judged on the same candles as the models.
 
-Each gives, per feature row, a decided direction and the two probabilities, so the metrics
-module scores them exactly like a model.
+Each gives, per feature row, a decided direction and the two probabilities, so the evaluation
+scores them exactly like a model.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecaster.flat import DOWN, FLAT, UP
-from forecaster.metrics import actual_directions
+from forecaster.direction import Direction, actual_directions
 
 LAST_RETURN = 0  # column of ret_0 (the newest log-return) in every feature set
 CERTAIN, UNSURE = 1.0, 0.5
@@ -26,8 +25,8 @@ class BaselinePredictions:
 
 def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
     """Persistence given the direction of the move into each candle (from features or from facts)."""
-    p_up = np.where(moves == UP, CERTAIN, np.where(moves == DOWN, 1 - CERTAIN, UNSURE))
-    p_down = np.where(moves == FLAT, UNSURE, 1 - p_up)
+    p_up = np.where(moves == Direction.UP, CERTAIN, np.where(moves == Direction.DOWN, 1 - CERTAIN, UNSURE))
+    p_down = np.where(moves == Direction.FLAT, UNSURE, 1 - p_up)
     return BaselinePredictions(np.asarray(moves), p_up, p_down)
 
 
@@ -48,16 +47,16 @@ class Persistence:
 class Majority:
     """Always the direction that was more frequent in training, with its base rates as probabilities."""
 
-    direction: str
+    direction: Direction
     p_up: float
     p_down: float
 
     @classmethod
     def fit(cls, y_up: np.ndarray, y_down: np.ndarray) -> Majority:
         if len(y_up) == 0:
-            return cls(UP, UNSURE, UNSURE)
+            return cls(Direction.UP, UNSURE, UNSURE)
         p_up, p_down = float(np.mean(y_up)), float(np.mean(y_down))
-        return cls(UP if p_up >= p_down else DOWN, p_up, p_down)
+        return cls(Direction.UP if p_up >= p_down else Direction.DOWN, p_up, p_down)
 
     def batch(self, rows: np.ndarray) -> BaselinePredictions:
         n = len(rows)

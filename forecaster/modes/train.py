@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
 
 from forecaster import __version__, backend
 from forecaster.baselines import Majority, Persistence
 from forecaster.config import Config
+from forecaster.direction import actual_directions
 from forecaster.errors import UserError
+from forecaster.evaluation.evaluate import score
+from forecaster.evaluation.sections import Scores, named_scalars
 from forecaster.features import BasicFeatures
 from forecaster.flat import directions
 from forecaster.history import load_history
-from forecaster.metrics import actual_directions, score
 from forecaster.model import ModelSpec, save
 from forecaster.modes import METRICS_FILE
 from forecaster.tracking import Tracker, flatten, open_tracker, registered_name, run_tags
@@ -42,7 +43,7 @@ MODEL_DIR = "model"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
-def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, dict]:
+def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, Scores]:
     """The model and both baselines on the same test rows."""
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test.X)
     actual = actual_directions(test.next_ret)
@@ -60,7 +61,7 @@ def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: 
 
 def _fold(
     k: int, split: Split, data: Dataset, spec: ModelSpec, config: Config, tracker: Tracker
-) -> tuple[TrainResult, dict[str, dict]]:
+) -> tuple[TrainResult, dict[str, Scores]]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
             "train_loss": stats.train_loss,
@@ -76,23 +77,23 @@ def _fold(
     return result, score_test(result, data[split.train], data[split.test], config)
 
 
-def _mean(reports: list[dict[str, dict]]) -> dict[str, dict]:
+def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
     """Per who and metric, the mean over folds (of the folds where it is defined)."""
-    out: dict[str, dict] = {}
-    for who in reports[0]:
-        keys = {key for report in reports for key in report[who]}
-        out[who] = {
-            key: float(np.mean([r[who][key] for r in reports if key in r[who]])) for key in sorted(keys)
-        }
-    return out
+    return {who: Scores.mean([report[who] for report in reports]) for who in reports[0]}
 
 
-def summary_table(scores: dict[str, dict]) -> str:
+def _json(scores: Mapping[str, Scores], sort: bool = False) -> dict[str, dict[str, float]]:
+    """`sort`: metric names in alphabetical order, as the mean over folds has always been written."""
+    return {who: dict(sorted(s.to_json().items())) if sort else s.to_json() for who, s in scores.items()}
+
+
+def summary_table(scores: dict[str, Scores]) -> str:
     header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
     rows = [header]
     for who, values in scores.items():
         cells = "".join(
-            f"{values[name]:>18.4f}" if name in values else f"{'-':>18}" for name in SUMMARY_METRICS
+            f"{'-':>18}" if (value := getattr(values, name)) is None else f"{value:>18.4f}"
+            for name in SUMMARY_METRICS
         )
         rows.append(f"{who:<12}{cells}")
     return "\n".join(rows)
@@ -123,8 +124,8 @@ def run(config: Config, run_dir: Path) -> int:
         reports = [report for _, report in folds]
         scores = _mean(reports)
         for k, report in enumerate(reports):
-            tracker.log_metrics(flatten({f"fold{k}/test": report}), step=0)
-        tracker.log_metrics(flatten({"test": scores}), step=0)
+            tracker.log_metrics(named_scalars(report, f"fold{k}/test."), step=0)
+        tracker.log_metrics(named_scalars(scores, "test."), step=0)
         result = folds[-1][0]
         last_test = data[splits[-1].test]
         metadata = {
@@ -140,20 +141,21 @@ def run(config: Config, run_dir: Path) -> int:
             },
             "symbol": config.source.symbol,
             "best_epoch": result.best_epoch,
-            "test": scores,
+            "test": _json(scores, sort=True),
             # the last fold's test block: mode=eval replays it by default and should agree with this
             "test_range": {
                 "first_candle_ts": int(last_test.candle_ts[0]),
                 "last_candle_ts": int(last_test.candle_ts[-1]),
             },
-            "last_fold_test": reports[-1],
+            "last_fold_test": _json(reports[-1]),
             "code_version": __version__,
         }
         model_dir = save(run_dir / MODEL_DIR, result.model, spec, trained=True, metadata=metadata)
-        (run_dir / METRICS_FILE).write_text(json.dumps({"test": scores, "folds": reports}, indent=2) + "\n")
+        metrics = {"test": _json(scores, sort=True), "folds": [_json(report) for report in reports]}
+        (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         tracker.log_artifact(run_dir / METRICS_FILE)
         version = tracker.register_model(model_dir, registered_name(config))
-        print(f"test split ({len(splits)} fold(s), {int(scores['model']['n'])} rows per fold on average):")
+        print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
         print(summary_table(scores))
         print(f"weights: {model_dir}")
         if version is not None:
