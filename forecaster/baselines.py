@@ -1,6 +1,6 @@
 """Baselines that need no training, judged on the same candles as the models.
 
-Each gives, per feature row, a decided direction and the two probabilities, so the metrics
+Each gives, per feature row, a decided direction and the two probabilities, so the evaluation
 module scores them exactly like a model. Persistence, also a model option, is
 forecaster.models.persistence.Persistence.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecaster.flat import DOWN, FLAT, UP
+from forecaster.direction import Direction
 
 CERTAIN, UNSURE = 1.0, 0.5
 
@@ -25,8 +25,8 @@ class BaselinePredictions:
 
 def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
     """Persistence given the direction of the move into each candle (from features or from facts)."""
-    p_up = np.where(moves == UP, CERTAIN, np.where(moves == DOWN, 1 - CERTAIN, UNSURE))
-    p_down = np.where(moves == FLAT, UNSURE, 1 - p_up)
+    p_up = np.where(moves == Direction.UP, CERTAIN, np.where(moves == Direction.DOWN, 1 - CERTAIN, UNSURE))
+    p_down = np.where(moves == Direction.FLAT, UNSURE, 1 - p_up)
     return BaselinePredictions(np.asarray(moves), p_up, p_down)
 
 
@@ -34,16 +34,16 @@ def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
 class Majority:
     """Always the direction that was more frequent in training, with its base rates as probabilities."""
 
-    direction: str
+    direction: Direction
     p_up: float
     p_down: float
 
     @classmethod
     def fit(cls, y_up: np.ndarray, y_down: np.ndarray) -> Majority:
         if len(y_up) == 0:
-            return cls(UP, UNSURE, UNSURE)
+            return cls(Direction.UP, UNSURE, UNSURE)
         p_up, p_down = float(np.mean(y_up)), float(np.mean(y_down))
-        return cls(UP if p_up >= p_down else DOWN, p_up, p_down)
+        return cls(Direction.UP if p_up >= p_down else Direction.DOWN, p_up, p_down)
 
     def batch(self, rows: np.ndarray) -> BaselinePredictions:
         n = len(rows)

@@ -8,7 +8,7 @@ there is no fact rather than a wrong one.
 from __future__ import annotations
 
 from forecaster.candles import Candle, timeframe_ms
-from forecaster.flat import DOWN, FLAT, UP
+from forecaster.direction import Direction
 from forecaster.recording import FactRecord
 
 BPS = 10_000  # basis points per unit of return
@@ -23,7 +23,7 @@ def fact(prev: Candle, curr: Candle) -> FactRecord:
         close_curr=curr.close,
         delta=delta,
         ret_bps=BPS * delta / prev.close,
-        direction=UP if delta > 0 else DOWN if delta < 0 else FLAT,
+        direction=Direction.UP if delta > 0 else Direction.DOWN if delta < 0 else Direction.FLAT,
     )
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from forecaster.config import FlatConfig
-
-UP, DOWN, FLAT = "UP", "DOWN", "FLAT"
+from forecaster.direction import Direction
 
 
 def directions(
@@ -30,9 +29,9 @@ def directions(
     )
     if rule.max_spread is not None and spread is not None:
         abstain |= np.asarray(spread, np.float64) > rule.max_spread
-    return np.where(abstain, FLAT, np.where(p_up > p_down, UP, DOWN))
+    return np.where(abstain, Direction.FLAT, np.where(p_up > p_down, Direction.UP, Direction.DOWN))
 
 
-def direction(p_up: float, p_down: float, rule: FlatConfig, spread: float | None = None) -> str:
+def direction(p_up: float, p_down: float, rule: FlatConfig, spread: float | None = None) -> Direction:
     spreads = None if spread is None else np.array([spread])
-    return str(directions(np.array([p_up]), np.array([p_down]), rule, spreads)[0])
+    return Direction(directions(np.array([p_up]), np.array([p_down]), rule, spreads)[0])

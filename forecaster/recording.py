@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
+from forecaster.direction import Direction
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class PredictionRecord:
     candle_ts: int
     p_up: float
     p_down: float
-    direction: str  # UP | DOWN | FLAT
+    direction: Direction
     target_ts: int
     model: str
     timeframe: str
@@ -90,7 +91,7 @@ class FactRecord:
     close_curr: float
     delta: float
     ret_bps: float
-    direction: str  # UP | DOWN | FLAT (zero move)
+    direction: Direction  # FLAT: a zero move
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from forecaster.config import LiveConfig
-from forecaster.flat import FLAT
+from forecaster.direction import Direction
 from forecaster.recording import FactRecord, PredictionRecord
 
 HIT, MISS, ABSTAIN = "hit", "miss", "abstained"
@@ -22,12 +22,12 @@ HIT, MISS, ABSTAIN = "hit", "miss", "abstained"
 @dataclass(frozen=True)
 class Outcome:
     candle_ts: int
-    predicted: str
-    actual: str
+    predicted: Direction
+    actual: Direction
 
     @property
     def decided(self) -> bool:
-        return self.predicted != FLAT
+        return self.predicted != Direction.FLAT
 
     @property
     def correct(self) -> bool:

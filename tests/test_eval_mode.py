@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forecaster.evaluation import join
+from forecaster.evaluation.join import join
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli

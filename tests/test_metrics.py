@@ -8,30 +8,31 @@ import math
 import numpy as np
 import pytest
 
-from forecaster import metrics
 from forecaster.baselines import Majority
 from forecaster.config import FlatConfig
-from forecaster.flat import directions
-from forecaster.metrics import (
+from forecaster.direction import actual_directions
+from forecaster.evaluation import statistics
+from forecaster.evaluation.coverage import ThresholdGrid, coverage_curve
+from forecaster.evaluation.evaluate import (
     CALIBRATION_BINS,
+    calibration_errors,
+    evaluate,
+    reliability_table,
+    score,
+    utc_hours,
+)
+from forecaster.evaluation.sections import Evaluation
+from forecaster.evaluation.statistics import (
     LABELS,
-    ThresholdGrid,
-    actual_directions,
     binomial_p_value,
     binomial_tail_logspace,
     brier,
-    calibration_errors,
     confusion_matrix,
-    coverage_curve,
-    evaluate,
-    flat_metrics,
     log_loss,
-    reliability_table,
     running_accuracy,
-    score,
-    utc_hours,
     wilson_interval,
 )
+from forecaster.flat import directions
 from forecaster.models.persistence import Persistence
 
 
@@ -42,7 +43,7 @@ def test_score_by_hand() -> None:
     p_down = np.array([0.1, 0.6, 0.5, 0.3, 0.9])
     y_up = np.array([1, 1, 0, 0, 0])
     y_down = np.array([0, 0, 1, 0, 1])
-    out = score(predicted, actual, p_up, p_down, y_up, y_down)
+    out = score(predicted, actual, p_up, p_down, y_up, y_down).to_json()
     assert out["n"] == 5 and out["decided"] == 4 and out["flat_share"] == pytest.approx(0.2)
     assert out["decided_accuracy"] == 0.5  # UP ok, DOWN miss, UP vs zero move miss, DOWN ok
     assert out["accuracy"] == 0.4 and out["zero_moves"] == 1
@@ -52,9 +53,11 @@ def test_score_by_hand() -> None:
 
 
 def test_undefined_metrics_are_left_out_not_nan() -> None:
-    assert score(*(np.array([]),) * 6) == {"n": 0.0}
+    assert score(*(np.array([]),) * 6).to_json() == {"n": 0.0}
     flat = np.array(["FLAT", "FLAT"])
-    out = score(flat, np.array(["UP", "DOWN"]), np.full(2, 0.5), np.full(2, 0.5), np.ones(2), np.zeros(2))
+    out = score(
+        flat, np.array(["UP", "DOWN"]), np.full(2, 0.5), np.full(2, 0.5), np.ones(2), np.zeros(2)
+    ).to_json()
     assert "decided_accuracy" not in out and out["flat_share"] == 1.0
     assert all(not math.isnan(v) for v in out.values())
 
@@ -87,8 +90,10 @@ HAND = {
 }
 
 
-def _strict_json(result: dict) -> None:
-    json.dumps(result, allow_nan=False)  # raises on NaN / inf
+def _strict_json(result: Evaluation) -> dict:
+    out = result.to_json()
+    json.dumps(out, allow_nan=False)  # raises on NaN / inf
+    return out
 
 
 def _random_case(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -108,9 +113,9 @@ def _random_case(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def test_evaluate_by_hand() -> None:
-    out = evaluate(**HAND, hours=np.array([0, 0, 1, 1, 23]))
-    _strict_json(out)
-    assert out["n"] == 5 and out["summary"] == score(*HAND.values())
+    result = evaluate(**HAND, hours=np.array([0, 0, 1, 1, 23]))
+    out = _strict_json(result)
+    assert out["n"] == 5 and result.summary == score(*HAND.values())
     assert out["confusion"]["pred_UP"] == {"fact_UP": 1, "fact_DOWN": 0, "fact_FLAT": 1}
     assert out["confusion"]["pred_DOWN"] == {"fact_UP": 1, "fact_DOWN": 1, "fact_FLAT": 0}
     assert out["confusion"]["pred_FLAT"] == {"fact_UP": 0, "fact_DOWN": 1, "fact_FLAT": 0}
@@ -146,7 +151,7 @@ def test_evaluate_by_hand() -> None:
 
 def test_confusion_and_accuracy_match_a_plain_loop() -> None:
     case = _random_case(2000, seed=1)
-    out = evaluate(**case)
+    out = evaluate(**case).to_json()
     counts = {(p, a): 0 for p in LABELS for a in LABELS}
     hits = decided = 0
     for p, a in zip(case["predicted"].tolist(), case["actual"].tolist(), strict=True):
@@ -163,8 +168,8 @@ def test_confusion_and_accuracy_match_a_plain_loop() -> None:
 
 def test_empty_input_is_defined() -> None:
     empty = {k: v[:0] for k, v in HAND.items()}
-    out = evaluate(**empty, hours=np.array([], np.int64))
-    _strict_json(out)
+    result = evaluate(**empty, hours=np.array([], np.int64))
+    out = _strict_json(result)
     assert out["n"] == 0 and out["summary"] == {"n": 0.0}
     assert "accuracy" not in out["overall"] and out["overall"]["undefined"]["accuracy"]
     assert out["decided"]["n"] == 0 and set(out["decided"]["undefined"]) >= {"accuracy", "wilson_low"}
@@ -173,14 +178,24 @@ def test_empty_input_is_defined() -> None:
     point = out["coverage"]["by_min_prob"][0]
     assert point["decided"] == 0 and point["coverage"] is None and point["accuracy"] is None
     assert all(row["accuracy"] is None for row in out["by_hour"])
-    assert all(math.isfinite(v) for v in flat_metrics(out).values())
+    undefined = {
+        f"{name}.{metric}"
+        for name, section in [
+            ("overall", result.overall),
+            ("decided", result.decided),
+            ("heads.up", result.heads.up),
+            ("heads.down", result.heads.down),
+        ]
+        for metric in section.undefined
+    }
+    not_finite = {name for name, value in result.scalars().items() if not math.isfinite(value)}
+    assert not_finite == undefined, "only the metrics named undefined are NaN, under their usual names"
 
 
 def test_all_flat_leaves_decided_metrics_out() -> None:
     case = _random_case(50)
     case["predicted"] = np.full(50, "FLAT")
-    out = evaluate(**case)
-    _strict_json(out)
+    out = _strict_json(evaluate(**case))
     assert out["overall"]["flat_share"] == 1.0 and out["overall"]["accuracy"] == 0.0
     assert out["decided"]["n"] == 0 and "p_value_vs_chance" in out["decided"]["undefined"]
     assert "accuracy" not in out["decided"]
@@ -192,16 +207,14 @@ def test_single_class_and_zero_move_facts() -> None:
     n = 6
     p_up, p_down = np.linspace(0.2, 0.9, n), np.linspace(0.7, 0.05, n)
     predicted = directions(p_up, p_down, FlatConfig(min_prob=0, min_margin=0))
-    all_up = evaluate(predicted, np.full(n, "UP"), p_up, p_down, np.ones(n), np.zeros(n))
-    _strict_json(all_up)
+    all_up = _strict_json(evaluate(predicted, np.full(n, "UP"), p_up, p_down, np.ones(n), np.zeros(n)))
     hits = int((predicted == "UP").sum())
     assert all_up["decided"]["majority_rate"] == 1.0 and all_up["decided"]["hits"] == hits
     # A yardstick that is always right: any hit count is unsurprising against it (P(X >= k | p0 = 1) = 1).
     assert all_up["decided"]["p_value_vs_majority"] == 1.0 and hits < n
     assert all_up["heads"]["down"]["base_rate"] == 0.0 and math.isfinite(all_up["heads"]["down"]["ece"])
 
-    zero = evaluate(predicted, np.full(n, "FLAT"), p_up, p_down, np.zeros(n), np.zeros(n))
-    _strict_json(zero)
+    zero = _strict_json(evaluate(predicted, np.full(n, "FLAT"), p_up, p_down, np.zeros(n), np.zeros(n)))
     assert zero["decided"]["hits"] == 0 and zero["decided"]["accuracy"] == 0.0  # decided vs zero move: miss
     assert zero["decided"]["zero_moves"] == n and zero["overall"]["zero_moves"] == n
     assert zero["decided"]["majority_rate"] == 0.0 and zero["decided"]["p_value_vs_majority"] == 1.0
@@ -237,9 +250,9 @@ def test_calibration_exact_cases() -> None:
     # Miscalibrated by hand: bin 9 says 0.9 and sees 1/2; bin 1 says 0.1 and sees 0.
     table = reliability_table(np.array([0.9, 0.9, 0.1, 0.1]), np.array([0, 1, 0, 0]))
     assert calibration_errors(table) == pytest.approx((0.4 * 2 / 4 + 0.1 * 2 / 4, 0.4))
-    assert table[9]["count"] == 2 and table[9]["observed"] == 0.5 and table[0]["mean_predicted"] is None
+    assert table[9].count == 2 and table[9].observed == 0.5 and table[0].mean_predicted is None
     edges = reliability_table(np.array([0.0, 1.0, 0.1]), np.array([0, 1, 1]))
-    assert edges[0]["count"] == 1 and edges[-1]["count"] == 1 and edges[1]["count"] == 1
+    assert edges[0].count == 1 and edges[-1].count == 1 and edges[1].count == 1
 
 
 def test_calibration_of_a_calibrated_random_set_is_small() -> None:
@@ -254,7 +267,7 @@ def test_coverage_curve_matches_brute_force() -> None:
     case = _random_case(3000, seed=3)
     grid = ThresholdGrid(min_probs=(0.0, 0.5, 0.55, 0.6, 0.7, 0.99), min_margins=(0.0, 0.02, 0.1, 0.3))
     rules = [FlatConfig("strict", 0.6, 0.1), FlatConfig("odd", 0.57, 0.13)]
-    out = evaluate(**case, grid=grid, rules=rules)["coverage"]
+    out = evaluate(**case, grid=grid, rules=rules).to_json()["coverage"]
     checked = 0
     for point in out["by_min_prob"] + out["by_min_margin"] + out["rules"]:
         rule = FlatConfig(min_prob=point["min_prob"], min_margin=point["min_margin"])
@@ -268,7 +281,7 @@ def test_coverage_curve_matches_brute_force() -> None:
     assert checked == len(grid.min_probs) + len(grid.min_margins) + len(rules)
     assert out["rules"][0]["name"] == "strict"
     direct = coverage_curve(case["p_up"], case["p_down"], case["actual"], [(0.6, 0.1)])
-    assert direct[0] == {k: v for k, v in out["rules"][0].items() if k != "name"}
+    assert direct[0].to_json() == {k: v for k, v in out["rules"][0].items() if k != "name"}
 
 
 def test_utc_hours_and_running_accuracy() -> None:
@@ -290,15 +303,15 @@ def test_utc_hours_and_running_accuracy() -> None:
         evaluate(**HAND, hours=np.array([0, 1, 2, 3, 24]))
 
 
-def test_flat_metrics_are_numbers_with_dotted_names() -> None:
-    flat = flat_metrics(evaluate(**HAND))
+def test_scalars_are_numbers_with_dotted_names() -> None:
+    flat = evaluate(**HAND).scalars()
     assert flat["decided.accuracy"] == 0.5 and flat["confusion.pred_UP.fact_FLAT"] == 1.0
     assert flat["heads.down.brier"] == HAND_SCORE_BRIER_DOWN
     assert all(isinstance(v, float) and math.isfinite(v) for v in flat.values())
     assert not any("reliability" in k or "by_min_prob" in k for k in flat)
 
 
-HAND_SCORE_BRIER_DOWN = score(*HAND.values())["brier_down"]
+HAND_SCORE_BRIER_DOWN = score(*HAND.values()).brier_down
 
 
 def test_invalid_input_is_an_error() -> None:
@@ -311,6 +324,6 @@ def test_invalid_input_is_an_error() -> None:
 
 
 def test_binomial_p_value_without_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_scipy_binom_sf", lambda: None)
+    monkeypatch.setattr(statistics, "_scipy_binom_sf", lambda: None)
     assert binomial_p_value(8, 10, 0.5) == pytest.approx(56 / 1024, rel=1e-12)
-    assert evaluate(**HAND)["decided"]["p_value_vs_chance"] == pytest.approx(11 / 16, rel=1e-12)
+    assert evaluate(**HAND).decided.p_value_vs_chance == pytest.approx(11 / 16, rel=1e-12)

@@ -14,15 +14,8 @@ import numpy as np
 import pytest
 
 from forecaster.errors import UserError
-from forecaster.models.checkpoint import (
-    SIDECAR_FILE,
-    WEIGHTS_FILE,
-    CandleRange,
-    ModelCard,
-    load,
-    load_compiled,
-    save,
-)
+from forecaster.models.card import CandleRange, ModelCard
+from forecaster.models.checkpoint import SIDECAR_FILE, WEIGHTS_FILE, load, load_compiled, save
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import ACTIVATIONS, EnsembleNet, TwoHeadNet, build
 from forecaster.models.normalisation import Standardizer

@@ -8,10 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from forecaster import plots
 from forecaster.config import FlatConfig
+from forecaster.direction import actual_directions
+from forecaster.evaluation import plots
+from forecaster.evaluation.evaluate import evaluate
+from forecaster.evaluation.sections import EvaluationSet, JoinReport
 from forecaster.flat import directions
-from forecaster.metrics import actual_directions, evaluate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 START_MS = 1_700_000_000_000
@@ -59,7 +61,7 @@ def test_coverage_plot_when_nothing_is_ever_decided(tmp_path: Path) -> None:
     case = _case(n)
     case.pop("candle_ts")
     case.update(p_up=np.full(n, 0.5), p_down=np.full(n, 0.5), predicted=np.full(n, "FLAT"))
-    path = plots.coverage(evaluate(**case)["coverage"], tmp_path / "coverage.png")
+    path = plots.coverage(evaluate(**case).coverage, tmp_path / "coverage.png")
     assert path.read_bytes().startswith(PNG_MAGIC)
 
 
@@ -69,11 +71,10 @@ def test_plot_all_for_eval(tmp_path: Path) -> None:
     joined = SimpleNamespace(**case, spread=None)
     ts = case.pop("candle_ts")
     assert len(ts) == 200
-    results = {
-        "join": {"matched": 200},
-        "model": evaluate(**case),
-        "majority": evaluate(np.full(200, "UP"), *list(case.values())[1:]),
-    }
+    results = EvaluationSet(
+        JoinReport(matched=200),
+        {"model": evaluate(**case), "majority": evaluate(np.full(200, "UP"), *list(case.values())[1:])},
+    )
     paths = plots.plot_all(joined, results, tmp_path, FlatConfig("strict", 0.6, 0.1))
     assert sorted(p.name for p in paths) == [
         "confusion.png",

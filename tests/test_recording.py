@@ -11,6 +11,7 @@ import pytest
 from forecaster.candles import read_csv
 from forecaster.config import SinkConfig
 from forecaster.data import SAMPLE_CSV
+from forecaster.direction import Direction
 from forecaster.recording import (
     FactRecord,
     JsonlWriter,
@@ -97,8 +98,8 @@ def test_bad_lines_are_counted_not_fatal(tmp_path: Path) -> None:
 
 
 def test_run_records_write_the_three_files(tmp_path: Path) -> None:
-    prediction = PredictionRecord(1, 0.6, 0.3, "UP", 60_001, "twohead", "1m", 0.4, True)
-    fact = FactRecord(0, 60_000, 100.0, 101.0, 1.0, 100.0, "UP")
+    prediction = PredictionRecord(1, 0.6, 0.3, Direction.UP, 60_001, "twohead", "1m", 0.4, True)
+    fact = FactRecord(0, 60_000, 100.0, 101.0, 1.0, 100.0, Direction.UP)
     with RunRecords(SinkConfig(), tmp_path) as records:
         assert records.add_candle(CANDLES[0]) and not records.add_candle(CANDLES[0])
         assert records.add_prediction(prediction) and not records.add_prediction(prediction)

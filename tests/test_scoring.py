@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from forecaster.direction import Direction
 from forecaster.recording import FactRecord, PredictionRecord
 from forecaster.scoring import Scoreboard, ScoreRule
 
@@ -11,12 +12,13 @@ STEP = 60_000
 
 
 def _prediction(t: int, direction: str) -> PredictionRecord:
-    return PredictionRecord(t * STEP, 0.6, 0.3, direction, (t + 1) * STEP, "m", "1m", 0.1, True)
+    return PredictionRecord(t * STEP, 0.6, 0.3, Direction(direction), (t + 1) * STEP, "m", "1m", 0.1, True)
 
 
 def _fact(t: int, direction: str) -> FactRecord:
-    delta = {"UP": 1.0, "DOWN": -1.0, "FLAT": 0.0}[direction]
-    return FactRecord((t - 1) * STEP, t * STEP, 100.0, 100.0 + delta, delta, delta * 100, direction)
+    move = Direction(direction)
+    delta = {Direction.UP: 1.0, Direction.DOWN: -1.0, Direction.FLAT: 0.0}[move]
+    return FactRecord((t - 1) * STEP, t * STEP, 100.0, 100.0 + delta, delta, delta * 100, move)
 
 
 def test_predictions_are_settled_by_the_next_candles_fact() -> None:

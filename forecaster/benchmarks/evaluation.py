@@ -1,4 +1,4 @@
-"""Evaluation cost: `metrics.evaluate` on 1M synthetic predictions (target: under 2 s on CPU), its parts
+"""Evaluation cost: `evaluate` on 1M synthetic predictions (target: under 2 s on CPU), its parts
 timed apart, and the four plots on 100k predictions (separately: eval writes them once per run).
 
 The first `evaluate` call is timed on its own as `first_call_s`: it imports scipy.stats (the exact
@@ -15,8 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from forecaster import metrics
 from forecaster.config import FlatConfig
+from forecaster.direction import actual_directions
+from forecaster.evaluation.coverage import coverage_section
+from forecaster.evaluation.evaluate import (
+    decided_section,
+    evaluate,
+    head_section,
+    hour_section,
+    overall_section,
+    score,
+    utc_hours,
+)
+from forecaster.evaluation.sections import Confusion, Evaluation
+from forecaster.evaluation.statistics import checked_probabilities, direction_codes
 from forecaster.flat import directions
 
 SAMPLES = 1_000_000
@@ -42,7 +54,7 @@ def synthetic(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     ret[rng.uniform(size=n) < ZERO_MOVE_SHARE] = 0
     return {
         "predicted": directions(p_up, p_down, FlatConfig()),
-        "actual": metrics.actual_directions(ret),
+        "actual": actual_directions(ret),
         "p_up": p_up,
         "p_down": p_down,
         "y_up": (ret > 0).astype(np.float64),
@@ -61,47 +73,48 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
 
 def _parts(data: dict[str, np.ndarray], hours: np.ndarray, repeats: int) -> dict[str, float]:
     """Seconds of each piece `evaluate` is built from, on the same data (they add up to about the total)."""
-    pred = metrics._codes(data["predicted"], "predicted")
-    fact = metrics._codes(data["actual"], "actual")
+    pred = direction_codes(data["predicted"], "predicted")
+    fact = direction_codes(data["actual"], "actual")
     p_up, p_down = data["p_up"], data["p_down"]
+    confusion = Confusion.of(pred, fact)
     pieces: dict[str, Callable[[], Any]] = {
         "direction_codes": lambda: (
-            metrics._codes(data["predicted"], "predicted"),
-            metrics._codes(data["actual"], "actual"),
+            direction_codes(data["predicted"], "predicted"),
+            direction_codes(data["actual"], "actual"),
         ),
         "probability_checks": lambda: (
-            metrics._probabilities(p_up, "p_up"),
-            metrics._probabilities(p_down, "p_down"),
+            checked_probabilities(p_up, "p_up"),
+            checked_probabilities(p_down, "p_down"),
         ),
-        "score_summary": lambda: metrics.score(*data.values()),
+        "score_summary": lambda: score(*data.values()),
         "confusion_overall_decided": lambda: (
-            metrics._confusion(pred, fact),
-            metrics.overall_section(pred, fact),
-            metrics.decided_section(pred, fact),
+            Confusion.of(pred, fact),
+            overall_section(confusion),
+            decided_section(confusion),
         ),
         "heads_brier_logloss_calibration": lambda: (
-            metrics.head_section(p_up, data["y_up"]),
-            metrics.head_section(p_down, data["y_down"]),
+            head_section(p_up, data["y_up"]),
+            head_section(p_down, data["y_down"]),
         ),
-        "coverage_curve": lambda: metrics.coverage_section(p_up, p_down, fact, rules=RULES),
-        "by_hour": lambda: metrics.hour_section(pred, fact, hours),
+        "coverage_curve": lambda: coverage_section(p_up, p_down, fact, rules=RULES),
+        "by_hour": lambda: hour_section(pred, fact, hours),
     }
     return {name: round(_best(fn, repeats), 4) for name, fn in pieces.items()}
 
 
 def _plots(n: int, rng: np.random.Generator, repeats: int) -> dict[str, Any]:
-    from forecaster import plots  # timed apart: importing matplotlib is a one-off cost
+    from forecaster.evaluation import plots  # timed apart: importing matplotlib is a one-off cost
 
     data = synthetic(n, rng)
     ts = START_MS + MINUTE_MS * np.arange(n, dtype=np.int64)
-    result = metrics.evaluate(**data, hours=metrics.utc_hours(ts), rules=RULES)
+    result = evaluate(**data, hours=utc_hours(ts), rules=RULES)
     out: dict[str, Any] = {"samples": n}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         pieces: dict[str, Callable[[], Any]] = {
-            "confusion": lambda: plots.confusion(result["confusion"], directory / "c.png"),
-            "reliability": lambda: plots.reliability(result["heads"], directory / "r.png"),
-            "coverage": lambda: plots.coverage(result["coverage"], directory / "v.png"),
+            "confusion": lambda: plots.confusion(result.confusion, directory / "c.png"),
+            "reliability": lambda: plots.reliability(result.heads, directory / "r.png"),
+            "coverage": lambda: plots.coverage(result.coverage, directory / "v.png"),
             "cumulative_accuracy": lambda: plots.cumulative_accuracy(
                 ts, data["predicted"], data["actual"], directory / "a.png"
             ),
@@ -117,15 +130,16 @@ def run(quick: bool) -> dict[str, Any]:
     n = QUICK_SAMPLES if quick else SAMPLES
     repeats = QUICK_REPEATS if quick else REPEATS
     data = synthetic(n, rng)
-    hours = metrics.utc_hours(START_MS + MINUTE_MS * np.arange(n, dtype=np.int64))
+    hours = utc_hours(START_MS + MINUTE_MS * np.arange(n, dtype=np.int64))
 
-    def evaluate() -> dict[str, Any]:
-        return metrics.evaluate(**data, hours=hours, rules=RULES)
+    def judge() -> Evaluation:
+        return evaluate(**data, hours=hours, rules=RULES)
 
-    first = _best(evaluate, 1)
-    total = _best(evaluate, repeats)
+    first = _best(judge, 1)
+    total = _best(judge, repeats)
     parts = _parts(data, hours, repeats)
-    result = evaluate()
+    result = judge()
+    accuracy = result.decided.accuracy
     return {
         "samples": n,
         "evaluate_s": round(total, 4),
@@ -133,7 +147,7 @@ def run(quick: bool) -> dict[str, Any]:
         "predictions_per_s": round(n / total),
         "parts_s": parts,
         "parts_share": {name: round(s / total, 3) for name, s in parts.items()},
-        "coverage_points": len(result["coverage"]["by_min_prob"]) + len(result["coverage"]["by_min_margin"]),
-        "decided_accuracy": round(result["decided"]["accuracy"], 4),
+        "coverage_points": len(result.coverage.by_min_prob) + len(result.coverage.by_min_margin),
+        "decided_accuracy": None if accuracy is None else round(accuracy, 4),
         "plots": _plots(QUICK_PLOT_SAMPLES if quick else PLOT_SAMPLES, rng, QUICK_REPEATS),
     }

@@ -17,7 +17,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from forecaster.models.checkpoint import ModelCard, save
+from forecaster.models.card import ModelCard
+from forecaster.models.checkpoint import save
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import TwoHeadNet, build, summarise
 from forecaster.models.spec import ModelSpec

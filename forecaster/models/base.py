@@ -14,7 +14,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from forecaster.config import TrainConfig
-    from forecaster.models.checkpoint import ModelCard
+    from forecaster.models.card import ModelCard
     from forecaster.models.normalisation import Standardizer
     from forecaster.models.spec import ModelSpec
     from forecaster.training.dataset import Dataset

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 import numpy as np
 
 from forecaster.baselines import BaselinePredictions, persistence_from_moves
+from forecaster.direction import actual_directions
 from forecaster.errors import UserError
-from forecaster.metrics import actual_directions
 
 if TYPE_CHECKING:
     from forecaster.config import TrainConfig

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from forecaster import backend
 from forecaster.candles import timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
-from forecaster.evaluation import Joined, evaluate_joined, evaluate_predictions, join
+from forecaster.evaluation.evaluate import evaluate_joined, evaluate_predictions
+from forecaster.evaluation.join import Joined, join
+from forecaster.evaluation.report import render_report, summary_lines
+from forecaster.evaluation.sections import Evaluation
 from forecaster.facts import FactTracker
 from forecaster.history import load_history, period
-from forecaster.metrics import flat_metrics
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
@@ -33,14 +33,12 @@ from forecaster.recording import (
     candle_from_record,
     read_jsonl,
 )
-from forecaster.report import render_report, summary_lines
 from forecaster.tracking import download_records, flatten, run_tags, weights_path
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 COMPARED = "compared"  # results key prefix of eval.compare's model
-UNDEFINED = "undefined"  # the key under which forecaster.metrics lists what it left out, and why
 
 
 def replay_history(config: Config, run_dir: Path) -> Path:
@@ -77,7 +75,9 @@ def replay_history(config: Config, run_dir: Path) -> Path:
     return run_dir
 
 
-def judge_other_model(config: Config, source: Path, joined: Joined, facts: list[dict]) -> tuple[str, dict]:
+def judge_other_model(
+    config: Config, source: Path, joined: Joined, facts: list[dict]
+) -> tuple[str, Evaluation]:
     """`eval.compare`: the recorded candles replayed through another trained model (e.g. a logreg
     baseline), judged on the candles that both it and the evaluated model predicted."""
     where = str(config.eval.compare)
@@ -108,25 +108,6 @@ def records_dir(config: Config, run_dir: Path) -> Path:
     return download_records(store, str(config.eval.records), run_dir / "downloaded")
 
 
-def _numbers(tree: dict[str, Any]) -> dict[str, float]:
-    """The scalar leaves as MLflow metrics (lists and tables stay in metrics.json).
-
-    A metric left out as undefined (e.g. decided accuracy with nothing decided) is logged as NaN
-    under its usual name, so every job of a sweep has the same metric names in the MLflow UI;
-    metrics.json and report.md say why it is undefined.
-    """
-    out = flat_metrics(tree)
-    for who, result in tree.items():
-        summary = result.get("summary", {}) if isinstance(result, dict) else {}
-        if summary.get("n") and "decided_accuracy" not in summary:  # score() leaves it out when all FLAT
-            out[f"{who}.summary.decided_accuracy"] = math.nan
-    for key in flatten(tree):
-        prefix, marker, name = key.rpartition(f".{UNDEFINED}.")
-        if marker:
-            out[f"{prefix}.{name}"] = math.nan
-    return out
-
-
 @dataclass(frozen=True)
 class Eval:
     name: str = "eval"
@@ -152,11 +133,11 @@ def evaluate_run(config: Config, run_dir: Path) -> RunResult:
     results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
     if config.eval.compare:
         name, compared = judge_other_model(config, source, joined, facts)
-        results[f"{COMPARED}_{name}"] = compared
-    (run_dir / METRICS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+        results = results.with_judged(f"{COMPARED}_{name}", compared)
+    (run_dir / METRICS_FILE).write_text(json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n")
     plots = []
     if config.eval.plots:
-        from forecaster.plots import plot_all
+        from forecaster.evaluation.plots import plot_all
 
         plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
     (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
@@ -166,10 +147,10 @@ def evaluate_run(config: Config, run_dir: Path) -> RunResult:
         tags.update(model=str(predictions[0].get("model")), timeframe=str(predictions[0].get("timeframe")))
     tracker = config.tracking.open(config.paths)
     tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
-    tracker.log_metrics(_numbers(results), step=0)
+    tracker.log_metrics(results.scalars(), step=0)
     for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
         tracker.log_artifact(path, PLOTS_DIR if path.suffix == ".png" else None)
     tracker.finish()
     print("\n".join(summary_lines(results)))
     print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
-    return RunResult(metrics=results)
+    return RunResult(metrics=results.to_json())

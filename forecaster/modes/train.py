@@ -2,7 +2,7 @@
 
 Each fold trains on everything before its validation block and is scored on its own test block;
 the persistence and majority baselines are scored on exactly the same test rows. The model of the
-last fold (trained on the most data) is saved in the run dir with its model card, logged to the
+last fold (trained on the most data) is saved in the run dir with its sidecar, logged to the
 MLflow run and registered as `forecaster-<model>-<timeframe>`.
 """
 
@@ -10,34 +10,40 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from forecaster import __version__, backend
 from forecaster.baselines import Majority
 from forecaster.config import Config
+from forecaster.direction import actual_directions
 from forecaster.errors import UserError
+from forecaster.evaluation.evaluate import score
+from forecaster.evaluation.sections import Scores, named_scalars
 from forecaster.flat import directions
 from forecaster.history import load_history
-from forecaster.metrics import actual_directions, score
 from forecaster.models.base import ProbabilityModel
-from forecaster.models.checkpoint import CandleRange, ModelCard, save
+from forecaster.models.card import CandleRange, ModelCard
 from forecaster.models.persistence import Persistence
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.tracking import Tracker, flatten, registered_name, run_tags
 from forecaster.training.dataset import Dataset, make_dataset
-from forecaster.training.loop import EpochStats, TrainResult, predict_probabilities
 from forecaster.training.splits import Split, walk_forward
+
+if TYPE_CHECKING:
+    from forecaster.training.loop import EpochStats, TrainResult
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
-def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, dict]:
+def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, Scores]:
     """The model and both baselines on the same test rows."""
+    from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
+
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test.X)
     actual = actual_directions(test.next_ret)
     y_up, y_down = test.y[:, 0], test.y[:, 1]
@@ -54,7 +60,7 @@ def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: 
 
 def _fold(
     k: int, split: Split, data: Dataset, model: ProbabilityModel, config: Config, tracker: Tracker
-) -> tuple[TrainResult, dict[str, dict]]:
+) -> tuple[TrainResult, dict[str, Scores]]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
             "train_loss": stats.train_loss,
@@ -70,23 +76,23 @@ def _fold(
     return result, score_test(result, data[split.train], data[split.test], config)
 
 
-def _mean(reports: list[dict[str, dict]]) -> dict[str, dict]:
+def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
     """Per who and metric, the mean over folds (of the folds where it is defined)."""
-    out: dict[str, dict] = {}
-    for who in reports[0]:
-        keys = {key for report in reports for key in report[who]}
-        out[who] = {
-            key: float(np.mean([r[who][key] for r in reports if key in r[who]])) for key in sorted(keys)
-        }
-    return out
+    return {who: Scores.mean([report[who] for report in reports]) for who in reports[0]}
 
 
-def summary_table(scores: dict[str, dict]) -> str:
+def _json(scores: Mapping[str, Scores], sort: bool = False) -> dict[str, dict[str, float]]:
+    """`sort`: metric names in alphabetical order, as the mean over folds has always been written."""
+    return {who: dict(sorted(s.to_json().items())) if sort else s.to_json() for who, s in scores.items()}
+
+
+def summary_table(scores: dict[str, Scores]) -> str:
     header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
     rows = [header]
     for who, values in scores.items():
         cells = "".join(
-            f"{values[name]:>18.4f}" if name in values else f"{'-':>18}" for name in SUMMARY_METRICS
+            f"{'-':>18}" if (value := getattr(values, name)) is None else f"{value:>18.4f}"
+            for name in SUMMARY_METRICS
         )
         rows.append(f"{who:<12}{cells}")
     return "\n".join(rows)
@@ -105,6 +111,8 @@ def train_and_save(config: Config, run_dir: Path) -> RunResult:
     if not model.trainable:
         raise UserError(f"model={model.name} needs no training; every training run reports it as a baseline")
     backend.configure_jax(config.paths.jax_cache)
+    from forecaster.models.checkpoint import save
+
     candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
     features = config.features
     data = make_dataset(candles, features, config.train.threshold_bps)
@@ -126,8 +134,8 @@ def train_and_save(config: Config, run_dir: Path) -> RunResult:
         reports = [report for _, report in folds]
         scores = _mean(reports)
         for k, report in enumerate(reports):
-            tracker.log_metrics(flatten({f"fold{k}/test": report}), step=0)
-        tracker.log_metrics(flatten({"test": scores}), step=0)
+            tracker.log_metrics(named_scalars(report, f"fold{k}/test."), step=0)
+        tracker.log_metrics(named_scalars(scores, "test."), step=0)
         result = folds[-1][0]
         last_test = data[splits[-1].test]
         card = ModelCard(
@@ -142,18 +150,18 @@ def train_and_save(config: Config, run_dir: Path) -> RunResult:
             data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
             symbol=config.source.symbol,
             best_epoch=result.best_epoch,
-            test=scores,
+            test=_json(scores, sort=True),
             # the last fold's test block: mode=eval replays it by default and should agree with this
             test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
-            last_fold_test=reports[-1],
+            last_fold_test=_json(reports[-1]),
             code_version=__version__,
         )
         model_dir = save(run_dir / MODEL_DIR, result.model, card)
-        metrics = {"test": scores, "folds": reports}
+        metrics = {"test": _json(scores, sort=True), "folds": [_json(report) for report in reports]}
         (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         tracker.log_artifact(run_dir / METRICS_FILE)
         version = tracker.register_model(model_dir, registered_name(config))
-        print(f"test split ({len(splits)} fold(s), {int(scores['model']['n'])} rows per fold on average):")
+        print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
         print(summary_table(scores))
         print(f"weights: {model_dir}")
         if version is not None:

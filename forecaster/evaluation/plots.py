@@ -3,22 +3,31 @@
 Figures are built with `matplotlib.figure.Figure` and rendered by Agg, never through pyplot: no
 display, no global state, safe in sweep workers. Matplotlib is imported here only, as it is slow.
 Every plot draws something readable on empty or all-FLAT input (a note instead of data).
-Inputs are the sections of `forecaster.metrics.evaluate`, so plots and metrics.json agree.
+Inputs are the sections of `forecaster.evaluation.evaluate`, so plots and metrics.json agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from forecaster.config import FlatConfig
+from forecaster.evaluation.join import Joined
+from forecaster.evaluation.sections import (
+    MODEL,
+    Confusion,
+    Coverage,
+    CoveragePoint,
+    Evaluation,
+    EvaluationSet,
+    Heads,
+)
+from forecaster.evaluation.statistics import CHANCE, LABELS, running_accuracy, wilson_bounds
 from forecaster.flat import directions
-from forecaster.metrics import CHANCE, LABELS, confusion_array, running_accuracy, wilson_bounds
 
 DPI = 110
 SQUARE = (5.5, 4.8)
@@ -43,9 +52,9 @@ def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, **NOTE_STYLE)
 
 
-def confusion(confusion: Mapping[str, Mapping[str, int]], path: str | Path, title: str = "") -> Path:
-    """Heatmap of the 3x3 confusion matrix (`evaluate(...)["confusion"]`), counts and row shares."""
-    counts = confusion_array(confusion)
+def confusion(confusion: Confusion, path: str | Path, title: str = "") -> Path:
+    """Heatmap of the 3x3 confusion matrix, counts and row shares."""
+    counts = confusion.array()
     total = int(counts.sum())
     rows = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
@@ -67,31 +76,31 @@ def confusion(confusion: Mapping[str, Mapping[str, int]], path: str | Path, titl
     return _save(figure, path)
 
 
-def reliability(heads: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Reliability diagram of both heads (`evaluate(...)["heads"]`): observed frequency against mean
-    predicted probability per bin, with the diagonal of perfect calibration; counts per bin below."""
+def reliability(heads: Heads, path: str | Path, title: str = "") -> Path:
+    """Reliability diagram of both heads: observed frequency against mean predicted probability per
+    bin, with the diagonal of perfect calibration; counts per bin below."""
     figure = Figure(figsize=TALL, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     top.plot((0, 1), (0, 1), ls="--", color="0.5", label="perfectly calibrated")
     any_rows = False
     width = 0.0
-    for offset, (name, head) in zip((-0.5, 0.5), heads.items(), strict=False):
-        table = head["reliability"]
-        width = (table[0]["bin_high"] - table[0]["bin_low"]) / 2.5
-        filled = [row for row in table if row["count"]]
+    for offset, (name, head) in zip((-0.5, 0.5), heads.named().items(), strict=False):
+        table = head.reliability
+        width = (table[0].bin_high - table[0].bin_low) / 2.5
+        filled = [row for row in table if row.count]
         colour = HEAD_COLOURS.get(name)
         if filled:
             any_rows = True
-            ece = f", ECE {head['ece']:.3f}" if "ece" in head else ""
+            ece = f", ECE {head.ece:.3f}" if head.ece is not None else ""
             top.plot(
-                [row["mean_predicted"] for row in filled],
-                [row["observed"] for row in filled],
+                [row.mean_predicted for row in filled],
+                [row.observed for row in filled],
                 marker="o",
                 color=colour,
                 label=f"p_{name}{ece}",
             )
-        centres = [(row["bin_low"] + row["bin_high"]) / 2 + offset * width for row in table]
-        bottom.bar(centres, [row["count"] for row in table], width=width, color=colour, label=f"p_{name}")
+        centres = [(row.bin_low + row.bin_high) / 2 + offset * width for row in table]
+        bottom.bar(centres, [row.count for row in table], width=width, color=colour, label=f"p_{name}")
     if not any_rows:
         _note(top, "no predictions")
     top.set_xlim(0, 1)
@@ -105,27 +114,26 @@ def reliability(heads: Mapping[str, Mapping[str, Any]], path: str | Path, title:
     return _save(figure, path)
 
 
-def _curve(ax: Axes, points: Sequence[Mapping[str, Any]], label: str, marker: str) -> bool:
-    shown = [p for p in points if p["accuracy"] is not None]
+def _curve(ax: Axes, points: Sequence[CoveragePoint], label: str, marker: str) -> bool:
+    shown = [p for p in points if p.accuracy is not None]
     if shown:
-        ax.plot(
-            [p["coverage"] for p in shown], [p["accuracy"] for p in shown], marker=marker, ms=3, label=label
-        )
+        ax.plot([p.coverage for p in shown], [p.accuracy for p in shown], marker=marker, ms=3, label=label)
     return bool(shown)
 
 
-def coverage(curves: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
-    """Decided accuracy against coverage (decided share) as the FLAT thresholds tighten
-    (`evaluate(...)["coverage"]`); the named rules as labelled points."""
+def coverage(curves: Coverage, path: str | Path, title: str = "") -> Path:
+    """Decided accuracy against coverage (decided share) as the FLAT thresholds tighten; the named
+    rules as labelled points."""
     figure = Figure(figsize=WIDE, layout="constrained")
     ax = figure.subplots()
-    drawn = _curve(ax, curves["by_min_prob"], "min_prob swept (min_margin 0)", "o")
-    drawn |= _curve(ax, curves["by_min_margin"], "min_margin swept (min_prob 0)", "s")
-    for rule in curves.get("rules", ()):
-        if rule["accuracy"] is not None:
-            ax.scatter(rule["coverage"], rule["accuracy"], color="black", zorder=3)
+    drawn = _curve(ax, curves.by_min_prob, "min_prob swept (min_margin 0)", "o")
+    drawn |= _curve(ax, curves.by_min_margin, "min_margin swept (min_prob 0)", "s")
+    for rule in curves.rules:
+        point = rule.point
+        if point.accuracy is not None:
+            ax.scatter(point.coverage, point.accuracy, color="black", zorder=3)
             ax.annotate(
-                rule["name"], (rule["coverage"], rule["accuracy"]), xytext=(4, 4), textcoords="offset points"
+                rule.name, (point.coverage, point.accuracy), xytext=(4, 4), textcoords="offset points"
             )
             drawn = True
     ax.axhline(CHANCE, ls="--", color="0.5", label="chance (50%)")
@@ -174,7 +182,7 @@ def cumulative_accuracy(
 
 
 def write_all(
-    result: Mapping[str, Any],
+    result: Evaluation,
     candle_ts: np.ndarray,
     predicted: np.ndarray,
     actual: np.ndarray,
@@ -182,12 +190,12 @@ def write_all(
     prefix: str = "",
     title: str = "",
 ) -> list[Path]:
-    """The four plots of one `evaluate` result into `directory` (file names start with `prefix`)."""
+    """The four plots of one evaluation into `directory` (file names start with `prefix`)."""
     directory = Path(directory)
     return [
-        confusion(result["confusion"], directory / f"{prefix}confusion.png", title),
-        reliability(result["heads"], directory / f"{prefix}reliability.png", title),
-        coverage(result["coverage"], directory / f"{prefix}coverage.png", title),
+        confusion(result.confusion, directory / f"{prefix}confusion.png", title),
+        reliability(result.heads, directory / f"{prefix}reliability.png", title),
+        coverage(result.coverage, directory / f"{prefix}coverage.png", title),
         cumulative_accuracy(
             candle_ts, predicted, actual, directory / f"{prefix}cumulative_accuracy.png", title
         ),
@@ -195,12 +203,11 @@ def write_all(
 
 
 def plot_all(
-    joined: Any, results: Mapping[str, Any], directory: str | Path, rule: FlatConfig | None = None
+    joined: Joined, results: EvaluationSet, directory: str | Path, rule: FlatConfig | None = None
 ) -> list[Path]:
-    """eval's plots: the four of the model (`results["model"]`) and the confusion matrix of each
-    baseline (every other entry that is an `evaluate` result).
+    """eval's plots: the four of the model and the confusion matrix of every other judged predictor
+    (the baselines, any compared model).
 
-    `joined` needs `candle_ts`, `predicted`, `actual`, `p_up`, `p_down` (forecaster.evaluation.Joined).
     Pass the same `rule` the model was evaluated with: the running accuracy then re-decides from the
     probabilities exactly as the metrics did, instead of plotting the recorded directions.
     """
@@ -209,8 +216,8 @@ def plot_all(
         predicted = joined.predicted
     else:
         predicted = directions(joined.p_up, joined.p_down, rule, joined.spread)
-    paths = write_all(results["model"], joined.candle_ts, predicted, joined.actual, directory, title="model")
-    for name, result in results.items():
-        if name != "model" and isinstance(result, Mapping) and "confusion" in result:
-            paths.append(confusion(result["confusion"], directory / f"{name}_confusion.png", name))
+    paths = write_all(results.model, joined.candle_ts, predicted, joined.actual, directory, title=MODEL)
+    for name, result in results.judged.items():
+        if name != MODEL:
+            paths.append(confusion(result.confusion, directory / f"{name}_confusion.png", name))
     return paths

@@ -1,0 +1,138 @@
+"""The ModelCard: what a saved model is, how it was trained and on what; everything but the weights.
+
+Written and read here only (`ModelCard.to_json` / `from_json`) as `<dir>/model.json`; the format
+is versioned, and format-1 sidecars (before the card) still load. Light at import (no JAX), so
+modes can build a card without loading the network code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from forecaster.errors import UserError
+from forecaster.models.normalisation import Standardizer
+from forecaster.models.spec import ModelSpec
+
+CARD_FORMAT = 2
+# Format 1: the spec, trained and weights_sha256, plus the metadata dict of mode=train, no ensemble key.
+LEGACY_FORMAT = 1
+LEGACY_ENSEMBLE_NAME = "ensemble"  # format 1 stacked members for this model name even with one member
+
+
+@dataclass(frozen=True)
+class CandleRange:
+    """The start times of the first and the last candle of a span of history."""
+
+    first_candle_ts: int
+    last_candle_ts: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"first_candle_ts": self.first_candle_ts, "last_candle_ts": self.last_candle_ts}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CandleRange:
+        return cls(int(data["first_candle_ts"]), int(data["last_candle_ts"]))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model is, how it was trained and on what: everything but the weights.
+
+    Only `spec` and `trained` are always set; the rest is None where the saver did not say
+    (e.g. an untrained model saved by a benchmark). `weights_sha256` is set by `save`.
+    """
+
+    spec: ModelSpec
+    trained: bool = False
+    feature_set: str | None = None
+    feature_fingerprint: str | None = None
+    feature_names: tuple[str, ...] | None = None
+    timeframe: str | None = None
+    threshold_bps: float | None = None
+    normalisation: Standardizer | None = None
+    calibration: Mapping[str, Any] | None = None  # reserved: no calibration is fitted yet
+    data_range: CandleRange | None = None
+    symbol: str | None = None
+    best_epoch: int | None = None
+    test: Mapping[str, Any] | None = None  # mean test scores over folds, as in metrics.json
+    test_range: CandleRange | None = None  # the last fold's test block: mode=eval replays it by default
+    last_fold_test: Mapping[str, Any] | None = None
+    code_version: str | None = None
+    weights_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The card as model.json holds it: the spec's keys at the top level, as format 1 had them."""
+        data: dict[str, Any] = {"format": CARD_FORMAT, **self.spec.to_dict()}
+        for f in fields(self)[1:]:  # after `spec`, whose keys are already there
+            value = getattr(self, f.name)
+            if isinstance(value, Standardizer):
+                value = value.to_dict()
+            elif isinstance(value, CandleRange):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelCard:
+        """A card from model.json of format 2 or 1; unknown keys are ignored.
+
+        Raises UserError, or TypeError/ValueError/KeyError for malformed values (load words those).
+        """
+        if data.get("format") == LEGACY_FORMAT:
+            # Format 1 had no ensemble key: an "ensemble" model was stacked even with one member.
+            data = {**data, "ensemble": data.get("name") == LEGACY_ENSEMBLE_NAME}
+        values: dict[str, Any] = {"spec": ModelSpec.from_dict(data)}
+        for f in fields(cls)[1:]:  # after `spec`
+            value = data.get(f.name)
+            if value is not None:
+                values[f.name] = _PARSERS.get(f.name, _identity)(value)
+        return cls(**values)
+
+    def check(self, expected: Mapping[str, Any], *, source: str = "model") -> None:
+        """Raise a one-line UserError naming the first key whose saved value differs from the run's value.
+
+        Keys are model.json's; values are compared after a JSON round trip, so tuples match lists
+        and numpy values match floats. A key the card does not know counts as missing.
+        """
+        saved = self.to_json()
+        for key, want in expected.items():
+            if saved.get(key) is None:
+                raise UserError(
+                    f"{source} was saved without {key!r} (this run needs {key}={want!r}); re-train it"
+                )
+            have = saved[key]
+            if _as_json(have) != _as_json(want):
+                raise UserError(
+                    f"{source} was trained with {key}={have!r} but this run uses {key}={want!r}; "
+                    "train a model for these settings or point model.path elsewhere"
+                )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+_PARSERS: dict[str, Any] = {
+    "trained": bool,
+    "feature_names": tuple,
+    "normalisation": Standardizer.from_dict,
+    "data_range": CandleRange.from_json,
+    "test_range": CandleRange.from_json,
+}
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
