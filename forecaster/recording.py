@@ -21,6 +21,7 @@ from typing import Any, Self
 from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
 from forecaster.direction import Direction
+from forecaster.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ class PredictionRecord:
     timeframe: str
     latency_ms: float
     trained: bool  # False: the model runs on its initial, untrained weights
-    spread: float = 0.0  # disagreement of ensemble members (0 for a single model), for flat.max_spread
+    # disagreement of ensemble members (0 for a single model), for flat.max_spread; None in records
+    # written before the field existed
+    spread: float | None = 0.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,41 @@ class FactRecord:
     delta: float
     ret_bps: float
     direction: Direction  # FLAT: a zero move
+
+
+def prediction_from_record(record: Mapping[str, Any]) -> PredictionRecord:
+    """A predictions.jsonl line as a record; keys added after the first version may be missing."""
+    try:
+        return PredictionRecord(
+            candle_ts=int(record["candle_ts"]),
+            p_up=float(record["p_up"]),
+            p_down=float(record["p_down"]),
+            direction=Direction(record["direction"]),
+            target_ts=int(record.get("target_ts", record["candle_ts"])),
+            model=str(record.get("model", "")),
+            timeframe=str(record.get("timeframe", "")),
+            latency_ms=float(record.get("latency_ms", math.nan)),
+            trained=bool(record.get("trained", False)),
+            spread=None if record.get("spread") is None else float(record["spread"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"malformed prediction record {dict(record)!r}: {exc}") from exc
+
+
+def fact_from_record(record: Mapping[str, Any]) -> FactRecord:
+    """A facts.jsonl line as a record."""
+    try:
+        return FactRecord(
+            prev_ts=int(record["prev_ts"]),
+            candle_ts=int(record["candle_ts"]),
+            close_prev=float(record["close_prev"]),
+            close_curr=float(record["close_curr"]),
+            delta=float(record["delta"]),
+            ret_bps=float(record["ret_bps"]),
+            direction=Direction(record["direction"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"malformed fact record {dict(record)!r}: {exc}") from exc
 
 
 @dataclass

@@ -10,20 +10,29 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from forecaster.evaluation.join import join
-from forecaster.recording import read_jsonl
+from forecaster.recording import (
+    FactRecord,
+    PredictionRecord,
+    fact_from_record,
+    prediction_from_record,
+    read_jsonl,
+)
 from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli
 
 STEP = 60_000
 
 
-def _p(t: int, direction: str = "UP") -> dict:
-    return {"candle_ts": t * STEP, "p_up": 0.7, "p_down": 0.2, "direction": direction}
+def _p(t: int, direction: str = "UP") -> PredictionRecord:
+    record = {"candle_ts": t * STEP, "p_up": 0.7, "p_down": 0.2, "direction": direction}
+    return prediction_from_record(record)
 
 
-def _f(t: int, direction: str) -> dict:
+def _f(t: int, direction: str) -> FactRecord:
     move = {"UP": 1, "DOWN": -1, "FLAT": 0}[direction]
-    return {"prev_ts": (t - 1) * STEP, "candle_ts": t * STEP, "ret_bps": move, "direction": direction}
+    closes = {"close_prev": 100.0, "close_curr": 100.0 + move / 100, "delta": move / 100}
+    record = {"prev_ts": (t - 1) * STEP, "candle_ts": t * STEP, "ret_bps": move, "direction": direction}
+    return fact_from_record({**record, **closes})
 
 
 def test_join_with_gaps_duplicates_and_disorder() -> None:

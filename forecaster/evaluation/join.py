@@ -7,14 +7,17 @@ counted and reported, never silently paired with the wrong candle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
 from forecaster.direction import Direction
 from forecaster.evaluation.sections import JoinReport
+from forecaster.recording import FactRecord, PredictionRecord
+
+R = TypeVar("R", PredictionRecord, FactRecord)
 
 
 @dataclass
@@ -38,15 +41,13 @@ class Joined:
         return Joined(**picked, report=self.report)
 
 
-def _first_by(
-    records: Iterable[Mapping[str, Any]], key: str
-) -> tuple[dict[int, Mapping[str, Any]], int, int]:
+def _first_by(records: Iterable[R], key: str) -> tuple[dict[int, R], int, int]:
     """Records by key, first one kept; also how many duplicates and out-of-order lines there were."""
-    out: dict[int, Mapping[str, Any]] = {}
+    out: dict[int, R] = {}
     duplicates = disorder = 0
     last = None
     for record in records:
-        k = record[key]
+        k = getattr(record, key)
         if last is not None and k < last:
             disorder += 1
         last = k if last is None else max(last, k)
@@ -57,7 +58,7 @@ def _first_by(
     return out, duplicates, disorder
 
 
-def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, Any]]) -> Joined:
+def join(predictions: Iterable[PredictionRecord], facts: Iterable[FactRecord]) -> Joined:
     by_candle, dup_p, disorder_p = _first_by(predictions, "candle_ts")
     fact_list = list(facts)
     by_prev, dup_f, disorder_f = _first_by(fact_list, "prev_ts")
@@ -72,18 +73,17 @@ def join(predictions: Iterable[Mapping[str, Any]], facts: Iterable[Mapping[str, 
         duplicate_facts=dup_f,
         out_of_order=disorder_p + disorder_f,
     )
-    moves = [by_curr[ts]["direction"] if ts in by_curr else Direction.FLAT for ts, _, _ in rows]
+    moves = [by_curr[ts].direction if ts in by_curr else Direction.FLAT for ts, _, _ in rows]
+    spreads = [p.spread for _, p, _ in rows]
     return Joined(
         candle_ts=np.array([ts for ts, _, _ in rows], dtype=np.int64),
-        target_ts=np.array([f["candle_ts"] for _, _, f in rows], dtype=np.int64),
-        p_up=np.array([p["p_up"] for _, p, _ in rows], dtype=np.float64),
-        p_down=np.array([p["p_down"] for _, p, _ in rows], dtype=np.float64),
-        spread=np.array([p["spread"] for _, p, _ in rows])
-        if all("spread" in p for _, p, _ in rows)
-        else None,
-        predicted=np.array([p["direction"] for _, p, _ in rows], dtype="<U4"),
-        actual=np.array([f["direction"] for _, _, f in rows], dtype="<U4"),
-        ret_bps=np.array([f["ret_bps"] for _, _, f in rows], dtype=np.float64),
+        target_ts=np.array([f.candle_ts for _, _, f in rows], dtype=np.int64),
+        p_up=np.array([p.p_up for _, p, _ in rows], dtype=np.float64),
+        p_down=np.array([p.p_down for _, p, _ in rows], dtype=np.float64),
+        spread=None if None in spreads else np.array(spreads, dtype=np.float64),
+        predicted=np.array([p.direction for _, p, _ in rows], dtype="<U4"),
+        actual=np.array([f.direction for _, _, f in rows], dtype="<U4"),
+        ret_bps=np.array([f.ret_bps for _, _, f in rows], dtype=np.float64),
         last_move=np.array(moves, dtype="<U4"),
         report=report,
     )

@@ -29,8 +29,11 @@ from forecaster.recording import (
     CANDLE_KEY,
     FACT_KEY,
     PREDICTION_KEY,
+    FactRecord,
     RunRecords,
     candle_from_record,
+    fact_from_record,
+    prediction_from_record,
     read_jsonl,
 )
 from forecaster.tracking import download_records, flatten, run_tags, weights_path
@@ -76,7 +79,7 @@ def replay_history(config: Config, run_dir: Path) -> Path:
 
 
 def judge_other_model(
-    config: Config, source: Path, joined: Joined, facts: list[dict]
+    config: Config, source: Path, joined: Joined, facts: list[FactRecord]
 ) -> tuple[str, Evaluation]:
     """`eval.compare`: the recorded candles replayed through another trained model (e.g. a logreg
     baseline), judged on the candles that both it and the evaluated model predicted."""
@@ -87,7 +90,7 @@ def judge_other_model(
         replace(config, model=other_model), weights_path(other_model, config.tracking, config.paths)
     )
     candles = read_jsonl(source / config.sink.candles, CANDLE_KEY).records
-    predictions = [asdict(p) for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
+    predictions = [p for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
     other = join(predictions, facts)
     both = other.restricted_to(joined.candle_ts)
     name = predictor.card.spec.name if predictor.card else "compared"
@@ -122,8 +125,11 @@ def evaluate_run(config: Config, run_dir: Path) -> RunResult:
     else:
         backend.configure_jax(config.paths.jax_cache)
         source = replay_history(config, run_dir)
-    predictions = read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
-    facts = read_jsonl(source / config.sink.facts, FACT_KEY).records
+    predictions = [
+        prediction_from_record(r)
+        for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
+    ]
+    facts = [fact_from_record(r) for r in read_jsonl(source / config.sink.facts, FACT_KEY).records]
     joined = join(predictions, facts)
     if joined.report.matched == 0:
         raise UserError(
@@ -144,7 +150,7 @@ def evaluate_run(config: Config, run_dir: Path) -> RunResult:
 
     tags = run_tags(config, run_dir)
     if config.eval.records and predictions:  # name the run after what made the records
-        tags.update(model=str(predictions[0].get("model")), timeframe=str(predictions[0].get("timeframe")))
+        tags.update(model=predictions[0].model, timeframe=predictions[0].timeframe)
     tracker = config.tracking.open(config.paths)
     tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
     tracker.log_metrics(results.scalars(), step=0)
