@@ -251,8 +251,13 @@ def group_options(group: str) -> list[str]:
 
 
 def group_option(group: str, option: str) -> DictConfig:
-    """The option file conf/<group>/<option>.yaml as composed by Hydra (no schema applied)."""
-    return compose(config_name=f"{group}/{option}")
+    """The option file conf/<group>/<option>.yaml as composed by Hydra (no schema applied).
+
+    Composed on its own, an option lands under its group's package (e.g. `model:`).
+    """
+    node = OmegaConf.select(compose(config_name=f"{group}/{option}"), group.replace("/", "."))
+    assert isinstance(node, DictConfig)
+    return node
 
 
 def entry_config(config: Config, entry: PredictorEntry, where: str = "live.predictors: ") -> Config:

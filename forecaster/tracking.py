@@ -308,13 +308,16 @@ class MlflowTracking:
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'flat': {'min_prob': 0.55}} -> {'flat.min_prob': 0.55}: MLflow params are flat."""
+    """{'flat': {'min_prob': 0.55}} -> {'flat.min_prob': 0.55}: MLflow params are flat.
+
+    Tuples are shown as lists ([64, 64]), as the config files write them.
+    """
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{key}"] = value
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
     return out
 
 

@@ -88,7 +88,8 @@ def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emula
 
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
     (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
-    assert run.data.params["predictor.logreg-15m.model.hidden"] == "[]"
+    assert run.data.params["predictor.logreg-15m.model.name"] == "logreg"
+    assert run.data.params["predictor.twohead-15m.model.hidden"] == "[64, 64]"
     assert len(client.get_metric_history(run.info.run_id, "twohead-15m/latency_ms")) == MAX_CANDLES
     assert "logreg-1m/score" in run.data.metrics
     folder = [a.path for a in client.list_artifacts(run.info.run_id, "records/logreg-15m")]
@@ -105,7 +106,10 @@ def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emula
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ("{model: twohed}", "live.predictors[0].model=twohed is not allowed; choose one of: twohead, logreg"),
+        (
+            "{model: twohed}",
+            "live.predictors[0].model=twohed is not allowed; choose one of: ensemble, logreg, persistence, twohead",
+        ),
         ("{model: logreg, timeframe: 7m}", "live.predictors[0].timeframe=7m is not allowed"),
         ("{model: ensemble, members: 0}", "live.predictors[0].members=0 is not allowed"),
         ("{model: logreg, flat: lax}", "live.predictors[0].flat=lax is not allowed; choose one of: balanced"),
