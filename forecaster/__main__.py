@@ -89,7 +89,7 @@ def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise ConfigError(_one_line(exc)) from exc
+        raise ConfigError(_one_line(exc, overrides)) from exc
     choices: list[list[str]] = []
     for override in parsed:
         key = override.get_key_element()

@@ -8,6 +8,7 @@ cannot run CUDA, pin JAX to the CPU so that the user sees one clear line instead
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -73,12 +74,11 @@ def configure_jax(cache_dir: str, *, sync_dispatch: bool = False) -> None:
 
 def describe() -> BackendInfo:
     import jax
-    import jaxlib
 
     return BackendInfo(
         backend=jax.default_backend(),
         devices="[" + ", ".join(repr(d) for d in jax.devices()) + "]",
         jax_version=jax.__version__,
-        jaxlib_version=jaxlib.__version__,
+        jaxlib_version=importlib.metadata.version("jaxlib"),
         python_version=platform.python_version(),
     )

@@ -126,7 +126,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     if TYPE_CHECKING:
-        schedule: Schedule
+        schedule: Schedule = MISSING
     else:
         schedule: Any = MISSING  # conf/train/schedule: the learning-rate schedule, a pluggable part
     threshold_bps: float = bounded(0.0, ge=0)
@@ -157,11 +157,11 @@ class EvalConfig:
 class Config:
     # Pluggable parts: each group option names its class in `_target_` (conf/<group>/*.yaml).
     if TYPE_CHECKING:
-        mode: Mode
-        source: CandleSource
-        features: FeatureSet
-        model: ProbabilityModel
-        tracking: TrackingBackend
+        mode: Mode = MISSING
+        source: CandleSource = MISSING
+        features: FeatureSet = MISSING
+        model: ProbabilityModel = MISSING
+        tracking: TrackingBackend = MISSING
     else:
         mode: Any = MISSING
         source: Any = MISSING
@@ -274,8 +274,9 @@ def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
     for group, option in (("model", entry.model), ("flat", entry.flat)):
         if option is not None and option not in (options := group_options(group)):
             raise ConfigError(f"{where}{group}={option} is not allowed; choose one of: {', '.join(options)}")
-    model_node = OmegaConf.to_container(group_option("model", entry.model), resolve=True)
-    assert isinstance(model_node, dict)
+    option = OmegaConf.to_container(group_option("model", entry.model), resolve=True)
+    assert isinstance(option, dict)
+    model_node = {str(key): value for key, value in option.items()}
     overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
     model_node.update({key: value for key, value in overrides.items() if value is not None})
     model = build(model_node, f"{where}model")
@@ -311,5 +312,5 @@ def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:
         kind = fields[key].type
         kind = globals().get(kind, kind) if isinstance(kind, str) else kind
         child = node.get(key)
-        if isinstance(child, DictConfig) and dataclasses.is_dataclass(kind):
+        if isinstance(child, DictConfig) and isinstance(kind, type) and dataclasses.is_dataclass(kind):
             _reject_unknown_keys(child, kind, f"{prefix}{key}.")

@@ -22,8 +22,15 @@ def synthetic_history(size: int) -> CandleArray:
     sample = read_csv(SAMPLE_CSV)
     index = np.arange(size) % len(sample)
     start = sample.start_ms[0] + MINUTE_MS * np.arange(size, dtype=np.int64)
-    columns = (sample.open, sample.high, sample.low, sample.close, sample.volume, sample.turnover)
-    return CandleArray(start, *(column[index] for column in columns))
+    return CandleArray(
+        start,
+        sample.open[index],
+        sample.high[index],
+        sample.low[index],
+        sample.close[index],
+        sample.volume[index],
+        sample.turnover[index],
+    )
 
 
 def _seconds(fn, repeat: int = 3) -> float:

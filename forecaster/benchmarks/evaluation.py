@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -46,7 +46,18 @@ RULES = (FlatConfig("strict", 0.6, 0.1), FlatConfig("balanced", 0.55, 0.05), Fla
 SEED = 0
 
 
-def synthetic(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+class Synthetic(TypedDict):
+    """The arguments of `evaluate` that describe one predictor's calls and the facts."""
+
+    predicted: np.ndarray
+    actual: np.ndarray
+    p_up: np.ndarray
+    p_down: np.ndarray
+    y_up: np.ndarray
+    y_down: np.ndarray
+
+
+def synthetic(n: int, rng: np.random.Generator) -> Synthetic:
     """Predictions from the balanced rule, facts with a weak link to them and some zero moves."""
     p_up = rng.uniform(0, 1, n)
     p_down = np.clip(1 - p_up + PROB_NOISE * rng.standard_normal(n), 0, 1)
@@ -71,7 +82,7 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
     return min(times)
 
 
-def _parts(data: dict[str, np.ndarray], hours: np.ndarray, repeats: int) -> dict[str, float]:
+def _parts(data: Synthetic, hours: np.ndarray, repeats: int) -> dict[str, float]:
     """Seconds of each piece `evaluate` is built from, on the same data (they add up to about the total)."""
     pred = direction_codes(data["predicted"], "predicted")
     fact = direction_codes(data["actual"], "actual")
@@ -86,7 +97,9 @@ def _parts(data: dict[str, np.ndarray], hours: np.ndarray, repeats: int) -> dict
             checked_probabilities(p_up, "p_up"),
             checked_probabilities(p_down, "p_down"),
         ),
-        "score_summary": lambda: score(*data.values()),
+        "score_summary": lambda: score(
+            data["predicted"], data["actual"], p_up, p_down, data["y_up"], data["y_down"]
+        ),
         "confusion_overall_decided": lambda: (
             Confusion.of(pred, fact),
             overall_section(confusion),

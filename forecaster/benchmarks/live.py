@@ -68,6 +68,8 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
 
     backend.configure_jax(cache_dir, sync_dispatch=True)
     from forecaster.config import compose_config
+    from forecaster.models.inference import CompiledModel
+    from forecaster.models.network import TwoHeadNet
     from forecaster.predictor import build_predictor
     from forecaster.recording import RunRecords
 
@@ -76,6 +78,9 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
     for label in ("equinox", "numpy_forward"):
         predictor = build_predictor(config, None)
         if label == "numpy_forward":
+            assert isinstance(predictor.model, CompiledModel) and isinstance(
+                predictor.model.model, TwoHeadNet
+            )
             predictor.model = NumpyModel(numpy_forward(predictor.model.model))
         window = predictor.window.features.window
         history = synthetic_history(candles + window).to_candles()

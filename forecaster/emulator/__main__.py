@@ -25,7 +25,9 @@ USER_ERROR_EXIT = 2  # as the main entry point does for a UserError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m forecaster.emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m forecaster.emulator", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument(
         "--data", type=Path, default=SAMPLE_CSV, help="1m candle CSV(.gz) (default: the sample)"
     )

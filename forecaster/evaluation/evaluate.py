@@ -182,11 +182,14 @@ def reliability_table(
 
 def calibration_errors(table: Sequence[ReliabilityBin]) -> tuple[float, float]:
     """(ECE, MCE) of a reliability table: the count-weighted mean and the max of |mean p - observed|."""
-    filled = [row for row in table if row.mean_predicted is not None and row.observed is not None]
+    filled = [
+        (row.count, abs(predicted - observed))
+        for row in table
+        if (predicted := row.mean_predicted) is not None and (observed := row.observed) is not None
+    ]
     if not filled:
         raise ValueError("calibration_errors needs at least one row")
-    gaps = [abs(row.mean_predicted - row.observed) for row in filled]
-    weights = [row.count for row in filled]
+    weights, gaps = [count for count, _ in filled], [gap for _, gap in filled]
     return sum(w * g for w, g in zip(weights, gaps, strict=True)) / sum(weights), max(gaps)
 
 
@@ -195,7 +198,7 @@ def head_section(p: np.ndarray, y: np.ndarray, bins: int = CALIBRATION_BINS) -> 
     n = len(p)
     table = reliability_table(p, y, bins)
     if not n:
-        undefined = dict.fromkeys(("brier", "log_loss", "base_rate", "ece", "mce"), NO_ROWS)
+        undefined: dict[str, str] = dict.fromkeys(("brier", "log_loss", "base_rate", "ece", "mce"), NO_ROWS)
         return Head(n=n, reliability=table, undefined=undefined)
     ece, mce = calibration_errors(table)
     return Head(

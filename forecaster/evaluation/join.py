@@ -8,7 +8,7 @@ counted and reported, never silently paired with the wrong candle.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -38,7 +38,7 @@ class Joined:
         keep = np.isin(self.candle_ts, candle_ts)
         columns = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "report"}
         picked = {f: None if v is None else v[keep] for f, v in columns.items()}
-        return Joined(**picked, report=self.report)
+        return replace(self, **picked)
 
 
 def _first_by(records: Iterable[R], key: str) -> tuple[dict[int, R], int, int]:

@@ -115,9 +115,9 @@ def reliability(heads: Heads, path: str | Path, title: str = "") -> Path:
 
 
 def _curve(ax: Axes, points: Sequence[CoveragePoint], label: str, marker: str) -> bool:
-    shown = [p for p in points if p.accuracy is not None]
+    shown = [(c, a) for p in points if (c := p.coverage) is not None and (a := p.accuracy) is not None]
     if shown:
-        ax.plot([p.coverage for p in shown], [p.accuracy for p in shown], marker=marker, ms=3, label=label)
+        ax.plot([c for c, _ in shown], [a for _, a in shown], marker=marker, ms=3, label=label)
     return bool(shown)
 
 
@@ -130,7 +130,7 @@ def coverage(curves: Coverage, path: str | Path, title: str = "") -> Path:
     drawn |= _curve(ax, curves.by_min_margin, "min_margin swept (min_prob 0)", "s")
     for rule in curves.rules:
         point = rule.point
-        if point.accuracy is not None:
+        if point.accuracy is not None and point.coverage is not None:
             ax.scatter(point.coverage, point.accuracy, color="black", zorder=3)
             ax.annotate(
                 rule.name, (point.coverage, point.accuracy), xytext=(4, 4), textcoords="offset points"

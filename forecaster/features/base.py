@@ -15,7 +15,8 @@ from forecaster.candles import CandleArray
 
 
 class FeatureSet(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def window(self) -> int:

@@ -46,6 +46,7 @@ class ProbabilityModel(Protocol):
     """
 
     trainable: ClassVar[bool]
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every option is a dataclass: its fields are its keys
 
     @property
     def name(self) -> str: ...

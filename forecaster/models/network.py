@@ -78,7 +78,7 @@ class TwoHeadNet(eqx.Module):
 
     @property
     def n_features(self) -> int:
-        return (self.trunk[0] if self.trunk else self.up).in_features
+        return _inputs(self.trunk[0] if self.trunk else self.up)
 
 
 class EnsembleNet(eqx.Module):
@@ -117,8 +117,7 @@ class EnsembleNet(eqx.Module):
 
     @property
     def n_features(self) -> int:
-        first = self.members.trunk[0] if self.members.trunk else self.members.up
-        return first.in_features
+        return _inputs(self.members.trunk[0] if self.members.trunk else self.members.up)
 
 
 Model = TwoHeadNet | EnsembleNet
@@ -146,3 +145,9 @@ def summarise(model: Model, x: Float[Array, " features"]) -> Float[Array, " 3"]:
     """
     probs = jax.nn.sigmoid(member_logits(model, x))
     return jnp.concatenate([probs.mean(axis=0), probs.std(axis=0).max(keepdims=True)])
+
+
+def _inputs(layer: eqx.nn.Linear) -> int:
+    """A first layer's input width (our layers never take the "scalar" input Equinox also allows)."""
+    assert isinstance(layer.in_features, int)
+    return layer.in_features

@@ -49,8 +49,9 @@ def replay_history(config: Config, run_dir: Path) -> Path:
     predictor = build_predictor(config, weights_path(config.model, config.tracking, config.paths))
     step = timeframe_ms(config.timeframe.name)
     tested = predictor.card.test_range if predictor.card else None
-    if config.data.start is not None:
-        first, end = period(config.data)
+    start, end = period(config.data)
+    if start is not None:
+        first = start
     elif tested is not None:
         first, end = tested.first_candle_ts, tested.last_candle_ts + step
         log.info("period: the model's test split, %d .. %d", first, end)

@@ -235,6 +235,7 @@ class BybitKlineStream:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             while True:
                 connected_at = loop.time()
+                reason = "the connection closed"
                 try:
                     await self._connection(session)
                 except (ConnectionLost, aiohttp.ClientError, OSError, TimeoutError, BybitUnavailable) as exc:
@@ -247,7 +248,8 @@ class BybitKlineStream:
                 await asyncio.sleep(delay)
 
     async def _connection(self, session: aiohttp.ClientSession) -> None:
-        ws_timeout = aiohttp.ClientWSTimeout(ws_close=self.source.request_timeout_s)
+        # an old-style attrs class, whose keyword arguments pyright cannot see
+        ws_timeout = aiohttp.ClientWSTimeout(ws_close=self.source.request_timeout_s)  # pyright: ignore[reportCallIssue]
         async with session.ws_connect(
             self.source.ws_url, max_msg_size=self.source.max_message_bytes, timeout=ws_timeout
         ) as ws:
