@@ -1,4 +1,8 @@
-"""Shared test helpers: the real entry point in a subprocess, and the real data beside the checkout."""
+"""Shared test helpers: the real entry point in a subprocess, and the real data beside the checkout.
+
+Two tiers: tests/unit runs in process and fast; everything under tests/e2e (subprocesses, the
+emulator, MLflow stores) is marked `slow`, so `pytest -m "not slow"` is the quick loop.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FORECASTER_SHARED", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data"
 FIXTURES = SHARED / "bybit" / "fixtures"
+E2E = Path(__file__).resolve().parent / "e2e"
 EMULATOR_SPEED = "600"  # ten 1m candles per second
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def run_cli(

@@ -20,7 +20,7 @@ from forecaster.errors import UserError
 from forecaster.evaluation.evaluate import evaluate_joined, evaluate_predictions
 from forecaster.evaluation.join import Joined, join
 from forecaster.evaluation.report import render_report, summary_lines
-from forecaster.evaluation.sections import Evaluation
+from forecaster.evaluation.sections import Evaluation, EvaluationSet
 from forecaster.facts import FactTracker
 from forecaster.history import load_history, period
 from forecaster.modes.base import METRICS_FILE, RunResult
@@ -30,6 +30,7 @@ from forecaster.recording import (
     FACT_KEY,
     PREDICTION_KEY,
     FactRecord,
+    PredictionRecord,
     RunRecords,
     candle_from_record,
     fact_from_record,
@@ -46,6 +47,7 @@ COMPARED = "compared"  # results key prefix of eval.compare's model
 
 def replay_history(config: Config, run_dir: Path) -> Path:
     """Predict every candle of the period with the live code path; the records land in run_dir."""
+    backend.configure_jax(config.paths.jax_cache)
     predictor = build_predictor(config, weights_path(config.model, config.tracking, config.paths))
     step = timeframe_ms(config.timeframe.name)
     tested = predictor.card.test_range if predictor.card else None
@@ -104,6 +106,25 @@ def judge_other_model(
     return name, evaluate_predictions(both, config.eval.threshold_bps, predictor.rule)
 
 
+def track(
+    config: Config,
+    run_dir: Path,
+    results: EvaluationSet,
+    recorded: PredictionRecord | None,
+    plots: list[Path],
+) -> None:
+    """One MLflow run with the metrics and the files; named after what made the records, if recorded."""
+    tags = run_tags(config, run_dir)
+    if recorded is not None:
+        tags.update(model=recorded.model, timeframe=recorded.timeframe)
+    tracker = config.tracking.open(config.paths)
+    tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
+    tracker.log_metrics(results.scalars(), step=0)
+    for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
+        tracker.log_artifact(path, PLOTS_DIR if path.suffix == ".png" else None)
+    tracker.finish()
+
+
 def records_dir(config: Config, run_dir: Path) -> Path:
     source = Path(str(config.eval.records))
     if source.is_dir():
@@ -117,47 +138,32 @@ class Eval:
     name: str = "eval"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        return evaluate_run(config, run_dir)
+        source = records_dir(config, run_dir) if config.eval.records else replay_history(config, run_dir)
+        predictions = [
+            prediction_from_record(r)
+            for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
+        ]
+        facts = [fact_from_record(r) for r in read_jsonl(source / config.sink.facts, FACT_KEY).records]
+        joined = join(predictions, facts)
+        if joined.report.matched == 0:
+            raise UserError(
+                f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
+                f"{len(facts)} facts); evaluate a longer session"
+            )
+        results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
+        if config.eval.compare:
+            name, compared = judge_other_model(config, source, joined, facts)
+            results = results.with_judged(f"{COMPARED}_{name}", compared)
+        (run_dir / METRICS_FILE).write_text(json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n")
+        plots = []
+        if config.eval.plots:
+            from forecaster.evaluation.plots import plot_all
 
-
-def evaluate_run(config: Config, run_dir: Path) -> RunResult:
-    if config.eval.records:
-        source = records_dir(config, run_dir)
-    else:
-        backend.configure_jax(config.paths.jax_cache)
-        source = replay_history(config, run_dir)
-    predictions = [
-        prediction_from_record(r)
-        for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
-    ]
-    facts = [fact_from_record(r) for r in read_jsonl(source / config.sink.facts, FACT_KEY).records]
-    joined = join(predictions, facts)
-    if joined.report.matched == 0:
-        raise UserError(
-            f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
-            f"{len(facts)} facts); evaluate a longer session"
-        )
-    results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
-    if config.eval.compare:
-        name, compared = judge_other_model(config, source, joined, facts)
-        results = results.with_judged(f"{COMPARED}_{name}", compared)
-    (run_dir / METRICS_FILE).write_text(json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n")
-    plots = []
-    if config.eval.plots:
-        from forecaster.evaluation.plots import plot_all
-
-        plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
-    (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
-
-    tags = run_tags(config, run_dir)
-    if config.eval.records and predictions:  # name the run after what made the records
-        tags.update(model=predictions[0].model, timeframe=predictions[0].timeframe)
-    tracker = config.tracking.open(config.paths)
-    tracker.start(f"eval-{tags['model']}-{tags['timeframe']}", flatten(asdict(config)), tags)
-    tracker.log_metrics(results.scalars(), step=0)
-    for path in [run_dir / METRICS_FILE, run_dir / REPORT_FILE, *plots]:
-        tracker.log_artifact(path, PLOTS_DIR if path.suffix == ".png" else None)
-    tracker.finish()
-    print("\n".join(summary_lines(results)))
-    print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
-    return RunResult(metrics=results.to_json())
+            plots = plot_all(
+                joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None
+            )
+        (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
+        track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
+        print("\n".join(summary_lines(results)))
+        print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
+        return RunResult(metrics=results.to_json())

@@ -103,70 +103,68 @@ class Train:
     name: str = "train"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        return train_and_save(config, run_dir)
+        model = config.model
+        if not model.trainable:
+            raise UserError(
+                f"model={model.name} needs no training; every training run reports it as a baseline"
+            )
+        backend.configure_jax(config.paths.jax_cache)
+        from forecaster.models.checkpoint import save
 
-
-def train_and_save(config: Config, run_dir: Path) -> RunResult:
-    model = config.model
-    if not model.trainable:
-        raise UserError(f"model={model.name} needs no training; every training run reports it as a baseline")
-    backend.configure_jax(config.paths.jax_cache)
-    from forecaster.models.checkpoint import save
-
-    candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
-    features = config.features
-    data = make_dataset(candles, features, config.train.threshold_bps)
-    embargo = config.train.embargo_windows * features.window
-    splits = walk_forward(
-        len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
-    )
-    spec = model.spec(features.n_features, config.seed)
-
-    tracker = config.tracking.open(config.paths)
-    tracker.start(
-        f"train-{config.model.name}-{config.timeframe.name}",
-        flatten(asdict(config)),
-        run_tags(config, run_dir),
-    )
-    status = "FAILED"
-    try:
-        folds = [_fold(k, split, data, model, config, tracker) for k, split in enumerate(splits)]
-        reports = [report for _, report in folds]
-        scores = _mean(reports)
-        for k, report in enumerate(reports):
-            tracker.log_metrics(named_scalars(report, f"fold{k}/test."), step=0)
-        tracker.log_metrics(named_scalars(scores, "test."), step=0)
-        result = folds[-1][0]
-        last_test = data[splits[-1].test]
-        card = ModelCard(
-            spec=spec,
-            trained=True,
-            feature_set=features.name,
-            feature_fingerprint=features.fingerprint(),
-            feature_names=tuple(features.names),
-            timeframe=config.timeframe.name,
-            threshold_bps=config.train.threshold_bps,
-            normalisation=result.standardizer,
-            data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
-            symbol=config.source.symbol,
-            best_epoch=result.best_epoch,
-            test=_json(scores, sort=True),
-            # the last fold's test block: mode=eval replays it by default and should agree with this
-            test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
-            last_fold_test=_json(reports[-1]),
-            code_version=__version__,
+        candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
+        features = config.features
+        data = make_dataset(candles, features, config.train.threshold_bps)
+        embargo = config.train.embargo_windows * features.window
+        splits = walk_forward(
+            len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
         )
-        model_dir = save(run_dir / MODEL_DIR, result.model, card)
-        metrics = {"test": _json(scores, sort=True), "folds": [_json(report) for report in reports]}
-        (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-        tracker.log_artifact(run_dir / METRICS_FILE)
-        version = tracker.register_model(model_dir, registered_name(config))
-        print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
-        print(summary_table(scores))
-        print(f"weights: {model_dir}")
-        if version is not None:
-            print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
-        status = "FINISHED"
-    finally:
-        tracker.finish(status)
-    return RunResult(metrics=metrics)
+        spec = model.spec(features.n_features, config.seed)
+
+        tracker = config.tracking.open(config.paths)
+        tracker.start(
+            f"train-{config.model.name}-{config.timeframe.name}",
+            flatten(asdict(config)),
+            run_tags(config, run_dir),
+        )
+        status = "FAILED"
+        try:
+            folds = [_fold(k, split, data, model, config, tracker) for k, split in enumerate(splits)]
+            reports = [report for _, report in folds]
+            scores = _mean(reports)
+            for k, report in enumerate(reports):
+                tracker.log_metrics(named_scalars(report, f"fold{k}/test."), step=0)
+            tracker.log_metrics(named_scalars(scores, "test."), step=0)
+            result = folds[-1][0]
+            last_test = data[splits[-1].test]
+            card = ModelCard(
+                spec=spec,
+                trained=True,
+                feature_set=features.name,
+                feature_fingerprint=features.fingerprint(),
+                feature_names=tuple(features.names),
+                timeframe=config.timeframe.name,
+                threshold_bps=config.train.threshold_bps,
+                normalisation=result.standardizer,
+                data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
+                symbol=config.source.symbol,
+                best_epoch=result.best_epoch,
+                test=_json(scores, sort=True),
+                # the last fold's test block: mode=eval replays it by default and should agree with this
+                test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
+                last_fold_test=_json(reports[-1]),
+                code_version=__version__,
+            )
+            model_dir = save(run_dir / MODEL_DIR, result.model, card)
+            metrics = {"test": _json(scores, sort=True), "folds": [_json(report) for report in reports]}
+            (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+            tracker.log_artifact(run_dir / METRICS_FILE)
+            version = tracker.register_model(model_dir, registered_name(config))
+            print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
+            print(summary_table(scores))
+            print(f"weights: {model_dir}")
+            if version is not None:
+                print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
+            status = "FINISHED"
+        finally:
+            tracker.finish(status)
+        return RunResult(metrics=metrics)

@@ -177,6 +177,7 @@ def test_walk_forward_folds_are_chronological_and_tile_the_end() -> None:
 # --- training ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_twohead_learns_a_planted_pattern(planted: Dataset) -> None:
     train_part, val_part, test_part = parts(planted)
     seen: list[EpochStats] = []
@@ -192,6 +193,7 @@ def test_twohead_learns_a_planted_pattern(planted: Dataset) -> None:
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.9
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_logreg_trains_the_same_way(planted: Dataset) -> None:
     train_part, val_part, test_part = parts(planted)
     result = train(ModelSpec("logreg", FEATURES.n_features, ()), train_part, val_part, FAST, 0)
@@ -199,6 +201,7 @@ def test_logreg_trains_the_same_way(planted: Dataset) -> None:
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.85
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_ensemble_with_dropout_trains(planted: Dataset) -> None:
     train_part, val_part, test_part = parts(planted)
     spec = ModelSpec("ensemble", FEATURES.n_features, (16,), dropout=0.1, members=3)
@@ -210,6 +213,7 @@ def test_ensemble_with_dropout_trains(planted: Dataset) -> None:
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.75
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_bootstrap_members_see_different_resamples(planted: Dataset) -> None:
     """Members of one seed differ only by init and dropout without bootstrap; with it they also
     weigh rows differently, deterministically, and still learn the pattern."""
@@ -242,6 +246,7 @@ def _losses(result: TrainResult) -> list[tuple[float, float]]:
     return [(h.train_loss, h.val_loss) for h in result.history]
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_same_seed_is_bit_identical_and_other_seeds_differ() -> None:
     data = make_dataset(planted_candles(SMALL_CANDLES), FEATURES, 0.0)
     train_part, val_part, _ = parts(data)
@@ -254,6 +259,7 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ() -> None:
     assert _losses(first) != _losses(other)
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_early_stopping_on_noise_keeps_the_best_epoch() -> None:
     data = make_dataset(planted_candles(SMALL_CANDLES, flip=0.5, seed=3), FEATURES, 0.0)
     train_part, val_part, _ = parts(data)
@@ -270,6 +276,7 @@ def test_early_stopping_on_noise_keeps_the_best_epoch() -> None:
     assert bce(p_up, p_down, val_part.y) == pytest.approx(best, abs=1e-5)
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_short_training_on_the_shipped_sample() -> None:
     candles = read_csv(SAMPLE_CSV)
     features = BasicFeatures()

@@ -61,6 +61,7 @@ def test_init_is_deterministic_per_seed_and_differs_between_seeds() -> None:
     )
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_ensemble_members_are_distinct() -> None:
     weights = np.asarray(build(ENSEMBLE).members.up.weight)
     assert weights.shape[0] == MEMBERS
@@ -277,6 +278,7 @@ def _format_1_sidecar(folder: Path, model: eqx.Module, spec: ModelSpec, scaler: 
     (folder / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=2))
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_format_1_sidecars_still_load(tmp_path: Path, rows: np.ndarray, ensemble) -> None:
     scaler = Standardizer.fit(rows)
     one_member = ModelSpec("ensemble", N_FEATURES, (8,), members=1, ensemble=True)

@@ -12,19 +12,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from mlflow.tracking import MlflowClient
 
 from forecaster.candles import read_csv
-from forecaster.config import Config, compose_config
 from forecaster.data import SAMPLE_CSV
-from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
-from forecaster.training.dataset import make_dataset
 from tests.conftest import run_cli
 
 SAMPLE = read_csv(SAMPLE_CSV)
@@ -122,54 +117,6 @@ def test_missing_model_weights_are_one_clear_line(tmp_path: Path) -> None:
     result = run_cli("mode=live", "source=replay", "tracking=off", "model.path=nowhere", cwd=tmp_path)
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
-
-
-def _predictions(candles, config: Config) -> list:
-    predictor = build_predictor(config, None)
-    return [p for p in (predictor.on_candle(c) for c in candles.to_candles()) if p is not None]
-
-
-def test_no_look_ahead() -> None:
-    """Predictions up to t do not change when the candles after t do."""
-    config = compose_config([])
-    candles = SAMPLE[:400]
-    cut = 250
-    scale = np.ones(len(candles))
-    scale[cut + 1 :] = np.random.default_rng(0).uniform(0.9, 1.1, len(candles) - cut - 1)
-    columns = [candles.open * scale, candles.high * scale, candles.low * scale, candles.close * scale]
-    future = replace(candles, open=columns[0], high=columns[1], low=columns[2], close=columns[3])
-    future = replace(future, volume=np.where(scale == 1, candles.volume, candles.volume * 3))
-    before, after = _predictions(candles, config), _predictions(future, config)
-    upto = [p for p in before if p.candle_ts <= candles.start_ms[cut]]
-    assert upto and [(p.p_up, p.p_down) for p in upto] == [(p.p_up, p.p_down) for p in after[: len(upto)]]
-    assert [(p.p_up, p.p_down) for p in before] != [(p.p_up, p.p_down) for p in after], (
-        "the future did change"
-    )
-
-
-def test_live_path_equals_batch_path() -> None:
-    config = compose_config(["flat=off"])
-    candles = SAMPLE[:300]
-    live = _predictions(candles, config)
-    features = config.features
-    rows = features.batch(candles)[features.window - 1 :]
-    batch = build_predictor(config, None).model.batch(rows)
-    assert [p.p_up for p in live] == batch.p_up.tolist()
-    assert [p.p_down for p in live] == batch.p_down.tolist()
-
-
-def test_no_prediction_from_a_window_across_a_gap() -> None:
-    """After a hole the window fills again, exactly as training drops rows that touch a gap."""
-    config = compose_config([])
-    keep = np.ones(400, bool)
-    keep[200:230] = False
-    candles = SAMPLE[:400][keep]
-    predicted = {p.candle_ts for p in _predictions(candles, config)}
-    present = set(candles.start_ms.tolist())
-    window = config.features.window
-    assert all(all(t - k * 60_000 in present for k in range(window)) for t in predicted)
-    rows = make_dataset(candles, config.features, 0.0).candle_ts.tolist()
-    assert set(rows) <= predicted and len(predicted - set(rows)) == 2  # the two with no next candle
 
 
 def test_ctrl_c_during_a_failing_warm_up_stops_at_once(tmp_path: Path) -> None:

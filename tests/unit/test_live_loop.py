@@ -8,7 +8,7 @@ from forecaster.candles import read_csv
 from forecaster.config import compose_config
 from forecaster.data import SAMPLE_CSV
 from forecaster.live.loop import PredictorLoop
-from forecaster.live.sinks import RecordsSink, console_line
+from forecaster.live.sinks import RecordsSink
 from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords, read_jsonl
 

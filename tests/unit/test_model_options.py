@@ -68,6 +68,7 @@ def test_each_option_builds_its_spec(overrides: list[str], option: object, expec
     assert model.spec(N_FEATURES, 3) == expected
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_stacking_follows_the_option_and_the_member_count() -> None:
     assert isinstance(Ensemble(members=1, hidden=(8,)).untrained(N_FEATURES, 0).model, EnsembleNet)
     assert isinstance(TwoHead(members=3, hidden=(8,)).untrained(N_FEATURES, 0).model, EnsembleNet)

@@ -13,13 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from forecaster.candles import aggregate, timeframe_ms
-from forecaster.config import FlatConfig, PredictorEntry, compose_config, entry_config
-from forecaster.modes.live import predictor_configs
-from forecaster.predictor import build_predictor
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import run_cli
-from tests.test_live import SAMPLE
+from tests.e2e.test_live import SAMPLE
 
 TIMEFRAMES = ("1m", "15m")  # the widest gap between warm-up ends the stream must reconcile
 MODELS = ("twohead", "logreg")
@@ -122,35 +119,3 @@ def test_a_bad_predictor_entry_is_one_line(tmp_path: Path, entry: str, message: 
     result = run_cli("mode=live", "tracking=off", f"live.predictors=[{entry}]", cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-
-
-def test_entries_resolve_to_full_configs() -> None:
-    config = compose_config(["flat=strict"])
-    entry = PredictorEntry(model="ensemble", timeframe="5m", members=32, max_spread=0.2)
-    resolved = entry_config(config, entry)
-    assert (resolved.model.name, resolved.model.members, resolved.model.hidden) == ("ensemble", 32, (64, 64))
-    assert resolved.timeframe.name == "5m" and resolved.flat == FlatConfig("strict", 0.6, 0.1, 0.2)
-    loose = entry_config(config, PredictorEntry(model="logreg", flat="loose", min_margin=0.03))
-    assert not hasattr(loose.model, "hidden") and (
-        loose.flat.name,
-        loose.flat.min_prob,
-        loose.flat.min_margin,
-    ) == (
-        "loose",
-        0.52,
-        0.03,
-    )
-    assert list(predictor_configs(config)) == [""], "no entries: the run's own predictor"
-
-
-def test_the_predictor_abstains_on_member_spread() -> None:
-    """Untrained members disagree: max_spread 0 makes every call FLAT, a wide one changes nothing."""
-    candles = SAMPLE[:80].to_candles()
-    outputs = {}
-    for limit in (None, 0.0):
-        entry = PredictorEntry(model="ensemble", members=4, flat="off", max_spread=limit)
-        predictor = build_predictor(entry_config(compose_config([]), entry), None)
-        outputs[limit] = [p for p in map(predictor.on_candle, candles) if p is not None]
-    assert {p.direction for p in outputs[0.0]} == {"FLAT"}
-    assert {p.direction for p in outputs[None]} != {"FLAT"}
-    assert [p.p_up for p in outputs[0.0]] == [p.p_up for p in outputs[None]]
