@@ -40,7 +40,9 @@ async def test_clean_stream_is_the_csv() -> None:
     got, counters = await stream_with(Faults())
     assert_exact(got)
     assert counters.connects == 1 and counters.reconnects == 0
-    assert counters.backfilled == 4  # the candles between AFTER and "now"
+    # the candles between AFTER and "now": 4 when the connection is quick; a loaded machine lets the
+    # emulator's clock (600x) close another candle or two first, which REST then backfills too
+    assert 4 <= counters.backfilled <= 6
     assert counters.malformed == counters.duplicates == 0
 
 
