@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from forecaster import __version__, backend
 from forecaster.baselines import Majority
-from forecaster.config import Config
+from forecaster.config import Config, FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.errors import UserError
 from forecaster.evaluation.evaluate import score
@@ -40,14 +40,16 @@ MODEL_DIR = "model"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
-def score_test(result: TrainResult, train_part: Dataset, test: Dataset, config: Config) -> dict[str, Scores]:
+def score_test(
+    result: TrainResult, train_part: Dataset, test: Dataset, rule: FlatConfig
+) -> dict[str, Scores]:
     """The model and both baselines on the same test rows."""
     from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
 
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test.X)
     actual = actual_directions(test.next_ret)
     y_up, y_down = test.y[:, 0], test.y[:, 1]
-    out = {"model": score(directions(p_up, p_down, config.flat), actual, p_up, p_down, y_up, y_down)}
+    out = {"model": score(directions(p_up, p_down, rule), actual, p_up, p_down, y_up, y_down)}
     baselines = {
         "persistence": Persistence(),
         "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]),
@@ -73,7 +75,7 @@ def _fold(
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
     result = model.fit(data[split.train], data[split.val], config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
-    return result, score_test(result, data[split.train], data[split.test], config)
+    return result, score_test(result, data[split.train], data[split.test], config.flat)
 
 
 def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
