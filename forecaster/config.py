@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config"
 SCHEMA_NAME = "config_schema"
 TIMEFRAMES = ("1m", "5m", "15m", "60m")
+VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and "best of" choices use
 
 
 @dataclass
@@ -225,6 +226,7 @@ def to_config(cfg: DictConfig) -> Config:
     assert isinstance(config, Config)
     config = _build_parts(config, "")
     check_bounds(config)
+    _check_objective(config.optimized_metric)
     with hydra_context():
         for index, entry in enumerate(config.live.predictors):
             entry_config(config, entry, f"live.predictors[{index}].")
@@ -287,6 +289,16 @@ def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
     thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
     flat = dataclasses.replace(flat, **{k: v for k, v in thresholds.items() if v is not None})
     return dataclasses.replace(config, model=model, flat=flat, timeframe=TimeframeConfig(entry.timeframe))
+
+
+def _check_objective(key: str | None) -> None:
+    """A search may only choose on validation: the test block is scored once, to report the choice."""
+    if key is not None and key.split(".")[0] != VALIDATION:
+        raise ConfigError(
+            f"optimized_metric={key} would choose on what is not the validation block; the test block "
+            f"is scored once, to report the result. Optimise a {VALIDATION}.* key, "
+            f"e.g. {VALIDATION}.model.log_loss_up"
+        )
 
 
 def _build_parts(value: Any, key: str) -> Any:

@@ -59,6 +59,7 @@ class ModelCard:
     data_range: CandleRange | None = None
     symbol: str | None = None
     best_epoch: int | None = None
+    val: Mapping[str, Any] | None = None  # mean validation scores over folds, as in metrics.json
     test: Mapping[str, Any] | None = None  # mean test scores over folds, as in metrics.json
     test_range: CandleRange | None = None  # the last fold's test block: mode=eval replays it by default
     last_fold_test: Mapping[str, Any] | None = None

@@ -37,7 +37,7 @@ class RunResult:
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(
                 f"optimized_metric={key} is not a number in this run's {METRICS_FILE}; use a dotted key "
-                "of that file, e.g. test.model.log_loss_up for mode=train"
+                "of that file, e.g. val.model.log_loss_up for mode=train"
             ) from exc
 
 

@@ -40,29 +40,37 @@ MODEL_DIR = "model"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
-def score_test(
-    result: TrainResult, train_part: Dataset, test: Dataset, rule: FlatConfig
+@dataclass(frozen=True)
+class FoldScores:
+    """One fold's model and baselines on its validation block (to choose on) and test block (to report)."""
+
+    val: dict[str, Scores]
+    test: dict[str, Scores]
+
+
+def score_block(
+    result: TrainResult, train_part: Dataset, block: Dataset, rule: FlatConfig
 ) -> dict[str, Scores]:
-    """The model and both baselines on the same test rows."""
+    """The model and both baselines on the same rows of one block."""
     from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
 
-    p_up, p_down = predict_probabilities(result.model, result.standardizer, test.X)
-    actual = actual_directions(test.next_ret)
-    y_up, y_down = test.y[:, 0], test.y[:, 1]
+    p_up, p_down = predict_probabilities(result.model, result.standardizer, block.X)
+    actual = actual_directions(block.next_ret)
+    y_up, y_down = block.y[:, 0], block.y[:, 1]
     out = {"model": score(directions(p_up, p_down, rule), actual, p_up, p_down, y_up, y_down)}
     baselines = {
         "persistence": Persistence(),
         "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]),
     }
     for name, baseline in baselines.items():
-        guess = baseline.batch(test.X)
+        guess = baseline.batch(block.X)
         out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
     return out
 
 
 def _fold(
     k: int, split: Split, data: Dataset, model: ProbabilityModel, config: Config, tracker: Tracker
-) -> tuple[TrainResult, dict[str, Scores]]:
+) -> tuple[TrainResult, FoldScores]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
             "train_loss": stats.train_loss,
@@ -75,7 +83,9 @@ def _fold(
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
     result = model.fit(data[split.train], data[split.val], config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
-    return result, score_test(result, data[split.train], data[split.test], config.flat)
+    train_part = data[split.train]
+    val = score_block(result, train_part, data[split.val], config.flat)
+    return result, FoldScores(val, score_block(result, train_part, data[split.test], config.flat))
 
 
 def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
@@ -131,10 +141,13 @@ class Train:
         status = "FAILED"
         try:
             folds = [_fold(k, split, data, model, config, tracker) for k, split in enumerate(splits)]
-            reports = [report for _, report in folds]
-            scores = _mean(reports)
-            for k, report in enumerate(reports):
-                tracker.log_metrics(named_scalars(report, f"fold{k}/test."), step=0)
+            reports = [report.test for _, report in folds]
+            checks = [report.val for _, report in folds]
+            scores, val_scores = _mean(reports), _mean(checks)
+            for k, (_, report) in enumerate(folds):
+                tracker.log_metrics(named_scalars(report.val, f"fold{k}/val."), step=0)
+                tracker.log_metrics(named_scalars(report.test, f"fold{k}/test."), step=0)
+            tracker.log_metrics(named_scalars(val_scores, "val."), step=0)
             tracker.log_metrics(named_scalars(scores, "test."), step=0)
             result = folds[-1][0]
             last_test = data[splits[-1].test]
@@ -150,6 +163,7 @@ class Train:
                 data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
                 symbol=config.source.symbol,
                 best_epoch=result.best_epoch,
+                val=_json(val_scores, sort=True),
                 test=_json(scores, sort=True),
                 # the last fold's test block: mode=eval replays it by default and should agree with this
                 test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
@@ -157,10 +171,20 @@ class Train:
                 code_version=__version__,
             )
             model_dir = save(run_dir / MODEL_DIR, result.model, card)
-            metrics = {"test": _json(scores, sort=True), "folds": [_json(report) for report in reports]}
+            metrics = {
+                # validation: what searches and any "best of" choose on; test: scored once, reported
+                "val": _json(val_scores, sort=True),
+                "test": _json(scores, sort=True),
+                "folds": [_json(report) for report in reports],
+                "val_folds": [_json(report) for report in checks],
+            }
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
             version = tracker.register_model(model_dir, registered_name(config))
+            print(
+                f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):"
+            )
+            print(summary_table(val_scores))
             print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
             print(summary_table(scores))
             print(f"weights: {model_dir}")

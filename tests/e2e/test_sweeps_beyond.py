@@ -95,12 +95,25 @@ def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
     }
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
     runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
-    losses = [r.data.metrics["test.model.log_loss_up"] for r in runs]
+    losses = [r.data.metrics["val.model.log_loss_up"] for r in runs]
     assert len(runs) == 2 and best["best_value"] == pytest.approx(min(losses))
 
 
 def test_an_unknown_optimized_metric_is_one_clear_line(tmp_path: Path) -> None:
     args = ["mode=train", "source=replay", "train.epochs=1", "train.progress=false", "tracking=off"]
-    result = run_cli(*args, "optimized_metric=test.model.nope", cwd=tmp_path)
-    assert result.returncode == 2 and "optimized_metric=test.model.nope" in result.stderr
+    result = run_cli(*args, "optimized_metric=val.model.nope", cwd=tmp_path)
+    assert result.returncode == 2 and "optimized_metric=val.model.nope" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_search_may_not_choose_on_the_test_block(tmp_path: Path) -> None:
+    """Refused before any work: one line saying why, exit 2."""
+    result = run_cli(
+        "mode=train", "hparams_search=twohead_optuna", "optimized_metric=test.model.log_loss_up", cwd=tmp_path
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (
+        "optimized_metric=test.model.log_loss_up" in result.stderr
+        and "val.model.log_loss_up" in result.stderr
+    )
+    assert not (tmp_path / "multirun").exists()

@@ -39,13 +39,18 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
         len(sidecar["normalisation"]["mean"]) == 19
         and sidecar["data_range"]["first_candle_ts"] == 1733011200000
     )
-    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    written = json.loads((run_dir / "metrics.json").read_text())
+    metrics = written["test"]
     assert set(metrics) == {"model", "persistence", "majority"}
     assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
+    assert set(written["val"]) == set(metrics) and len(written["val_folds"]) == len(written["folds"])
+    assert written["val"]["model"]["n"] == metrics["model"]["n"], "validation and test blocks are as large"
+    assert sidecar["val"] == written["val"] and sidecar["test"] == metrics
 
     (run,) = _runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == "2"
     assert "test.model.brier_up" in run.data.metrics and "fold0/val_loss" in run.data.metrics
+    assert "val.model.brier_up" in run.data.metrics and "fold0/val.persistence.accuracy" in run.data.metrics
     (version,) = _client(tmp_path).search_model_versions("name='forecaster-twohead-1m'")
     assert version.run_id == run.info.run_id
 

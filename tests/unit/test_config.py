@@ -88,7 +88,7 @@ def test_experiment_presets_set_several_groups() -> None:
         "strict",
     )
     assert _compose("experiment=logreg_15m").train.threshold_bps == 2.0
-    assert _compose("hparams_search=twohead_optuna").optimized_metric == "test.model.log_loss_up"
+    assert _compose("hparams_search=twohead_optuna").optimized_metric == "val.model.log_loss_up"
     assert _compose("experiment=ensemble_5m", "flat=loose").flat.name == "loose", "the command line wins"
 
 
