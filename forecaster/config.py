@@ -152,6 +152,8 @@ class EvalConfig:
     redecide: bool = False  # apply this run's flat rule to the recorded probabilities
     plots: bool = True
     compare: str | None = None  # another trained model (weights folder or models:/ URI) on the same candles
+    cost_bps: float = bounded(20.0, ge=0)  # a round trip the calls' size is set against (spot taker: 2 x 10)
+    min_decided: int = bounded(100, ge=1)  # fewer decided calls: "too few to judge" instead of a percentage
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 from forecaster.baselines import BaselinePredictions, Majority, persistence_from_moves
 from forecaster.config import FlatConfig
 from forecaster.direction import Direction
+from forecaster.evaluation.comparisons import economics, paired_test
 from forecaster.evaluation.coverage import DEFAULT_GRID, ThresholdGrid, coverage_section
 from forecaster.evaluation.join import Joined
 from forecaster.evaluation.sections import (
@@ -61,6 +62,8 @@ MS_PER_HOUR = 3_600_000
 
 NO_ROWS = "no predictions"
 NO_DECIDED = "no decided prediction (empty or all FLAT)"
+
+PERSISTENCE = "persistence"  # the baseline every model is paired against: the bar, not 50 %
 
 
 def summary(
@@ -139,9 +142,14 @@ def decided_section(confusion: Confusion, confidence: float = CONFIDENCE) -> Dec
             "majority_rate",
             "p_value_vs_chance",
             "p_value_vs_majority",
+            "nonzero_accuracy",
+            "nonzero_wilson_low",
+            "nonzero_wilson_high",
         )
-        return replace(counts, undefined=dict.fromkeys(keys, NO_DECIDED))
+        return replace(counts, nonzero_n=0, undefined=dict.fromkeys(keys, NO_DECIDED))
     low, high = wilson_interval(hits, n, confidence)
+    nonzero = n - counts.zero_moves  # a zero move is a miss, so every hit is on a non-zero move
+    nonzero_low, nonzero_high = wilson_interval(hits, nonzero, confidence) if nonzero else (None, None)
     majority = Direction.UP if facts[UP_CODE] >= facts[DOWN_CODE] else Direction.DOWN
     majority_rate = int(facts[LABELS.index(majority)]) / n
     return replace(
@@ -153,6 +161,10 @@ def decided_section(confusion: Confusion, confidence: float = CONFIDENCE) -> Dec
         majority_rate=majority_rate,
         p_value_vs_chance=binomial_p_value(hits, n, CHANCE),
         p_value_vs_majority=binomial_p_value(hits, n, majority_rate),
+        nonzero_n=nonzero,
+        nonzero_accuracy=hits / nonzero if nonzero else None,
+        nonzero_wilson_low=nonzero_low,
+        nonzero_wilson_high=nonzero_high,
     )
 
 
@@ -284,7 +296,7 @@ def _baselines(joined: Joined) -> dict[str, BaselinePredictions]:
         (joined.actual == Direction.UP).astype(float), (joined.actual == Direction.DOWN).astype(float)
     )
     return {
-        "persistence": persistence_from_moves(joined.last_move),
+        PERSISTENCE: persistence_from_moves(joined.last_move),
         "majority": majority.batch(joined.actual),
     }
 
@@ -294,22 +306,36 @@ def evaluate_predictions(
 ) -> Evaluation:
     """The evaluation of the joined predictions; `rule` is marked on the coverage curve and, with
     `redecide`, replaces the recorded decisions (to compare FLAT rules on the same probabilities)."""
-    predicted = directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
+    predicted = decisions(joined, rule, redecide)
     return evaluate(predicted, joined.actual, joined.p_up, joined.p_down, *_targets(joined, threshold_bps),
                     hours=_hours(joined), rules=(rule,))  # fmt: skip
 
 
 def evaluate_joined(
-    joined: Joined, threshold_bps: float, rule: FlatConfig, redecide: bool = False
+    joined: Joined, threshold_bps: float, rule: FlatConfig, redecide: bool = False, cost_bps: float = 0.0
 ) -> EvaluationSet:
-    """The join report, the model's evaluation, and the baselines' on the same candles."""
-    judged = {MODEL: evaluate_predictions(joined, threshold_bps, rule, redecide)}
+    """The join report, the model's evaluation and the baselines' on the same candles, each with the
+    economic size of its calls against `cost_bps`, and the model paired against persistence."""
+    model = evaluate_predictions(joined, threshold_bps, rule, redecide)
+    judged = {
+        MODEL: replace(
+            model, economics=economics(decisions(joined, rule, redecide), joined.ret_bps, cost_bps)
+        )
+    }
     y_up, y_down = _targets(joined, threshold_bps)
-    for name, guess in _baselines(joined).items():
+    baselines = _baselines(joined)
+    for name, guess in baselines.items():
         judged[name] = evaluate(
             guess.directions, joined.actual, guess.p_up, guess.p_down, y_up, y_down, hours=_hours(joined)
         )
-    return EvaluationSet(joined.report, judged)
+        judged[name] = replace(judged[name], economics=economics(guess.directions, joined.ret_bps, cost_bps))
+    bar = paired_test(decisions(joined, rule, redecide), baselines[PERSISTENCE].directions, joined.actual)
+    return EvaluationSet(joined.report, judged, {f"{MODEL}_vs_{PERSISTENCE}": bar})
+
+
+def decisions(joined: Joined, rule: FlatConfig, redecide: bool) -> np.ndarray:
+    """The model's decisions as judged: recorded, or re-decided under `rule`."""
+    return directions(joined.p_up, joined.p_down, rule, joined.spread) if redecide else joined.predicted
 
 
 def _targets(joined: Joined, threshold_bps: float) -> tuple[np.ndarray, np.ndarray]:

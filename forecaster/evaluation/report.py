@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from forecaster.evaluation.sections import Confusion, Evaluation, EvaluationSet, HourRow
+from forecaster.evaluation.sections import Confusion, Evaluation, EvaluationSet, HourRow, Paired
 from forecaster.evaluation.statistics import LABELS
+
+SIGNIFICANCE = 0.05  # the one-sided level at which the verdict calls a paired difference real
 
 
 def _pct(value: float | None) -> str:
@@ -17,27 +19,65 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _decided_line(name: str, result: Evaluation) -> str:
+def _accuracy(hits_share: float | None, low: float | None, high: float | None) -> str:
+    return f"{_pct(hits_share)} [{_pct(low)}, {_pct(high)}]" if hits_share is not None else "-"
+
+
+def _decided_line(name: str, result: Evaluation, min_decided: int) -> str:
+    """No headline accuracy without n and its interval; none at all below `min_decided` calls."""
     decided, flat_share = result.decided, result.overall.flat_share
-    interval = (
-        f" [{_pct(decided.wilson_low)}, {_pct(decided.wilson_high)}]" if decided.accuracy is not None else ""
-    )
     coverage = _pct(None if flat_share is None else 1 - flat_share)
-    brier = f"{_num(result.heads.up.brier)}/{_num(result.heads.down.brier)}"
+    line = f"{name:<16} decided {decided.n:>7} of {result.n:<7} ({coverage})"
+    if decided.n < min_decided:
+        return line + f"  too few decided calls to judge (eval.min_decided={min_decided})"
+    line += f"  accuracy {_accuracy(decided.accuracy, decided.wilson_low, decided.wilson_high)}"
+    nonzero = _accuracy(decided.nonzero_accuracy, decided.nonzero_wilson_low, decided.nonzero_wilson_high)
+    line += f"  on non-zero moves {nonzero} of {decided.nonzero_n}"
+    size = result.economics
+    if size is not None and size.mean_bps is not None:
+        line += f"  move {size.mean_bps:+.2f} bps [{_num(size.low_bps, 2)}, {_num(size.high_bps, 2)}]"
+    return line
+
+
+def _paired_line(name: str, test: Paired) -> str:
+    first, _, other = name.partition("_vs_")
+    if test.p_value is None:
+        return f"{first} vs {other}: no candle that both decide"
     return (
-        f"{name:<16} decided {decided.n:>7} of {result.n:<7} ({coverage})"
-        f"  accuracy {_pct(decided.accuracy)}{interval}"
-        f"  p(vs 50%)={_num(decided.p_value_vs_chance, 3)}  Brier up/down {brier}"
+        f"{first} vs {other} on the {test.n} candles both decide: {_pct(test.accuracy)} vs "
+        f"{_pct(test.other_accuracy)}; only {first} right {test.only_first}, only {other} right "
+        f"{test.only_other}; one-sided exact McNemar p={test.p_value:.3g}"
     )
 
 
-def summary_lines(results: EvaluationSet) -> list[str]:
+def verdict(results: EvaluationSet, min_decided: int, cost_bps: float) -> str:
+    """One plain sentence: does the model beat persistence on these candles, and would it survive costs."""
+    model = results.model
+    bar = next(iter(results.paired.values()), None)
+    if model.decided.n < min_decided or bar is None or bar.p_value is None:
+        return f"verdict: too few decided calls to judge ({model.decided.n} < eval.min_decided={min_decided})"
+    if bar.p_value >= SIGNIFICANCE:
+        return f"verdict: no better than persistence on these candles (paired p={bar.p_value:.3g})"
+    size = model.economics
+    after = None if size is None else size.after_cost_bps
+    costs = (
+        f"and its calls move {size.mean_bps:+.2f} bps on average, {-after:.2f} bps short of a "
+        f"{cost_bps:g} bps round trip: not tradable"
+        if size is not None and size.mean_bps is not None and after is not None and after < 0
+        else "and its calls cover the round-trip cost on average"
+    )
+    return f"verdict: better than persistence on these candles (paired p={bar.p_value:.3g}), {costs}"
+
+
+def summary_lines(results: EvaluationSet, min_decided: int, cost_bps: float) -> list[str]:
     join = results.join
     lines = [
         f"joined {join.matched} predictions with their facts ({join.unmatched} without a fact yet, "
         f"{join.duplicate_predictions} duplicate and {join.out_of_order} out-of-order lines)",
     ]
-    lines += [_decided_line(who, result) for who, result in results.judged.items()]
+    lines += [_decided_line(who, result, min_decided) for who, result in results.judged.items()]
+    lines += [_paired_line(name, test) for name, test in results.paired.items()]
+    lines.append(verdict(results, min_decided, cost_bps))
     return lines
 
 
@@ -50,17 +90,21 @@ def _confusion_table(confusion: Confusion) -> list[str]:
 
 def _comparison_table(results: EvaluationSet) -> list[str]:
     lines = [
-        "| | rows | decided | decided accuracy (95% CI) | p vs 50% | p vs majority | Brier up | Brier down"
-        " | log loss up | log loss down | ECE up | ECE down |",
-        "|---|" + "---|" * 11,
+        "| | rows | decided | decided accuracy (95% CI) | on non-zero moves (95% CI) | p vs 50%"
+        " | p vs majority | Brier up | Brier down | log loss up | log loss down | ECE up | ECE down |",
+        "|---|" + "---|" * 12,
     ]
     for who, r in results.judged.items():
         d, up, down = r.decided, r.heads.up, r.heads.down
         ci = f"{_pct(d.accuracy)} ({_pct(d.wilson_low)} to {_pct(d.wilson_high)})"
+        nonzero = (
+            f"{_pct(d.nonzero_accuracy)} ({_pct(d.nonzero_wilson_low)} to {_pct(d.nonzero_wilson_high)})"
+        )
         cells = [
             str(r.n),
             str(d.n),
             ci,
+            nonzero,
             _num(d.p_value_vs_chance, 3),
             _num(d.p_value_vs_majority, 3),
             _num(up.brier),
@@ -71,6 +115,19 @@ def _comparison_table(results: EvaluationSet) -> list[str]:
             _num(down.ece),
         ]
         lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _economics_table(results: EvaluationSet) -> list[str]:
+    lines = [
+        "| | decided | mean move in the called direction, bps (95% CI) | after cost, bps |",
+        "|---|---|---|---|",
+    ]
+    for who, r in results.judged.items():
+        e = r.economics
+        if e is not None:
+            ci = f"{_num(e.mean_bps, 2)} ({_num(e.low_bps, 2)} to {_num(e.high_bps, 2)})"
+            lines.append(f"| {who} | {e.n} | {ci} | {_num(e.after_cost_bps, 2)} |")
     return lines
 
 
@@ -99,6 +156,14 @@ def render_report(results: EvaluationSet, source: Path, plots: Sequence[Path], r
         "",
         "Persistence repeats the move that led into t; majority always says the more frequent direction "
         "of the evaluated facts (chosen in-sample, which flatters it).",
+        "",
+        "## Paired tests (the candles both decide)",
+        "",
+        *(f"- {_paired_line(name, test)}" for name, test in results.paired.items()),
+        "",
+        "## Economic size of the calls (evaluation only; nothing trades)",
+        "",
+        *_economics_table(results),
         "",
         "## Confusion matrix (model)",
         "",

@@ -24,6 +24,7 @@ from forecaster.evaluation.statistics import DOWN_CODE, FLAT_CODE, LABELS, UP_CO
 UNDEFINED = "undefined"  # the field (and JSON key) naming what a section left out, and why
 JOIN = "join"  # EvaluationSet's JSON key of the join report
 MODEL = "model"  # who of the evaluated model; the baselines and compared models are judged beside it
+PAIRED = "paired"  # EvaluationSet's JSON key of the paired tests
 
 
 def _json(value: Any) -> Any:
@@ -178,6 +179,44 @@ class Decided(Section):
     majority_rate: float | None = None
     p_value_vs_chance: float | None = None
     p_value_vs_majority: float | None = None
+    # the decided calls on non-zero moves: a call against a zero move is a miss above, and left out here
+    nonzero_n: int | None = None
+    nonzero_accuracy: float | None = None
+    nonzero_wilson_low: float | None = None
+    nonzero_wilson_high: float | None = None
+    undefined: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Paired(Section):
+    """Two predictors on the candles both decide: the exact one-sided McNemar test that the first is the
+    better. Only the candles where exactly one of them is right carry information (`only_first`,
+    `only_other`); p is P(X >= only_first) for X ~ Binomial(only_first + only_other, 1/2)."""
+
+    n: int
+    hits: int
+    other_hits: int
+    only_first: int
+    only_other: int
+    accuracy: float | None = None
+    other_accuracy: float | None = None
+    p_value: float | None = None
+    undefined: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Economics(Section):
+    """The size of the calls, for evaluation only (nothing trades): the next candle's move in bps in the
+    called direction per decided call, its normal-approximation interval, and what is left of it after
+    a round-trip trading cost (`after_cost_bps` < 0: the edge, if any, would not survive costs)."""
+
+    n: int
+    cost_bps: float
+    confidence: float
+    mean_bps: float | None = None
+    low_bps: float | None = None
+    high_bps: float | None = None
+    after_cost_bps: float | None = None
     undefined: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -282,6 +321,7 @@ class Evaluation(Section):
     heads: Heads
     coverage: Coverage
     by_hour: tuple[HourRow, ...] | None = None
+    economics: Economics | None = None
 
     def scalars(self) -> dict[str, float]:
         out = super().scalars()
@@ -298,6 +338,8 @@ class EvaluationSet:
 
     join: JoinReport
     judged: Mapping[str, Evaluation]
+    # paired tests on the candles both decide, e.g. "model_vs_persistence": persistence is the bar
+    paired: Mapping[str, Paired] = field(default_factory=dict)
 
     @property
     def model(self) -> Evaluation:
@@ -306,8 +348,13 @@ class EvaluationSet:
     def with_judged(self, who: str, evaluation: Evaluation) -> EvaluationSet:
         return replace(self, judged={**self.judged, who: evaluation})
 
+    def with_paired(self, name: str, paired: Paired) -> EvaluationSet:
+        return replace(self, paired={**self.paired, name: paired})
+
     def to_json(self) -> dict[str, Any]:
-        return {JOIN: self.join.to_json(), **{who: result.to_json() for who, result in self.judged.items()}}
+        judged = {who: result.to_json() for who, result in self.judged.items()}
+        paired = {PAIRED: {name: test.to_json() for name, test in self.paired.items()}} if self.paired else {}
+        return {JOIN: self.join.to_json(), **judged, **paired}
 
     def scalars(self) -> dict[str, float]:
-        return named_scalars({JOIN: self.join, **self.judged})
+        return named_scalars({JOIN: self.join, **self.judged}) | named_scalars(self.paired, f"{PAIRED}.")

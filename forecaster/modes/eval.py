@@ -17,10 +17,11 @@ from forecaster import backend
 from forecaster.candles import timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
-from forecaster.evaluation.evaluate import evaluate_joined, evaluate_predictions
+from forecaster.evaluation.comparisons import economics, paired_test
+from forecaster.evaluation.evaluate import decisions, evaluate_joined, evaluate_predictions
 from forecaster.evaluation.join import Joined, join
 from forecaster.evaluation.report import render_report, summary_lines
-from forecaster.evaluation.sections import Evaluation, EvaluationSet
+from forecaster.evaluation.sections import MODEL, Evaluation, EvaluationSet, Paired
 from forecaster.facts import FactTracker
 from forecaster.history import load_history, period
 from forecaster.modes.base import METRICS_FILE, RunResult
@@ -83,9 +84,10 @@ def replay_history(config: Config, run_dir: Path) -> Path:
 
 def judge_other_model(
     config: Config, source: Path, joined: Joined, facts: list[FactRecord]
-) -> tuple[str, Evaluation]:
+) -> tuple[str, Evaluation, Paired]:
     """`eval.compare`: the recorded candles replayed through another trained model (e.g. a logreg
-    baseline), judged on the candles that both it and the evaluated model predicted."""
+    baseline), judged on the candles that both it and the evaluated model predicted, and the model
+    paired against it there."""
     where = str(config.eval.compare)
     uri, path = (where, None) if where.startswith("models:/") else (None, where)
     other_model = replace(config.model, path=path, uri=uri)
@@ -103,7 +105,10 @@ def judge_other_model(
             f"{predictor.window.features.window} candles first); evaluate a longer session"
         )
     log.info("eval.compare: %s on %d of the %d candles", name, len(both.candle_ts), len(joined.candle_ts))
-    return name, evaluate_predictions(both, config.eval.threshold_bps, predictor.rule)
+    ours = decisions(joined.restricted_to(both.candle_ts), config.flat, config.eval.redecide)
+    evaluation = evaluate_predictions(both, config.eval.threshold_bps, predictor.rule)
+    evaluation = replace(evaluation, economics=economics(both.predicted, both.ret_bps, config.eval.cost_bps))
+    return name, evaluation, paired_test(ours, both.predicted, both.actual)
 
 
 def track(
@@ -150,10 +155,13 @@ class Eval:
                 f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
                 f"{len(facts)} facts); evaluate a longer session"
             )
-        results = evaluate_joined(joined, config.eval.threshold_bps, config.flat, config.eval.redecide)
+        results = evaluate_joined(
+            joined, config.eval.threshold_bps, config.flat, config.eval.redecide, config.eval.cost_bps
+        )
         if config.eval.compare:
-            name, compared = judge_other_model(config, source, joined, facts)
-            results = results.with_judged(f"{COMPARED}_{name}", compared)
+            name, compared, paired = judge_other_model(config, source, joined, facts)
+            who = f"{COMPARED}_{name}"
+            results = results.with_judged(who, compared).with_paired(f"{MODEL}_vs_{who}", paired)
         (run_dir / METRICS_FILE).write_text(json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n")
         plots = []
         if config.eval.plots:
@@ -164,6 +172,6 @@ class Eval:
             )
         (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
         track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
-        print("\n".join(summary_lines(results)))
+        print("\n".join(summary_lines(results, config.eval.min_decided, config.eval.cost_bps)))
         print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
         return RunResult(metrics=results.to_json())

@@ -20,8 +20,9 @@ from forecaster.baselines import Majority
 from forecaster.config import Config, FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.errors import UserError
-from forecaster.evaluation.evaluate import score
-from forecaster.evaluation.sections import Scores, named_scalars
+from forecaster.evaluation.comparisons import paired_test, pooled
+from forecaster.evaluation.evaluate import PERSISTENCE, score
+from forecaster.evaluation.sections import MODEL, Paired, Scores, named_scalars
 from forecaster.flat import directions
 from forecaster.history import load_history
 from forecaster.models.base import ProbabilityModel
@@ -37,35 +38,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
+PAIRED_KEY = "paired.model_vs_persistence"  # MLflow names of the paired test, after val. / test.
+ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
 @dataclass(frozen=True)
+class BlockScores:
+    """The model and the baselines on the same rows of one block, and the model paired with persistence."""
+
+    scores: dict[str, Scores]
+    vs_persistence: Paired
+
+
+@dataclass(frozen=True)
 class FoldScores:
-    """One fold's model and baselines on its validation block (to choose on) and test block (to report)."""
+    """One fold's validation block (to choose on) and test block (to report)."""
 
-    val: dict[str, Scores]
-    test: dict[str, Scores]
+    val: BlockScores
+    test: BlockScores
 
 
-def score_block(
-    result: TrainResult, train_part: Dataset, block: Dataset, rule: FlatConfig
-) -> dict[str, Scores]:
-    """The model and both baselines on the same rows of one block."""
+def score_block(result: TrainResult, train_part: Dataset, block: Dataset, rule: FlatConfig) -> BlockScores:
+    """The model and both baselines on the same rows of one block; persistence is the bar."""
     from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
 
     p_up, p_down = predict_probabilities(result.model, result.standardizer, block.X)
     actual = actual_directions(block.next_ret)
     y_up, y_down = block.y[:, 0], block.y[:, 1]
-    out = {"model": score(directions(p_up, p_down, rule), actual, p_up, p_down, y_up, y_down)}
-    baselines = {
-        "persistence": Persistence(),
-        "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]),
+    called = directions(p_up, p_down, rule)
+    out = {MODEL: score(called, actual, p_up, p_down, y_up, y_down)}
+    bar = Persistence().batch(block.X)
+    guesses = {
+        PERSISTENCE: bar,
+        "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]).batch(block.X),
     }
-    for name, baseline in baselines.items():
-        guess = baseline.batch(block.X)
+    for name, guess in guesses.items():
         out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
-    return out
+    return BlockScores(out, paired_test(called, bar.directions, actual))
 
 
 def _fold(
@@ -86,6 +96,22 @@ def _fold(
     train_part = data[split.train]
     val = score_block(result, train_part, data[split.val], config.flat)
     return result, FoldScores(val, score_block(result, train_part, data[split.test], config.flat))
+
+
+def _paired_lines(folds: list[FoldScores]) -> list[str]:
+    """Per fold and pooled: the model against persistence on the test candles both decide."""
+    tests = [fold.test.vs_persistence for fold in folds]
+    named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
+    return [
+        f"  {name:<8} n={t.n:<7} model {_share(t.accuracy)} vs persistence {_share(t.other_accuracy)}  "
+        f"only model right {t.only_first}, only persistence right {t.only_other}  "
+        f"p={_share(t.p_value, '.3g')}"
+        for name, t in named
+    ]
+
+
+def _share(value: float | None, spec: str = ".1%") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
@@ -141,14 +167,31 @@ class Train:
         status = "FAILED"
         try:
             folds = [_fold(k, split, data, model, config, tracker) for k, split in enumerate(splits)]
-            reports = [report.test for _, report in folds]
-            checks = [report.val for _, report in folds]
+            fold_scores = [report for _, report in folds]
+            reports = [report.test.scores for report in fold_scores]
+            checks = [report.val.scores for report in fold_scores]
             scores, val_scores = _mean(reports), _mean(checks)
-            for k, (_, report) in enumerate(folds):
-                tracker.log_metrics(named_scalars(report.val, f"fold{k}/val."), step=0)
-                tracker.log_metrics(named_scalars(report.test, f"fold{k}/test."), step=0)
+            bars = {
+                "val": pooled([report.val.vs_persistence for report in fold_scores]),
+                "test": pooled([report.test.vs_persistence for report in fold_scores]),
+            }
+            for k, report in enumerate(fold_scores):
+                tracker.log_metrics(named_scalars(report.val.scores, f"fold{k}/val."), step=0)
+                tracker.log_metrics(named_scalars(report.test.scores, f"fold{k}/test."), step=0)
+                tracker.log_metrics(
+                    named_scalars({PAIRED_KEY: report.test.vs_persistence}, f"fold{k}/test."), 0
+                )
             tracker.log_metrics(named_scalars(val_scores, "val."), step=0)
             tracker.log_metrics(named_scalars(scores, "test."), step=0)
+            for block, bar in bars.items():
+                tracker.log_metrics(named_scalars({PAIRED_KEY: bar}, f"{block}."), step=0)
+            if (share := val_scores[MODEL].flat_share) is not None and share >= ALL_FLAT:
+                log.warning(
+                    "the model abstains on %.1f%% of validation candles: its probabilities sit inside "
+                    "the FLAT thresholds; try flat=loose or flat=off, or judge it by its coverage curve "
+                    "in mode=eval",
+                    100 * share,
+                )
             result = folds[-1][0]
             last_test = data[splits[-1].test]
             card = ModelCard(
@@ -177,6 +220,12 @@ class Train:
                 "test": _json(scores, sort=True),
                 "folds": [_json(report) for report in reports],
                 "val_folds": [_json(report) for report in checks],
+                # the model against persistence on the candles both decide: exact one-sided McNemar
+                "paired": {
+                    "val": bars["val"].to_json(),
+                    "test": bars["test"].to_json(),
+                    "folds": [report.test.vs_persistence.to_json() for report in fold_scores],
+                },
             }
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
@@ -187,6 +236,8 @@ class Train:
             print(summary_table(val_scores))
             print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
             print(summary_table(scores))
+            print("model vs persistence on the test candles both decide (exact one-sided McNemar):")
+            print("\n".join(_paired_lines(fold_scores)))
             print(f"weights: {model_dir}")
             if version is not None:
                 print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
