@@ -47,6 +47,9 @@ class FlatConfig:
     min_prob: float = bounded(0.55, ge=0, le=1)
     min_margin: float = bounded(0.05, ge=0, le=1)
     max_spread: float | None = bounded(None, ge=0)  # ensembles: abstain above this member spread
+    # decide only this share of candles, the most confident by |p_up - p_down|; the margin it takes is
+    # fitted on the validation rows at training and stored in the model card (flat=coverage)
+    coverage: float | None = bounded(None, gt=0, le=1)
 
 
 @dataclass

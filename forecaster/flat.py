@@ -8,10 +8,16 @@ a confident mean over members that contradict each other is not a confident call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 
 from forecaster.config import FlatConfig
 from forecaster.direction import Direction
+from forecaster.errors import UserError
+
+QUANTILE_POINTS = 101  # the margin's quantiles kept in a model card: every percentile of validation
 
 
 def directions(
@@ -35,3 +41,23 @@ def directions(
 def direction(p_up: float, p_down: float, rule: FlatConfig, spread: float | None = None) -> Direction:
     spreads = None if spread is None else np.array([spread])
     return Direction(directions(np.array([p_up]), np.array([p_down]), rule, spreads)[0])
+
+
+def margin_quantiles(p_up: np.ndarray, p_down: np.ndarray) -> tuple[float, ...]:
+    """Every percentile of |p_up - p_down| on these rows (fitted on validation, stored in the card)."""
+    margins = np.abs(np.asarray(p_up, np.float64) - np.asarray(p_down, np.float64))
+    return tuple(float(q) for q in np.quantile(margins, np.linspace(0.0, 1.0, QUANTILE_POINTS)))
+
+
+def fitted(rule: FlatConfig, quantiles: Sequence[float] | None) -> FlatConfig:
+    """`rule` with the margin that decides its `coverage` share on the rows the quantiles came from."""
+    if rule.coverage is None:
+        return rule
+    if not quantiles:
+        raise UserError(
+            "flat=coverage needs the validation margins of a model trained with this version "
+            "(its model card has none); re-train it, or choose another flat rule"
+        )
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    margin = float(np.interp(1.0 - rule.coverage, levels, np.asarray(quantiles, np.float64)))
+    return replace(rule, min_margin=max(rule.min_margin, margin))

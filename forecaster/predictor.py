@@ -19,7 +19,7 @@ from forecaster.candles import Candle, timeframe_ms
 from forecaster.config import Config, FlatConfig
 from forecaster.features.base import FeatureSet
 from forecaster.features.window import FeatureWindow
-from forecaster.flat import direction
+from forecaster.flat import direction, fitted
 from forecaster.models.base import LoadedModel, ProbabilityModel
 from forecaster.recording import PredictionRecord
 
@@ -150,4 +150,11 @@ def load_model(
 def build_predictor(config: Config, weights: Path | None) -> Predictor:
     """The run's predictor; `weights` resolved beforehand (forecaster.tracking.weights_path)."""
     loaded = load_model(config.model, config.features, config.timeframe.name, config.seed, weights)
-    return Predictor(config.features, loaded, config.flat, config.model.name, config.timeframe.name)
+    rule = fitted(config.flat, loaded.card.margin_quantiles if loaded.card else None)
+    if config.flat.coverage is not None:
+        log.info(
+            "flat=coverage: deciding when |p_up - p_down| >= %.4f, the most confident %.0f%% of validation",
+            rule.min_margin,
+            100 * config.flat.coverage,
+        )
+    return Predictor(config.features, loaded, rule, config.model.name, config.timeframe.name)

@@ -13,6 +13,8 @@ from forecaster.evaluation.sections import Coverage, CoveragePoint, RulePoint
 from forecaster.evaluation.statistics import DOWN_CODE, UP_CODE, checked_probabilities, direction_codes
 
 GRID_STEP = 0.01
+# decided shares of the coverage table: the most confident share of candles by |p_up - p_down|
+SHARES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 # FLAT thresholds swept by the accuracy-vs-coverage curve. min_prob starts at 0 (only ties abstain:
 # with two independent heads both probabilities can be below 0.5) and then runs 0.50..0.80.
 MIN_PROB_GRID = (0.0, *np.round(np.arange(0.50, 0.80 + GRID_STEP / 2, GRID_STEP), 2).tolist())
@@ -102,10 +104,17 @@ def coverage_section(
     by_prob = [(float(a), 0.0) for a in grid.min_probs]
     by_margin = [(0.0, float(b)) for b in grid.min_margins]
     named = [(float(r.min_prob), float(r.min_margin)) for r in rules]
-    points = _coverage(p_up, p_down, fact, by_prob + by_margin + named)
-    k, m = len(by_prob), len(by_margin)
+    margins = np.abs(p_up - p_down)
+    by_share = [
+        (0.0, float(np.quantile(margins, 1.0 - share))) if len(margins) else (0.0, 0.0) for share in SHARES
+    ]
+    points = _coverage(p_up, p_down, fact, by_prob + by_margin + named + by_share)
+    k, m, r = len(by_prob), len(by_margin), len(named)
     return Coverage(
         by_min_prob=tuple(points[:k]),
         by_min_margin=tuple(points[k : k + m]),
-        rules=tuple(RulePoint(r.name, point) for r, point in zip(rules, points[k + m :], strict=True)),
+        rules=tuple(
+            RulePoint(rule.name, point) for rule, point in zip(rules, points[k + m : k + m + r], strict=True)
+        ),
+        by_share=tuple(points[k + m + r :]),
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forecaster.evaluation.sections import Confusion, Evaluation, EvaluationSet, HourRow, Paired
-from forecaster.evaluation.statistics import LABELS
+from forecaster.evaluation.statistics import LABELS, wilson_interval
 
 SIGNIFICANCE = 0.05  # the one-sided level at which the verdict calls a paired difference real
 
@@ -131,6 +131,22 @@ def _economics_table(results: EvaluationSet) -> list[str]:
     return lines
 
 
+def _share_table(results: EvaluationSet) -> list[str]:
+    lines = [
+        "| most confident share | margin at least | decided | accuracy (95% CI) |",
+        "|---|---|---|---|",
+    ]
+    for point in results.model.coverage.by_share:
+        if point.accuracy is None:
+            continue
+        low, high = wilson_interval(point.hits, point.decided)
+        lines.append(
+            f"| {_pct(point.coverage)} | {point.min_margin:.4f} | {point.decided} | "
+            f"{_pct(point.accuracy)} ({_pct(low)} to {_pct(high)}) |"
+        )
+    return lines
+
+
 def _hours_table(rows: Sequence[HourRow]) -> list[str]:
     lines = ["| hour (UTC) | predictions | decided | decided accuracy |", "|---|---|---|---|"]
     lines += [f"| {r.hour:02d} | {r.n} | {r.decided} | {_pct(r.accuracy)} |" for r in rows]
@@ -164,6 +180,13 @@ def render_report(results: EvaluationSet, source: Path, plots: Sequence[Path], r
         "## Economic size of the calls (evaluation only; nothing trades)",
         "",
         *_economics_table(results),
+        "",
+        "## Coverage by confidence (model; decide only the most confident share, by |p_up - p_down|)",
+        "",
+        *_share_table(results),
+        "",
+        "The margins are this data's own quantiles, so the table describes; `flat=coverage` takes its "
+        "margin from the model's validation rows instead.",
         "",
         "## Confusion matrix (model)",
         "",

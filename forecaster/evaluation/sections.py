@@ -283,6 +283,9 @@ class Coverage(Section):
     by_min_prob: tuple[CoveragePoint, ...]
     by_min_margin: tuple[CoveragePoint, ...]
     rules: tuple[RulePoint, ...] = ()
+    # the most confident 100 %, 50 %, 20 %, ... of these candles by |p_up - p_down|: descriptive (the
+    # margins are this data's own quantiles), the table to read a flat=coverage choice from
+    by_share: tuple[CoveragePoint, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ class ModelCard:
     threshold_bps: float | None = None
     normalisation: Standardizer | None = None
     calibration: Mapping[str, Any] | None = None  # reserved: no calibration is fitted yet
+    # every percentile of |p_up - p_down| on the last fold's validation rows: flat=coverage's margin
+    margin_quantiles: tuple[float, ...] | None = None
     data_range: CandleRange | None = None
     symbol: str | None = None
     best_epoch: int | None = None
@@ -123,6 +125,7 @@ def _identity(value: Any) -> Any:
 _PARSERS: dict[str, Any] = {
     "trained": bool,
     "feature_names": tuple,
+    "margin_quantiles": lambda values: tuple(float(v) for v in values),
     "normalisation": Standardizer.from_dict,
     "data_range": CandleRange.from_json,
     "test_range": CandleRange.from_json,

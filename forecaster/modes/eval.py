@@ -15,7 +15,7 @@ from pathlib import Path
 
 from forecaster import backend
 from forecaster.candles import timeframe_ms
-from forecaster.config import Config
+from forecaster.config import Config, FlatConfig
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import economics, paired_test
 from forecaster.evaluation.evaluate import decisions, evaluate_joined, evaluate_predictions
@@ -23,6 +23,7 @@ from forecaster.evaluation.join import Joined, join
 from forecaster.evaluation.report import render_report, summary_lines
 from forecaster.evaluation.sections import MODEL, Evaluation, EvaluationSet, Paired
 from forecaster.facts import FactTracker
+from forecaster.flat import fitted
 from forecaster.history import load_history, period
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
@@ -130,6 +131,24 @@ def track(
     tracker.finish()
 
 
+def judged_rule(config: Config) -> FlatConfig:
+    """The FLAT rule as eval applies it: flat=coverage takes its margin from the model's card (fitted
+    on that model's validation rows), so re-deciding recorded probabilities needs the model."""
+    rule = config.flat
+    if rule.coverage is None:
+        return rule
+    weights = weights_path(config.model, config.tracking, config.paths)
+    if weights is None:
+        if config.eval.records and config.eval.redecide:
+            raise UserError(
+                "flat=coverage with eval.redecide=true needs the model whose validation fitted the margin: "
+                "give model.path or model.uri"
+            )
+        return rule
+    card = config.model.load(weights).card
+    return fitted(rule, card.margin_quantiles if card else None)
+
+
 def records_dir(config: Config, run_dir: Path) -> Path:
     source = Path(str(config.eval.records))
     if source.is_dir():
@@ -143,6 +162,7 @@ class Eval:
     name: str = "eval"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
+        config = replace(config, flat=judged_rule(config))
         source = records_dir(config, run_dir) if config.eval.records else replay_history(config, run_dir)
         predictions = [
             prediction_from_record(r)

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from forecaster import __version__, backend
 from forecaster.baselines import Majority
 from forecaster.config import Config, FlatConfig
@@ -23,7 +25,7 @@ from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import paired_test, pooled
 from forecaster.evaluation.evaluate import PERSISTENCE, score
 from forecaster.evaluation.sections import MODEL, Paired, Scores, named_scalars
-from forecaster.flat import directions
+from forecaster.flat import directions, fitted, margin_quantiles
 from forecaster.history import load_history
 from forecaster.models.base import ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard
@@ -57,13 +59,14 @@ class FoldScores:
 
     val: BlockScores
     test: BlockScores
+    margin_quantiles: tuple[float, ...]  # of |p_up - p_down| on validation: flat=coverage's margin
 
 
-def score_block(result: TrainResult, train_part: Dataset, block: Dataset, rule: FlatConfig) -> BlockScores:
+def score_block(
+    probabilities: tuple[np.ndarray, np.ndarray], train_part: Dataset, block: Dataset, rule: FlatConfig
+) -> BlockScores:
     """The model and both baselines on the same rows of one block; persistence is the bar."""
-    from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
-
-    p_up, p_down = predict_probabilities(result.model, result.standardizer, block.X)
+    p_up, p_down = probabilities
     actual = actual_directions(block.next_ret)
     y_up, y_down = block.y[:, 0], block.y[:, 1]
     called = directions(p_up, p_down, rule)
@@ -93,9 +96,17 @@ def _fold(
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
     result = model.fit(data[split.train], data[split.val], config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
-    train_part = data[split.train]
-    val = score_block(result, train_part, data[split.val], config.flat)
-    return result, FoldScores(val, score_block(result, train_part, data[split.test], config.flat))
+    from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
+
+    train_part, val_part, test_part = data[split.train], data[split.val], data[split.test]
+    val_p = predict_probabilities(result.model, result.standardizer, val_part.X)
+    test_p = predict_probabilities(result.model, result.standardizer, test_part.X)
+    quantiles = margin_quantiles(*val_p)
+    rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
+    if config.flat.coverage is not None:
+        log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
+    val = score_block(val_p, train_part, val_part, rule)
+    return result, FoldScores(val, score_block(test_p, train_part, test_part, rule), quantiles)
 
 
 def _paired_lines(folds: list[FoldScores]) -> list[str]:
@@ -206,6 +217,7 @@ class Train:
                 data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
                 symbol=config.source.symbol,
                 best_epoch=result.best_epoch,
+                margin_quantiles=fold_scores[-1].margin_quantiles,
                 val=_json(val_scores, sort=True),
                 test=_json(scores, sort=True),
                 # the last fold's test block: mode=eval replays it by default and should agree with this
