@@ -40,10 +40,11 @@ async def test_clean_stream_is_the_csv() -> None:
     got, counters = await stream_with(Faults())
     assert_exact(got)
     assert counters.connects == 1 and counters.reconnects == 0
-    # the candles between AFTER and "now": 4 when the connection is quick; a loaded machine lets the
-    # emulator's clock (600x) close another candle or two first, which REST then backfills too
+    # The candles between AFTER and "now": 4 when the connection is quick. On a loaded machine the
+    # emulator's clock (600x) closes another candle or two first: REST backfills them too, and the
+    # same candle pushed on the socket is then dropped as a duplicate. The stream stays exact.
     assert counters.backfilled >= 4
-    assert counters.malformed == counters.duplicates == 0
+    assert counters.malformed == 0 and counters.duplicates <= counters.backfilled - 4
 
 
 @pytest.mark.parametrize(
