@@ -53,7 +53,9 @@ def test_eval_of_a_live_session(tmp_path: Path, live_session: Path) -> None:
     assert metrics["model"]["decided"]["n"] == decided and metrics["model"]["decided"]["hits"] == hits
     assert set(metrics) == {"join", "model", "persistence", "majority", "paired"}
     bar = metrics["paired"]["model_vs_persistence"]
-    assert bar["n"] <= decided and 0 <= bar["p_value"] <= 1, "persistence is the bar, on the candles both decide"
+    assert bar["n"] <= decided and 0 <= bar["p_value"] <= 1, (
+        "persistence is the bar, on the candles both decide"
+    )
     assert "verdict: " in result.stdout.splitlines()[-3]
     report = (run_dir / "report.md").read_text()
     assert "## Model and baselines on the same candles" in report and "| persistence |" in report
