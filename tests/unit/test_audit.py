@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pytest
 
 from forecaster.candles import CandleArray, read_csv
 from forecaster.checks import Status
@@ -43,6 +44,7 @@ def _cuts(rng: np.random.Generator, n: int = 10) -> list[int]:
     return cut_points(len(CANDLES), BasicFeatures().window, n, rng)
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_honest_features_and_predictions_pass() -> None:
     rng = np.random.default_rng(0)
     assert features_check(BasicFeatures(), CANDLES, _cuts(rng), rng).status == Status.OK

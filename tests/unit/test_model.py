@@ -111,6 +111,7 @@ def test_ensemble_of_identical_members_equals_the_single_model(rows: np.ndarray,
     assert (single.spread == 0).all()
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_dropout_acts_only_in_training(rows: np.ndarray) -> None:
     x = jnp.asarray(rows[0], jnp.float32)
     train = eqx.filter_jit(lambda model, key: model(x, inference=False, key=key))

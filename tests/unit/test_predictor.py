@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from forecaster.candles import read_csv
 from forecaster.config import Config, FlatConfig, PredictorEntry, compose_config, entry_config
@@ -83,6 +84,7 @@ def test_entries_resolve_to_full_configs() -> None:
     assert list(predictor_configs(config)) == [""], "no entries: the run's own predictor"
 
 
+@pytest.mark.slow  # JAX compiles several networks: seconds each
 def test_the_predictor_abstains_on_member_spread() -> None:
     """Untrained members disagree: max_spread 0 makes every call FLAT, a wide one changes nothing."""
     candles = SAMPLE[:80].to_candles()
