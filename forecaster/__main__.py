@@ -57,13 +57,16 @@ def command_line(argv: list[str]) -> tuple[bool, list[str]]:
     for names in VALUE_FLAGS:
         parser.add_argument(*names)
     for names in (*SWITCHES, *PRINT_ONLY):
-        parser.add_argument(*names, action="store_true", dest=names[0].lstrip("-").replace("-", "_"))
+        parser.add_argument(*names, action="store_true", dest=_dest(names))
     parser.add_argument("--info", "-i", nargs="?", const="all")
     args, _ = parser.parse_known_args(argv)
-    printing = args.info is not None or any(
-        getattr(args, names[0].lstrip("-").replace("-", "_")) for names in PRINT_ONLY
-    )
+    printing = args.info is not None or any(getattr(args, _dest(names)) for names in PRINT_ONLY)
     return printing, list(args.overrides)
+
+
+def _dest(names: tuple[str, ...]) -> str:
+    """argparse's attribute for a flag: "--hydra-help" -> "hydra_help"."""
+    return names[0].lstrip("-").replace("-", "_")
 
 
 def check_command_line(argv: list[str]) -> None:

@@ -232,9 +232,8 @@ def to_config(cfg: DictConfig) -> Config:
     config = _build_parts(config, "")
     check_bounds(config)
     _check_objective(config.optimized_metric)
-    with hydra_context():
-        for index, entry in enumerate(config.live.predictors):
-            entry_config(config, entry, f"live.predictors[{index}].")
+    for index, entry in enumerate(config.live.predictors):
+        entry_config(config, entry, f"live.predictors[{index}].")
     return config
 
 
@@ -243,8 +242,7 @@ def unknown_key_message(full_key: str) -> str:
     parent, _, _ = full_key.rpartition(".")
     schema: Any = Config
     for part in filter(None, parent.split(".")):
-        schema = {f.name: f.type for f in dataclasses.fields(schema)}.get(part)
-        schema = globals().get(schema, schema) if isinstance(schema, str) else schema
+        schema = _resolve_type({f.name: f.type for f in dataclasses.fields(schema)}.get(part))
         if not dataclasses.is_dataclass(schema):
             return f"unknown key '{full_key}'"
     allowed = ", ".join(f.name for f in dataclasses.fields(schema))
@@ -326,8 +324,12 @@ def _reject_unknown_keys(node: DictConfig, schema: type, prefix: str) -> None:
     for key in node:
         if key not in fields:
             raise ConfigError(unknown_key_message(f"{prefix}{key}"))
-        kind = fields[key].type
-        kind = globals().get(kind, kind) if isinstance(kind, str) else kind
+        kind = _resolve_type(fields[key].type)
         child = node.get(key)
         if isinstance(child, DictConfig) and isinstance(kind, type) and dataclasses.is_dataclass(kind):
             _reject_unknown_keys(child, kind, f"{prefix}{key}.")
+
+
+def _resolve_type(annotation: Any) -> Any:
+    """A field's annotation as a type (they are strings under `from __future__ import annotations`)."""
+    return globals().get(annotation, annotation) if isinstance(annotation, str) else annotation

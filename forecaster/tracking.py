@@ -26,6 +26,7 @@ from forecaster.schema import bounded
 
 if TYPE_CHECKING:
     from forecaster.config import Config, PathsConfig
+    from forecaster.models.base import ProbabilityModel
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +238,12 @@ def download_model(store: str, uri: str) -> Path:
     return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
 
 
-def weights_path(model: Any, tracking: TrackingBackend, paths: PathsConfig) -> Path | None:
+def weights_path(model: ProbabilityModel, tracking: TrackingBackend, paths: PathsConfig) -> Path | None:
     """Where the model's trained weights are: model.path, or model.uri downloaded from the store; None
     for a model without weights. Resolved before the Predictor is built, so it never talks to MLflow."""
-    path, uri = getattr(model, "path", None), getattr(model, "uri", None)
-    if path:
-        return Path(path)
-    return download_model(tracking.store_uri(paths), uri) if uri else None
+    if model.path:
+        return Path(model.path)
+    return download_model(tracking.store_uri(paths), model.uri) if model.uri else None
 
 
 def download_records(store: str, run_id: str, destination: Path) -> Path:

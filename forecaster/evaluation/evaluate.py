@@ -29,6 +29,8 @@ from forecaster.evaluation.coverage import DEFAULT_GRID, ThresholdGrid, coverage
 from forecaster.evaluation.join import Joined
 from forecaster.evaluation.sections import (
     MODEL,
+    PERSISTENCE,
+    VS_PERSISTENCE,
     Confusion,
     Decided,
     Evaluation,
@@ -62,8 +64,6 @@ MS_PER_HOUR = 3_600_000
 
 NO_ROWS = "no predictions"
 NO_DECIDED = "no decided prediction (empty or all FLAT)"
-
-PERSISTENCE = "persistence"  # the baseline every model is paired against: the bar, not 50 %
 
 
 def summary(
@@ -330,7 +330,7 @@ def evaluate_joined(
         )
         judged[name] = replace(judged[name], economics=economics(guess.directions, joined.ret_bps, cost_bps))
     bar = paired_test(decisions(joined, rule, redecide), baselines[PERSISTENCE].directions, joined.actual)
-    return EvaluationSet(joined.report, judged, {f"{MODEL}_vs_{PERSISTENCE}": bar})
+    return EvaluationSet(joined.report, judged, {VS_PERSISTENCE: bar})
 
 
 def decisions(joined: Joined, rule: FlatConfig, redecide: bool) -> np.ndarray:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from forecaster.evaluation.sections import Confusion, Evaluation, EvaluationSet, HourRow, Paired
+from forecaster.evaluation.sections import (
+    VS_PERSISTENCE,
+    Confusion,
+    Evaluation,
+    EvaluationSet,
+    HourRow,
+    Paired,
+)
 from forecaster.evaluation.statistics import LABELS, wilson_interval
 
 SIGNIFICANCE = 0.05  # the one-sided level at which the verdict calls a paired difference real
@@ -39,7 +46,8 @@ def _decided_line(name: str, result: Evaluation, min_decided: int) -> str:
     return line
 
 
-def _paired_line(name: str, test: Paired) -> str:
+def paired_line(name: str, test: Paired) -> str:
+    """One paired test as a sentence; `name` is "<first>_vs_<other>", e.g. model_vs_persistence."""
     first, _, other = name.partition("_vs_")
     if test.p_value is None:
         return f"{first} vs {other}: no candle that both decide"
@@ -53,7 +61,7 @@ def _paired_line(name: str, test: Paired) -> str:
 def verdict(results: EvaluationSet, min_decided: int, cost_bps: float) -> str:
     """One plain sentence: does the model beat persistence on these candles, and would it survive costs."""
     model = results.model
-    bar = next(iter(results.paired.values()), None)
+    bar = results.paired.get(VS_PERSISTENCE)
     if model.decided.n < min_decided or bar is None or bar.p_value is None:
         return f"verdict: too few decided calls to judge ({model.decided.n} < eval.min_decided={min_decided})"
     if bar.p_value >= SIGNIFICANCE:
@@ -76,7 +84,7 @@ def summary_lines(results: EvaluationSet, min_decided: int, cost_bps: float) -> 
         f"{join.duplicate_predictions} duplicate and {join.out_of_order} out-of-order lines)",
     ]
     lines += [_decided_line(who, result, min_decided) for who, result in results.judged.items()]
-    lines += [_paired_line(name, test) for name, test in results.paired.items()]
+    lines += [paired_line(name, test) for name, test in results.paired.items()]
     lines.append(verdict(results, min_decided, cost_bps))
     return lines
 
@@ -175,7 +183,7 @@ def render_report(results: EvaluationSet, source: Path, plots: Sequence[Path], r
         "",
         "## Paired tests (the candles both decide)",
         "",
-        *(f"- {_paired_line(name, test)}" for name, test in results.paired.items()),
+        *(f"- {paired_line(name, test)}" for name, test in results.paired.items()),
         "",
         "## Economic size of the calls (evaluation only; nothing trades)",
         "",

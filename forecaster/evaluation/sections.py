@@ -25,6 +25,8 @@ UNDEFINED = "undefined"  # the field (and JSON key) naming what a section left o
 JOIN = "join"  # EvaluationSet's JSON key of the join report
 MODEL = "model"  # who of the evaluated model; the baselines and compared models are judged beside it
 PAIRED = "paired"  # EvaluationSet's JSON key of the paired tests
+PERSISTENCE = "persistence"  # the baseline every model is paired against: the bar, not 50 %
+VS_PERSISTENCE = f"{MODEL}_vs_{PERSISTENCE}"  # the paired test every evaluation and training run has
 
 
 def _json(value: Any) -> Any:

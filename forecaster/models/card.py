@@ -8,8 +8,10 @@ modes can build a card without loading the network code.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from forecaster.errors import UserError
 from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ModelSpec
 
+SIDECAR_FILE = "model.json"  # the card, beside the weights
 CARD_FORMAT = 2
 # Format 1: the spec, trained and weights_sha256, plus the metadata dict of mode=train, no ensemble key.
 LEGACY_FORMAT = 1
@@ -116,6 +119,35 @@ class ModelCard:
                     f"{source} was trained with {key}={have!r} but this run uses {key}={want!r}; "
                     "train a model for these settings or point model.path elsewhere"
                 )
+
+
+def read_card(directory: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> ModelCard:
+    """The card of a saved model, checked against `expect`; no weights are read (no JAX needed).
+
+    Every problem a user can cause (missing, unreadable or mismatched card) is a one-line UserError.
+    """
+    folder = Path(directory)
+    card_path = folder / SIDECAR_FILE
+    if not card_path.is_file():
+        raise UserError(
+            f"no saved model at {folder}: {SIDECAR_FILE} is missing (train one or fix model.path)"
+        )
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{card_path} is not a readable model sidecar ({exc}); re-save the model") from exc
+    if not isinstance(data, dict) or data.get("format") not in (LEGACY_FORMAT, CARD_FORMAT):
+        raise UserError(
+            f"{card_path} is not a format-{CARD_FORMAT} (or format-{LEGACY_FORMAT}) model sidecar; "
+            "re-save the model"
+        )
+    try:
+        card = ModelCard.from_json(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"{card_path} holds malformed hyperparameters ({exc}); re-save the model") from exc
+    if expect:
+        card.check(expect, source=f"model at {folder}")
+    return card
 
 
 def _identity(value: Any) -> Any:

@@ -18,13 +18,12 @@ import equinox as eqx
 import jax
 
 from forecaster.errors import UserError
-from forecaster.models.card import CARD_FORMAT, LEGACY_FORMAT, ModelCard
+from forecaster.models.card import SIDECAR_FILE, ModelCard, read_card
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import Model, build
 from forecaster.models.spec import ModelSpec
 
 WEIGHTS_FILE = "model.eqx"
-SIDECAR_FILE = "model.json"
 SHA_CHUNK_BYTES = 1 << 20
 
 
@@ -61,21 +60,7 @@ def load(
             raise UserError(
                 f"no saved model at {folder}: {path.name} is missing (train one or fix model.path)"
             )
-    try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{card_path} is not a readable model sidecar ({exc}); re-save the model") from exc
-    if not isinstance(data, dict) or data.get("format") not in (LEGACY_FORMAT, CARD_FORMAT):
-        raise UserError(
-            f"{card_path} is not a format-{CARD_FORMAT} (or format-{LEGACY_FORMAT}) model sidecar; "
-            "re-save the model"
-        )
-    try:
-        card = ModelCard.from_json(data)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UserError(f"{card_path} holds malformed hyperparameters ({exc}); re-save the model") from exc
-    if expect:
-        card.check(expect, source=f"model at {folder}")
+    card = read_card(folder, expect)
     if card.weights_sha256 != _sha256(weights):
         raise UserError(
             f"{weights} does not match the checksum in {SIDECAR_FILE}; it is corrupt or was replaced"

@@ -56,9 +56,9 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         kind = type(value)
-        if not kind.__module__.startswith("forecaster.config"):
-            return {"_target_": f"{kind.__module__}.{kind.__qualname__}", **fields}
-        return fields
+        if kind.__module__ == Config.__module__:  # a plain block; every other dataclass is a part
+            return fields
+        return {"_target_": f"{kind.__module__}.{kind.__qualname__}", **fields}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value

@@ -25,6 +25,7 @@ from forecaster.evaluation.sections import MODEL, Evaluation, EvaluationSet, Pai
 from forecaster.facts import FactTracker
 from forecaster.flat import fitted
 from forecaster.history import load_history, period
+from forecaster.models.card import read_card
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
@@ -47,10 +48,10 @@ PLOTS_DIR = "plots"
 COMPARED = "compared"  # results key prefix of eval.compare's model
 
 
-def replay_history(config: Config, run_dir: Path) -> Path:
+def replay_history(config: Config, run_dir: Path, weights: Path | None) -> Path:
     """Predict every candle of the period with the live code path; the records land in run_dir."""
     backend.configure_jax(config.paths.jax_cache)
-    predictor = build_predictor(config, weights_path(config.model, config.tracking, config.paths))
+    predictor = build_predictor(config, weights)
     step = timeframe_ms(config.timeframe.name)
     tested = predictor.card.test_range if predictor.card else None
     start, end = period(config.data)
@@ -131,13 +132,12 @@ def track(
     tracker.finish()
 
 
-def judged_rule(config: Config) -> FlatConfig:
+def judged_rule(config: Config, weights: Path | None) -> FlatConfig:
     """The FLAT rule as eval applies it: flat=coverage takes its margin from the model's card (fitted
     on that model's validation rows), so re-deciding recorded probabilities needs the model."""
     rule = config.flat
     if rule.coverage is None:
         return rule
-    weights = weights_path(config.model, config.tracking, config.paths)
     if weights is None:
         if config.eval.records and config.eval.redecide:
             raise UserError(
@@ -145,8 +145,7 @@ def judged_rule(config: Config) -> FlatConfig:
                 "give model.path or model.uri"
             )
         return rule
-    card = config.model.load(weights).card
-    return fitted(rule, card.margin_quantiles if card else None)
+    return fitted(rule, read_card(weights).margin_quantiles)
 
 
 def records_dir(config: Config, run_dir: Path) -> Path:
@@ -162,8 +161,14 @@ class Eval:
     name: str = "eval"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        config = replace(config, flat=judged_rule(config))
-        source = records_dir(config, run_dir) if config.eval.records else replay_history(config, run_dir)
+        # the model's weights, resolved (downloaded) once: to replay history, or for flat=coverage's margin
+        needs_model = not config.eval.records or config.flat.coverage is not None
+        weights = weights_path(config.model, config.tracking, config.paths) if needs_model else None
+        config = replace(config, flat=judged_rule(config, weights))
+        if config.eval.records:
+            source = records_dir(config, run_dir)
+        else:
+            source = replay_history(config, run_dir, weights)
         predictions = [
             prediction_from_record(r)
             for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records

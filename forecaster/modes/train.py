@@ -23,8 +23,17 @@ from forecaster.config import Config, FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import paired_test, pooled
-from forecaster.evaluation.evaluate import PERSISTENCE, score
-from forecaster.evaluation.sections import MODEL, Paired, Scores, named_scalars
+from forecaster.evaluation.evaluate import score
+from forecaster.evaluation.report import paired_line
+from forecaster.evaluation.sections import (
+    MODEL,
+    PAIRED,
+    PERSISTENCE,
+    VS_PERSISTENCE,
+    Paired,
+    Scores,
+    named_scalars,
+)
 from forecaster.flat import directions, fitted, margin_quantiles
 from forecaster.history import load_history
 from forecaster.models.base import ProbabilityModel
@@ -40,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
-PAIRED_KEY = "paired.model_vs_persistence"  # MLflow names of the paired test, after val. / test.
+PAIRED_KEY = f"{PAIRED}.{VS_PERSISTENCE}"  # MLflow names of the paired test, after val. / test.
 ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
@@ -113,16 +122,7 @@ def _paired_lines(folds: list[FoldScores]) -> list[str]:
     """Per fold and pooled: the model against persistence on the test candles both decide."""
     tests = [fold.test.vs_persistence for fold in folds]
     named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
-    return [
-        f"  {name:<8} n={t.n:<7} model {_share(t.accuracy)} vs persistence {_share(t.other_accuracy)}  "
-        f"only model right {t.only_first}, only persistence right {t.only_other}  "
-        f"p={_share(t.p_value, '.3g')}"
-        for name, t in named
-    ]
-
-
-def _share(value: float | None, spec: str = ".1%") -> str:
-    return "-" if value is None else format(value, spec)
+    return [f"  {name}: {paired_line(VS_PERSISTENCE, t)}" for name, t in named]
 
 
 def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
@@ -248,7 +248,7 @@ class Train:
             print(summary_table(val_scores))
             print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
             print(summary_table(scores))
-            print("model vs persistence on the test candles both decide (exact one-sided McNemar):")
+            print("test block, per fold and pooled:")
             print("\n".join(_paired_lines(fold_scores)))
             print(f"weights: {model_dir}")
             if version is not None:
