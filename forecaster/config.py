@@ -2,8 +2,8 @@
 
 Two kinds of blocks. Plain blocks (flat, timeframe, sink, paths, live, data, train, eval) are
 dataclasses below; Hydra merges their YAML onto them, so a wrong type or key fails at composition.
-Pluggable parts (mode, source, features, model, tracking, train.schedule) name their class in
-`_target_` and are checked against that class's own fields, then built (forecaster/parts.py).
+Pluggable parts (mode, source, features, model, tracking, train.schedule, train.calibration) name
+their class in `_target_` and are checked against that class's own fields, then built (forecaster/parts.py).
 Ranges and choices live in field metadata and are checked by `to_config` (forecaster/schema.py),
 which also catches keys smuggled in with `+key=value`.
 """
@@ -26,6 +26,7 @@ from forecaster.parts import build, is_part
 from forecaster.schema import bounded, check_bounds, choice
 
 if TYPE_CHECKING:
+    from forecaster.calibration import Calibrator
     from forecaster.features.base import FeatureSet
     from forecaster.models.base import ProbabilityModel
     from forecaster.modes.base import Mode
@@ -131,8 +132,10 @@ class DataConfig:
 class TrainConfig:
     if TYPE_CHECKING:
         schedule: Schedule = MISSING
+        calibration: Calibrator = MISSING
     else:
         schedule: Any = MISSING  # conf/train/schedule: the learning-rate schedule, a pluggable part
+        calibration: Any = MISSING  # conf/train/calibration: fitted on validation, stored in the card
     threshold_bps: float = bounded(0.0, ge=0)
     val_fraction: float = bounded(0.15, gt=0, lt=1)
     test_fraction: float = bounded(0.15, gt=0, lt=1)

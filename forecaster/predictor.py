@@ -49,6 +49,7 @@ class Predictor:
         self.standardizer = loaded.standardizer
         self.model = loaded.model
         self.card = loaded.card
+        self.calibration = loaded.card.calibration if loaded.card else None
         self.rule = rule
         self.model_name = model_name
         self.timeframe = timeframe
@@ -111,8 +112,12 @@ class Predictor:
     def decide(
         self, candle: Candle, p_up: float, p_down: float, spread: float, received_ns: int
     ) -> PredictionRecord:
-        """The model's output for `candle`'s row, through the FLAT rule, as a record."""
+        """The model's output for `candle`'s row, calibrated as its card says, through the FLAT rule,
+        as a record (which keeps the uncalibrated pair, so eval can show reliability before and after)."""
         self.counters.predictions += 1
+        raw_up, raw_down = p_up, p_down
+        if self.calibration is not None:
+            p_up, p_down = self.calibration.one(p_up, p_down)
         return PredictionRecord(
             candle_ts=candle.start_ms,
             p_up=p_up,
@@ -124,6 +129,8 @@ class Predictor:
             latency_ms=(time.perf_counter_ns() - received_ns) / NS_PER_MS,
             trained=self.model.trained,
             spread=spread,
+            raw_p_up=None if self.calibration is None else raw_up,
+            raw_p_down=None if self.calibration is None else raw_down,
         )
 
 
@@ -151,6 +158,8 @@ def build_predictor(config: Config, weights: Path | None) -> Predictor:
     """The run's predictor; `weights` resolved beforehand (forecaster.tracking.weights_path)."""
     loaded = load_model(config.model, config.features, config.timeframe.name, config.seed, weights)
     rule = fitted(config.flat, loaded.card.margin_quantiles if loaded.card else None)
+    if loaded.card is not None and loaded.card.calibration is not None:
+        log.info("calibration fitted on validation: %s", loaded.card.calibration.describe())
     if config.flat.coverage is not None:
         log.info(
             "flat=coverage: deciding when |p_up - p_down| >= %.4f, the most confident %.0f%% of validation",

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 CANDLE_KEY = "ts_start"
 PREDICTION_KEY = "candle_ts"
 FACT_KEY = "candle_ts"
+UNCALIBRATED_KEYS = ("raw_p_up", "raw_p_down")  # in prediction records of calibrated models only
 
 
 def candle_record(candle: Candle) -> dict[str, Any]:
@@ -82,6 +83,9 @@ class PredictionRecord:
     # disagreement of ensemble members (0 for a single model), for flat.max_spread; None in records
     # written before the field existed
     spread: float | None = 0.0
+    # the model's probabilities before its calibration (p_up/p_down are calibrated); None: uncalibrated
+    raw_p_up: float | None = None
+    raw_p_down: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def prediction_from_record(record: Mapping[str, Any]) -> PredictionRecord:
             latency_ms=float(record.get("latency_ms", math.nan)),
             trained=bool(record.get("trained", False)),
             spread=None if record.get("spread") is None else float(record["spread"]),
+            raw_p_up=None if record.get("raw_p_up") is None else float(record["raw_p_up"]),
+            raw_p_down=None if record.get("raw_p_down") is None else float(record["raw_p_down"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"malformed prediction record {dict(record)!r}: {exc}") from exc
@@ -256,7 +262,12 @@ class RunRecords(Closing):
         return self.candles.append(candle_record(candle))
 
     def add_prediction(self, prediction: PredictionRecord) -> bool:
-        return self.predictions.append(asdict(prediction))
+        """The uncalibrated pair is written only for a calibrated model: other records stay as they were."""
+        record = asdict(prediction)
+        for key in UNCALIBRATED_KEYS:
+            if record[key] is None:
+                del record[key]
+        return self.predictions.append(record)
 
     def add_fact(self, fact: FactRecord) -> bool:
         return self.facts.append(asdict(fact))

@@ -307,8 +307,13 @@ def evaluate_predictions(
     """The evaluation of the joined predictions; `rule` is marked on the coverage curve and, with
     `redecide`, replaces the recorded decisions (to compare FLAT rules on the same probabilities)."""
     predicted = decisions(joined, rule, redecide)
-    return evaluate(predicted, joined.actual, joined.p_up, joined.p_down, *_targets(joined, threshold_bps),
-                    hours=_hours(joined), rules=(rule,))  # fmt: skip
+    y_up, y_down = _targets(joined, threshold_bps)
+    result = evaluate(predicted, joined.actual, joined.p_up, joined.p_down, y_up, y_down,
+                      hours=_hours(joined), rules=(rule,))  # fmt: skip
+    if joined.raw_p_up is None or joined.raw_p_down is None:
+        return result
+    before = Heads(head_section(joined.raw_p_up, y_up), head_section(joined.raw_p_down, y_down))
+    return replace(result, uncalibrated=before)
 
 
 def evaluate_joined(

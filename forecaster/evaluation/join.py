@@ -31,6 +31,9 @@ class Joined:
     actual: np.ndarray
     ret_bps: np.ndarray
     last_move: np.ndarray  # direction of the move into candle t (FLAT where unknown)
+    # the probabilities before the model's calibration; None unless every joined record has them
+    raw_p_up: np.ndarray | None = None
+    raw_p_down: np.ndarray | None = None
     report: JoinReport = field(default_factory=JoinReport)
 
     def restricted_to(self, candle_ts: np.ndarray) -> Joined:
@@ -75,6 +78,8 @@ def join(predictions: Iterable[PredictionRecord], facts: Iterable[FactRecord]) -
     )
     moves = [by_curr[ts].direction if ts in by_curr else Direction.FLAT for ts, _, _ in rows]
     spreads = [p.spread for _, p, _ in rows]
+    raw_up, raw_down = [p.raw_p_up for _, p, _ in rows], [p.raw_p_down for _, p, _ in rows]
+    uncalibrated = bool(rows) and None not in raw_up and None not in raw_down
     return Joined(
         candle_ts=np.array([ts for ts, _, _ in rows], dtype=np.int64),
         target_ts=np.array([f.candle_ts for _, _, f in rows], dtype=np.int64),
@@ -85,5 +90,7 @@ def join(predictions: Iterable[PredictionRecord], facts: Iterable[FactRecord]) -
         actual=np.array([f.direction for _, _, f in rows], dtype="<U4"),
         ret_bps=np.array([f.ret_bps for _, _, f in rows], dtype=np.float64),
         last_move=np.array(moves, dtype="<U4"),
+        raw_p_up=np.array(raw_up, dtype=np.float64) if uncalibrated else None,
+        raw_p_down=np.array(raw_down, dtype=np.float64) if uncalibrated else None,
         report=report,
     )

@@ -76,9 +76,10 @@ def confusion(confusion: Confusion, path: str | Path, title: str = "") -> Path:
     return _save(figure, path)
 
 
-def reliability(heads: Heads, path: str | Path, title: str = "") -> Path:
+def reliability(heads: Heads, path: str | Path, title: str = "", before: Heads | None = None) -> Path:
     """Reliability diagram of both heads: observed frequency against mean predicted probability per
-    bin, with the diagonal of perfect calibration; counts per bin below."""
+    bin, with the diagonal of perfect calibration; counts per bin below. With `before` (the heads
+    before the model's calibration), those are drawn dashed for comparison."""
     figure = Figure(figsize=TALL, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     top.plot((0, 1), (0, 1), ls="--", color="0.5", label="perfectly calibrated")
@@ -98,6 +99,17 @@ def reliability(heads: Heads, path: str | Path, title: str = "") -> Path:
                 marker="o",
                 color=colour,
                 label=f"p_{name}{ece}",
+            )
+        raw = before.named()[name] if before is not None else None
+        if raw is not None and (raw_filled := [row for row in raw.reliability if row.count]):
+            ece = f", ECE {raw.ece:.3f}" if raw.ece is not None else ""
+            top.plot(
+                [row.mean_predicted for row in raw_filled],
+                [row.observed for row in raw_filled],
+                marker="x",
+                ls=":",
+                color=colour,
+                label=f"p_{name} before calibration{ece}",
             )
         centres = [(row.bin_low + row.bin_high) / 2 + offset * width for row in table]
         bottom.bar(centres, [row.count for row in table], width=width, color=colour, label=f"p_{name}")
@@ -194,7 +206,7 @@ def write_all(
     directory = Path(directory)
     return [
         confusion(result.confusion, directory / f"{prefix}confusion.png", title),
-        reliability(result.heads, directory / f"{prefix}reliability.png", title),
+        reliability(result.heads, directory / f"{prefix}reliability.png", title, result.uncalibrated),
         coverage(result.coverage, directory / f"{prefix}coverage.png", title),
         cumulative_accuracy(
             candle_ts, predicted, actual, directory / f"{prefix}cumulative_accuracy.png", title

@@ -85,6 +85,9 @@ def summary_lines(results: EvaluationSet, min_decided: int, cost_bps: float) -> 
     ]
     lines += [_decided_line(who, result, min_decided) for who, result in results.judged.items()]
     lines += [paired_line(name, test) for name, test in results.paired.items()]
+    calibration = calibration_line(results.model)
+    if calibration is not None:
+        lines.append(calibration)
     lines.append(verdict(results, min_decided, cost_bps))
     return lines
 
@@ -161,6 +164,36 @@ def _hours_table(rows: Sequence[HourRow]) -> list[str]:
     return lines
 
 
+def _calibration_table(model: Evaluation) -> list[str]:
+    """Each head's calibration figures before and after the model's calibration, on these candles."""
+    before = model.uncalibrated
+    if before is None:
+        return [
+            "Not calibrated: no calibration in the model card (train.calibration=none, or older records)."
+        ]
+    lines = [
+        "| head | ECE before | ECE after | log loss before | log loss after | Brier before | Brier after |",
+        "|---|" + "---|" * 6,
+    ]
+    for name, after in model.heads.named().items():
+        raw = before.named()[name]
+        cells = [_num(getattr(h, figure)) for figure in ("ece", "log_loss", "brier") for h in (raw, after)]
+        lines.append(f"| p_{name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def calibration_line(model: Evaluation) -> str | None:
+    """ECE of both heads before and after calibration, for the console; None for an uncalibrated model."""
+    before = model.uncalibrated
+    if before is None:
+        return None
+    heads = ", ".join(
+        f"{name} {_num(before.named()[name].ece)} -> {_num(after.ece)}"
+        for name, after in model.heads.named().items()
+    )
+    return f"calibration (fitted on the model's validation rows): ECE {heads} on these candles"
+
+
 def render_report(results: EvaluationSet, source: Path, plots: Sequence[Path], run_dir: Path) -> str:
     model = results.model
     parts = [
@@ -188,6 +221,10 @@ def render_report(results: EvaluationSet, source: Path, plots: Sequence[Path], r
         "## Economic size of the calls (evaluation only; nothing trades)",
         "",
         *_economics_table(results),
+        "",
+        "## Calibration (model; fitted on its validation rows at training)",
+        "",
+        *_calibration_table(model),
         "",
         "## Coverage by confidence (model; decide only the most confident share, by |p_up - p_down|)",
         "",

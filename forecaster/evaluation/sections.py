@@ -327,6 +327,8 @@ class Evaluation(Section):
     coverage: Coverage
     by_hour: tuple[HourRow, ...] | None = None
     economics: Economics | None = None
+    # the heads before the model's calibration, on the same candles (None: uncalibrated model)
+    uncalibrated: Heads | None = None
 
     def scalars(self) -> dict[str, float]:
         out = super().scalars()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from forecaster.calibration import Calibration
 from forecaster.errors import UserError
 from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ModelSpec
@@ -58,7 +59,7 @@ class ModelCard:
     timeframe: str | None = None
     threshold_bps: float | None = None
     normalisation: Standardizer | None = None
-    calibration: Mapping[str, Any] | None = None  # reserved: no calibration is fitted yet
+    calibration: Calibration | None = None  # fitted on the last fold's validation rows; None: uncalibrated
     # every percentile of |p_up - p_down| on the last fold's validation rows: flat=coverage's margin
     margin_quantiles: tuple[float, ...] | None = None
     data_range: CandleRange | None = None
@@ -78,7 +79,7 @@ class ModelCard:
             value = getattr(self, f.name)
             if isinstance(value, Standardizer):
                 value = value.to_dict()
-            elif isinstance(value, CandleRange):
+            elif isinstance(value, CandleRange | Calibration):
                 value = value.to_json()
             elif isinstance(value, tuple):
                 value = list(value)
@@ -161,6 +162,7 @@ _PARSERS: dict[str, Any] = {
     "normalisation": Standardizer.from_dict,
     "data_range": CandleRange.from_json,
     "test_range": CandleRange.from_json,
+    "calibration": Calibration.from_json,
 }
 
 

@@ -23,7 +23,7 @@ from forecaster.config import Config, FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import paired_test, pooled
-from forecaster.evaluation.evaluate import score
+from forecaster.evaluation.evaluate import head_section, score
 from forecaster.evaluation.report import paired_line
 from forecaster.evaluation.sections import (
     MODEL,
@@ -45,6 +45,7 @@ from forecaster.training.dataset import Dataset, make_dataset
 from forecaster.training.splits import Split, walk_forward
 
 if TYPE_CHECKING:
+    from forecaster.calibration import Calibration
     from forecaster.training.loop import EpochStats, TrainResult
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class FoldScores:
     val: BlockScores
     test: BlockScores
     margin_quantiles: tuple[float, ...]  # of |p_up - p_down| on validation: flat=coverage's margin
+    calibration: Calibration | None  # fitted on this fold's validation rows
+    reliability: dict[str, dict[str, float]]  # per block, ECE and log loss before and after calibration
 
 
 def score_block(
@@ -108,14 +111,62 @@ def _fold(
     from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
 
     train_part, val_part, test_part = data[split.train], data[split.val], data[split.test]
-    val_p = predict_probabilities(result.model, result.standardizer, val_part.X)
-    test_p = predict_probabilities(result.model, result.standardizer, test_part.X)
+    raw_val = predict_probabilities(result.model, result.standardizer, val_part.X)
+    raw_test = predict_probabilities(result.model, result.standardizer, test_part.X)
+    calibration = config.train.calibration.fit(*raw_val, val_part.y[:, 0], val_part.y[:, 1])
+    val_p, test_p = (
+        (raw_val, raw_test) if calibration is None else (calibration(*raw_val), calibration(*raw_test))
+    )
+    if calibration is not None:
+        log.info("fold %d: calibrated on validation: %s", k, calibration.describe())
+    reliability = {
+        "val": reliability_change(raw_val, val_p, val_part),
+        "test": reliability_change(raw_test, test_p, test_part),
+    }
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
     val = score_block(val_p, train_part, val_part, rule)
-    return result, FoldScores(val, score_block(test_p, train_part, test_part, rule), quantiles)
+    test = score_block(test_p, train_part, test_part, rule)
+    return result, FoldScores(val, test, quantiles, calibration, reliability)
+
+
+def reliability_change(
+    raw: tuple[np.ndarray, np.ndarray], calibrated: tuple[np.ndarray, np.ndarray], block: Dataset
+) -> dict[str, float]:
+    """ECE and log loss of each head on one block, before and after calibration."""
+    out: dict[str, float] = {}
+    for index, head in enumerate(("up", "down")):
+        before, after = (
+            head_section(raw[index], block.y[:, index]),
+            head_section(calibrated[index], block.y[:, index]),
+        )
+        for name in ("ece", "log_loss"):
+            out[f"{name}_{head}_before"] = float(getattr(before, name))
+            out[f"{name}_{head}_after"] = float(getattr(after, name))
+    return out
+
+
+def mean_reliability(folds: list[FoldScores]) -> dict[str, dict[str, float]]:
+    """Per block and figure, the mean over folds of reliability_change."""
+    return {
+        block: {key: float(np.mean([f.reliability[block][key] for f in folds])) for key in keys}
+        for block, keys in folds[0].reliability.items()
+    }
+
+
+def test_calibration_line(folds: list[FoldScores]) -> str:
+    """The test block's ECE before and after, averaged over folds: did calibrating on validation help?"""
+    test = mean_reliability(folds)["test"]
+    if folds[-1].calibration is None:
+        ece = f"up {test['ece_up_before']:.4f}, down {test['ece_down_before']:.4f}"
+        return f"calibration: none (train.calibration=none); test ECE {ece}"
+    heads = ", ".join(
+        f"{head} {test[f'ece_{head}_before']:.4f} -> {test[f'ece_{head}_after']:.4f}"
+        for head in ("up", "down")
+    )
+    return f"calibration ({folds[-1].calibration.up.method}, fitted on validation): test ECE {heads}"
 
 
 def _paired_lines(folds: list[FoldScores]) -> list[str]:
@@ -192,6 +243,8 @@ class Train:
                 tracker.log_metrics(
                     named_scalars({PAIRED_KEY: report.test.vs_persistence}, f"fold{k}/test."), 0
                 )
+            reliability = mean_reliability(fold_scores)
+            tracker.log_metrics(flatten(reliability, "calibration."), step=0)
             tracker.log_metrics(named_scalars(val_scores, "val."), step=0)
             tracker.log_metrics(named_scalars(scores, "test."), step=0)
             for block, bar in bars.items():
@@ -218,6 +271,7 @@ class Train:
                 symbol=config.source.symbol,
                 best_epoch=result.best_epoch,
                 margin_quantiles=fold_scores[-1].margin_quantiles,
+                calibration=fold_scores[-1].calibration,
                 val=_json(val_scores, sort=True),
                 test=_json(scores, sort=True),
                 # the last fold's test block: mode=eval replays it by default and should agree with this
@@ -238,6 +292,8 @@ class Train:
                     "test": bars["test"].to_json(),
                     "folds": [report.test.vs_persistence.to_json() for report in fold_scores],
                 },
+                # ECE and log loss per head before and after calibration (mean over folds)
+                "calibration": reliability,
             }
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
@@ -248,6 +304,7 @@ class Train:
             print(summary_table(val_scores))
             print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
             print(summary_table(scores))
+            print(test_calibration_line(fold_scores))
             print("test block, per fold and pooled:")
             print("\n".join(_paired_lines(fold_scores)))
             print(f"weights: {model_dir}")
