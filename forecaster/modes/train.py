@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 PAIRED_KEY = f"{PAIRED}.{VS_PERSISTENCE}"  # MLflow names of the paired test, after val. / test.
+COVERAGE_SLACK = 0.05  # flat=coverage deciding a share further than this from the one asked: warn
 ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
@@ -128,6 +129,19 @@ def _fold(
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
     val = score_block(val_p, train_part, val_part, rule)
+    decided = None if val.scores[MODEL].flat_share is None else 1.0 - val.scores[MODEL].flat_share
+    if (
+        config.flat.coverage is not None
+        and decided is not None
+        and abs(decided - config.flat.coverage) > COVERAGE_SLACK
+    ):
+        log.warning(
+            "fold %d: flat=coverage decides %.1f%% of validation candles, not %.0f%%: many candles share "
+            "the same margin (isotonic calibration makes probabilities step-wise; prefer temperature)",
+            k,
+            100 * decided,
+            100 * config.flat.coverage,
+        )
     test = score_block(test_p, train_part, test_part, rule)
     return result, FoldScores(val, test, quantiles, calibration, reliability)
 

@@ -96,8 +96,10 @@ def test_eval_of_a_trained_model_reproduces_training(tmp_path: Path) -> None:
         "tracking=off",
         "flat=off",
     ]
-    assert run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path).returncode == 0
+    training = run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path)
+    assert training.returncode == 0 and "calibration (temperature, fitted on validation)" in training.stdout
     trained = json.loads((train_dir / "model" / "model.json").read_text())["last_fold_test"]
+    reliability = json.loads((train_dir / "metrics.json").read_text())["calibration"]["test"]
     run_dir = tmp_path / "eval"
     args = ["mode=eval", "source=replay", f"model.path={train_dir / 'model'}", "tracking=off", "flat=off"]
     result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -112,6 +114,17 @@ def test_eval_of_a_trained_model_reproduces_training(tmp_path: Path) -> None:
     )
     assert metrics["persistence"]["summary"]["decided_accuracy"] == trained["persistence"]["decided_accuracy"]
     assert (run_dir / "predictions.jsonl").is_file(), "history is judged through the same records as live"
+    # the card's calibration is applied in replay as in training: ECE before and after agree
+    assert "calibration (fitted on the model's validation rows)" in result.stdout
+    assert "## Calibration" in (run_dir / "report.md").read_text()
+    for head in ("up", "down"):
+        assert metrics["model"]["heads"][head]["ece"] == pytest.approx(
+            reliability[f"ece_{head}_after"], abs=1e-6
+        )
+        before = metrics["model"]["uncalibrated"][head]["ece"]
+        assert before == pytest.approx(reliability[f"ece_{head}_before"], abs=1e-6)
+    record = json.loads((run_dir / "predictions.jsonl").read_text().splitlines()[0])
+    assert {"raw_p_up", "raw_p_down"} <= record.keys()
 
 
 @pytest.mark.parametrize(
