@@ -115,35 +115,35 @@ def _fold(
     raw_val = predict_probabilities(result.model, result.standardizer, val_part.X)
     raw_test = predict_probabilities(result.model, result.standardizer, test_part.X)
     calibration = config.train.calibration.fit(*raw_val, val_part.y[:, 0], val_part.y[:, 1])
+    if calibration is not None:
+        log.info("fold %d: calibrated on validation: %s", k, calibration.describe())
     val_p, test_p = (
         (raw_val, raw_test) if calibration is None else (calibration(*raw_val), calibration(*raw_test))
     )
-    if calibration is not None:
-        log.info("fold %d: calibrated on validation: %s", k, calibration.describe())
     reliability = {
         "val": reliability_change(raw_val, val_p, val_part),
         "test": reliability_change(raw_test, test_p, test_part),
     }
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
+    val = score_block(val_p, train_part, val_part, rule)
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
-    val = score_block(val_p, train_part, val_part, rule)
-    decided = None if val.scores[MODEL].flat_share is None else 1.0 - val.scores[MODEL].flat_share
-    if (
-        config.flat.coverage is not None
-        and decided is not None
-        and abs(decided - config.flat.coverage) > COVERAGE_SLACK
-    ):
+        _check_coverage(k, config.flat.coverage, val.scores[MODEL].flat_share)
+    test = score_block(test_p, train_part, test_part, rule)
+    return result, FoldScores(val, test, quantiles, calibration, reliability)
+
+
+def _check_coverage(k: int, coverage: float, flat_share: float | None) -> None:
+    """Warn when flat=coverage's fitted margin decides far from its share of validation candles."""
+    if flat_share is not None and abs(1.0 - flat_share - coverage) > COVERAGE_SLACK:
         log.warning(
             "fold %d: flat=coverage decides %.1f%% of validation candles, not %.0f%%: many candles share "
             "the same margin (isotonic calibration makes probabilities step-wise; prefer temperature)",
             k,
-            100 * decided,
-            100 * config.flat.coverage,
+            100 * (1.0 - flat_share),
+            100 * coverage,
         )
-    test = score_block(test_p, train_part, test_part, rule)
-    return result, FoldScores(val, test, quantiles, calibration, reliability)
 
 
 def reliability_change(
@@ -170,7 +170,7 @@ def mean_reliability(folds: list[FoldScores]) -> dict[str, dict[str, float]]:
     }
 
 
-def test_calibration_line(folds: list[FoldScores]) -> str:
+def calibration_summary(folds: list[FoldScores]) -> str:
     """The test block's ECE before and after, averaged over folds: did calibrating on validation help?"""
     test = mean_reliability(folds)["test"]
     if folds[-1].calibration is None:
@@ -318,7 +318,7 @@ class Train:
             print(summary_table(val_scores))
             print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
             print(summary_table(scores))
-            print(test_calibration_line(fold_scores))
+            print(calibration_summary(fold_scores))
             print("test block, per fold and pooled:")
             print("\n".join(_paired_lines(fold_scores)))
             print(f"weights: {model_dir}")
