@@ -370,10 +370,22 @@ def sweep_run_name(base: str) -> str:
 
 
 def _varied_overrides() -> list[str]:
-    """The job's overrides less those given verbatim on the command line: what every job of the sweep
-    shares is typed there as is, while a swept value (`seed=1` of `seed=0,1`) or a search sweeper's
-    choice is not. Hydra hands a job only its own overrides; joblib's workers inherit sys.argv."""
+    """The job's overrides of the keys the sweep varies: `seed=1` of `seed=0,1`, or a search sweeper's
+    choice. Hydra hands a job only its own overrides (every key of the command line, one value each);
+    the keys the command line sets to one value are shared by every job (joblib's workers inherit
+    sys.argv)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    typed = set(sys.argv[1:])
-    return [override for override in HydraConfig.get().overrides.task if override not in typed]
+    parser = OverridesParser.create()
+    shared: set[str] = set()
+    for argument in sys.argv[1:]:
+        try:
+            override = parser.parse_override(argument)
+        except HydraException:  # a flag (-m) or a flag's value
+            continue
+        if not override.is_sweep_override():
+            shared.add(override.get_key_element())
+    job = parser.parse_overrides(list(HydraConfig.get().overrides.task))
+    return [str(override.input_line) for override in job if override.get_key_element() not in shared]

@@ -51,7 +51,7 @@ def loaded_line(card: ModelCard, where: str | os.PathLike[str]) -> str:
     """The one line that says which weights a run uses: what they are, trained on what, how good."""
     facts = []
     if card.data_range is not None:
-        facts.append(f"trained on {span(card.data_range)}")
+        facts.append(f"history {span(card.data_range)}")
     facts += [value for value in (card.symbol, card.timeframe) if value]
     if card.feature_set:
         facts.append(f"{card.feature_set} features")
@@ -100,8 +100,8 @@ def version_description(card: ModelCard, paired: Mapping[str, Paired]) -> str:
     shape = "x".join(map(str, spec.hidden)) or "no hidden layer"
     lines = [
         f"{spec.name} ({shape}, {spec.members} member(s)) on {card.symbol or '?'} {card.timeframe or '?'} "
-        f"candles, {card.feature_set or '?'} features ({spec.n_features}), trained on "
-        f"{span(card.data_range) if card.data_range else 'an unrecorded range'}; "
+        f"candles, {card.feature_set or '?'} features ({spec.n_features}); history (train | validation "
+        f"| test) {span(card.data_range) if card.data_range else 'unrecorded'}; "
         f"code {card.code_version or '?'}, weights sha256 {card.weights_sha256 or '?'}."
     ]
     for block, title in BLOCKS.items():
