@@ -68,7 +68,7 @@ def test_a_registered_version_carries_its_tags_and_description(tmp_path: Path) -
     assert found.tags == tags and found.description == "twohead on BTCUSDT 1m\nvalidation: ..."
 
 
-def test_outside_a_sweep_run_names_stay_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_run_names_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sweep_run_name("train-twohead-1m") == "train-twohead-1m"
     monkeypatch.setattr(tracking, "_sweep_tag", lambda: {"overrides": "seed=1," + "x" * 500})
     name = sweep_run_name("train-twohead-1m")
