@@ -372,8 +372,8 @@ def sweep_run_name(base: str) -> str:
 def _varied_overrides() -> list[str]:
     """The job's overrides of the keys the sweep varies: `seed=1` of `seed=0,1`, or a search sweeper's
     choice. Hydra hands a job only its own overrides (every key of the command line, one value each);
-    the keys the command line sets to one value are shared by every job (joblib's workers inherit
-    sys.argv)."""
+    the keys the command line sets to one value are shared by every job. joblib's workers inherit
+    sys.argv; submitit's do not, and there every override of the job is shown."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
