@@ -121,7 +121,9 @@ def test_sweep_in_parallel_processes_with_joblib(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(r.data.params["seed"] for r in _runs(tmp_path)) == ["0", "1"]
+    runs = _runs(tmp_path)
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    assert sorted(r.info.run_name for r in runs) == ["train-twohead-1m[seed=0]", "train-twohead-1m[seed=1]"]
 
 
 def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Path) -> None:
