@@ -55,12 +55,11 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     assert version.run_id == run.info.run_id
     tags = version.tags
     assert tags["data_first"] == "2024-12-01T00:00Z" and tags["feature_set"] == "basic"
-    assert float(tags["test.decided_accuracy"]) == pytest.approx(
-        metrics["model"]["decided_accuracy"], abs=1e-4
-    )
-    assert tags["weights_sha256"] == sidecar["weights_sha256"] and "val.p_vs_persistence" in tags
+    assert float(tags["test.flat_share"]) == pytest.approx(metrics["model"]["flat_share"], abs=1e-4)
+    assert tags["test.n"] == str(round(metrics["model"]["n"]))
+    assert tags["weights_sha256"] == sidecar["weights_sha256"] and "val.flat_share" in tags
     assert version.description.startswith("twohead (64x64, 1 member(s)) on BTCUSDT 1m candles")
-    assert "model vs persistence on the" in version.description
+    assert "test, pooled over folds: model vs persistence" in version.description
 
     live_dir = tmp_path / "live"
     live = run_cli(
