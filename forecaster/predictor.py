@@ -17,10 +17,12 @@ import numpy as np
 
 from forecaster.candles import Candle, timeframe_ms
 from forecaster.config import Config, FlatConfig
+from forecaster.errors import UserError
 from forecaster.features.base import FeatureSet
 from forecaster.features.window import FeatureWindow
 from forecaster.flat import direction, fitted
 from forecaster.models.base import LoadedModel, ProbabilityModel
+from forecaster.models.describe import loaded_line
 from forecaster.recording import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -137,15 +139,23 @@ class Predictor:
 def load_model(
     model: ProbabilityModel, features: FeatureSet, timeframe: str, seed: int, weights: Path | None
 ) -> LoadedModel:
-    """Trained weights from `weights` (checked against the run's features and timeframe), else the
-    model's untrained stage."""
+    """Trained weights from `weights` (checked against the run's features, timeframe and model option,
+    and logged in one line), else the model's untrained stage."""
     if weights is not None:
         expect = {
             "feature_set": features.name,
             "feature_fingerprint": features.fingerprint(),
             "timeframe": timeframe,
         }
-        return model.load(weights, expect)
+        loaded = model.load(weights, expect)
+        if loaded.card is not None:
+            if loaded.card.spec.name != model.name:  # the card's network would run under this option's label
+                raise UserError(
+                    f"the weights at {weights} were trained as {loaded.card.spec.name}, not {model.name}; "
+                    f"run with model={loaded.card.spec.name}"
+                )
+            log.info("%s", loaded_line(loaded.card, weights))
+        return loaded
     if model.trainable:
         log.warning(
             "model=%s has no trained weights (model.path / model.uri): records say trained=false",

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,13 +41,18 @@ ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 STORE_CHECK = "MLflow store usable"
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
+SWEEP_OVERRIDES_TAG = "overrides"  # a sweep job's run and registered version: what sets the job apart
+MAX_RUN_NAME = 160  # characters of a run name with a sweep job's overrides
+CUT = "..."  # ends a run name that was cut
 
 
 class Tracker(Protocol):
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None: ...
-    def register_model(self, model_dir: Path, name: str) -> str | None: ...
+    def register_model(
+        self, model_dir: Path, name: str, tags: Mapping[str, str], description: str
+    ) -> str | None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
     def describe(self) -> str: ...
 
@@ -73,7 +79,9 @@ class NullTracker:
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
         pass
 
-    def register_model(self, model_dir: Path, name: str) -> str | None:
+    def register_model(
+        self, model_dir: Path, name: str, tags: Mapping[str, str], description: str
+    ) -> str | None:
         return None
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -132,7 +140,7 @@ class MlflowTracker:
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        run = self.client.create_run(self.experiment_id, run_name=sweep_run_name(run_name), tags=dict(tags))
         self.run_id = run.info.run_id
         items = [Param(key, str(value)) for key, value in params.items()]
         for first in range(0, len(items), MAX_PARAMS_PER_BATCH):
@@ -160,8 +168,11 @@ class MlflowTracker:
         if self.run_id is not None:
             self.client.log_artifact(self.run_id, str(path), artifact_dir)
 
-    def register_model(self, model_dir: Path, name: str) -> str | None:
-        """Log the weights folder as the run's `model` artefact and register it as a new version of `name`."""
+    def register_model(
+        self, model_dir: Path, name: str, tags: Mapping[str, str], description: str
+    ) -> str | None:
+        """Log the weights folder as the run's `model` artefact and register it as a new version of `name`,
+        with `tags` and `description` saying what it is and how it scored (forecaster.models.describe)."""
         if self.run_id is None:
             return None
         self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
@@ -174,7 +185,9 @@ class MlflowTracker:
             except MlflowException as exc:  # parallel sweep jobs register under the same name
                 if exc.error_code != ALREADY_EXISTS:
                     raise
-            version = self.client.create_model_version(name, source, run_id=self.run_id)
+            version = self.client.create_model_version(
+                name, source, run_id=self.run_id, tags=dict(tags), description=description
+            )
         return str(version.version)
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -335,10 +348,44 @@ def run_tags(config: Config, run_dir: Path) -> dict[str, str]:
 
 
 def _sweep_tag() -> dict[str, str]:
-    """In a `-m` sweep, every job's run carries the sweep's directory: one filter shows the sweep."""
+    """In a `-m` sweep, every job's run carries the sweep's directory (one filter shows the sweep) and
+    the overrides that set this job apart."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return {}
-    return {"sweep": HydraConfig.get().sweep.dir}
+    varied = ",".join(_varied_overrides())
+    return {"sweep": HydraConfig.get().sweep.dir, **({SWEEP_OVERRIDES_TAG: varied} if varied else {})}
+
+
+def sweep_run_name(base: str) -> str:
+    """`base`, and in a `-m` sweep the job's varied overrides: `train-twohead-1m[seed=1,flat=strict]`,
+    cut to MAX_RUN_NAME characters (MLflow lists runs by name, and sweep jobs otherwise look alike)."""
+    tag = _sweep_tag().get(SWEEP_OVERRIDES_TAG)
+    if not tag:
+        return base
+    name = f"{base}[{tag}]"
+    return name if len(name) <= MAX_RUN_NAME else f"{name[: MAX_RUN_NAME - len(CUT) - 1]}{CUT}]"
+
+
+def _varied_overrides() -> list[str]:
+    """The job's overrides of the keys the sweep varies: `seed=1` of `seed=0,1`, or a search sweeper's
+    choice. Hydra hands a job only its own overrides (every key of the command line, one value each);
+    the keys the command line sets to one value are shared by every job. joblib's workers inherit
+    sys.argv; submitit's do not, and there every override of the job is shown."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    shared: set[str] = set()
+    for argument in sys.argv[1:]:
+        try:
+            override = parser.parse_override(argument)
+        except HydraException:  # a flag (-m) or a flag's value
+            continue
+        if not override.is_sweep_override():
+            shared.add(override.get_key_element())
+    job = parser.parse_overrides(list(HydraConfig.get().overrides.task))
+    return [str(override.input_line) for override in job if override.get_key_element() not in shared]

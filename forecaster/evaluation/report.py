@@ -26,7 +26,8 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _accuracy(hits_share: float | None, low: float | None, high: float | None) -> str:
+def accuracy_interval(hits_share: float | None, low: float | None, high: float | None) -> str:
+    """'51.2% [49.1%, 53.3%]': an accuracy is never shown without its interval."""
     return f"{_pct(hits_share)} [{_pct(low)}, {_pct(high)}]" if hits_share is not None else "-"
 
 
@@ -37,8 +38,10 @@ def _decided_line(name: str, result: Evaluation, min_decided: int) -> str:
     line = f"{name:<16} decided {decided.n:>7} of {result.n:<7} ({coverage})"
     if decided.n < min_decided:
         return line + f"  too few decided calls to judge (eval.min_decided={min_decided})"
-    line += f"  accuracy {_accuracy(decided.accuracy, decided.wilson_low, decided.wilson_high)}"
-    nonzero = _accuracy(decided.nonzero_accuracy, decided.nonzero_wilson_low, decided.nonzero_wilson_high)
+    line += f"  accuracy {accuracy_interval(decided.accuracy, decided.wilson_low, decided.wilson_high)}"
+    nonzero = accuracy_interval(
+        decided.nonzero_accuracy, decided.nonzero_wilson_low, decided.nonzero_wilson_high
+    )
     line += f"  on non-zero moves {nonzero} of {decided.nonzero_n}"
     size = result.economics
     if size is not None and size.mean_bps is not None:

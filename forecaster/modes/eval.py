@@ -15,7 +15,7 @@ from pathlib import Path
 
 from forecaster import backend
 from forecaster.candles import timeframe_ms
-from forecaster.config import Config, FlatConfig
+from forecaster.config import Config, FlatConfig, PredictorEntry, entry_config
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import economics, paired_test
 from forecaster.evaluation.evaluate import decisions, evaluate_joined, evaluate_predictions
@@ -40,7 +40,7 @@ from forecaster.recording import (
     prediction_from_record,
     read_jsonl,
 )
-from forecaster.tracking import download_records, flatten, run_tags, weights_path
+from forecaster.tracking import download_model, download_records, flatten, run_tags, weights_path
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
@@ -91,11 +91,13 @@ def judge_other_model(
     baseline), judged on the candles that both it and the evaluated model predicted, and the model
     paired against it there."""
     where = str(config.eval.compare)
-    uri, path = (where, None) if where.startswith("models:/") else (None, where)
-    other_model = replace(config.model, path=path, uri=uri)
-    predictor = build_predictor(
-        replace(config, model=other_model), weights_path(other_model, config.tracking, config.paths)
+    remote = where.startswith("models:/")
+    weights = download_model(config.tracking.store_uri(config.paths), where) if remote else Path(where)
+    # the model option its card names (a logreg is compared as model=logreg, whatever this run's model)
+    entry = PredictorEntry(
+        model=read_card(weights).spec.name, timeframe=config.timeframe.name, path=str(weights)
     )
+    predictor = build_predictor(entry_config(config, entry, f"eval.compare={where}: "), weights)
     candles = read_jsonl(source / config.sink.candles, CANDLE_KEY).records
     predictions = [p for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
     other = join(predictions, facts)

@@ -37,7 +37,8 @@ from forecaster.evaluation.sections import (
 from forecaster.flat import directions, fitted, margin_quantiles
 from forecaster.history import load_history
 from forecaster.models.base import ProbabilityModel
-from forecaster.models.card import CandleRange, ModelCard
+from forecaster.models.card import CandleRange, ModelCard, read_card
+from forecaster.models.describe import version_description, version_tags
 from forecaster.models.persistence import Persistence
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.tracking import Tracker, flatten, registered_name, run_tags
@@ -311,7 +312,13 @@ class Train:
             }
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
-            version = tracker.register_model(model_dir, registered_name(config))
+            saved = read_card(model_dir)  # as saved: with the weights' sha256
+            version = tracker.register_model(
+                model_dir,
+                registered_name(config),
+                {**run_tags(config, run_dir), **version_tags(saved, bars)},
+                version_description(saved, bars),
+            )
             print(
                 f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):"
             )

@@ -167,3 +167,4 @@ def test_eval_compares_a_trained_logreg_on_the_same_candles(tmp_path: Path, live
     assert 0 < compared["n"] <= metrics["model"]["n"] and compared["n"] == 150 - 60
     assert "| compared_logreg |" in (run_dir / "report.md").read_text()
     assert "compared_logreg" in result.stdout
+    assert f"INFO loaded logreg weights from {train_dir / 'model'}" in result.stderr, "as model=logreg"

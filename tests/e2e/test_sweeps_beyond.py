@@ -97,6 +97,9 @@ def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
     runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
     losses = [r.data.metrics["val.model.log_loss_up"] for r in runs]
     assert len(runs) == 2 and best["best_value"] == pytest.approx(min(losses))
+    name = runs[0].info.run_name
+    assert name.startswith("train-twohead-1m[") and "train.learning_rate=" in name, "what the trial chose"
+    assert "source=replay" not in name, "what every trial shares is left out"
 
 
 def test_an_unknown_optimized_metric_is_one_clear_line(tmp_path: Path) -> None:

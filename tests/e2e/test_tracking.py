@@ -7,9 +7,19 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from forecaster import tracking
 from forecaster.config import PathsConfig
 from forecaster.errors import UserError
-from forecaster.tracking import MlflowTracking, NoTracking, NullTracker, Tracker, default_uri, flatten
+from forecaster.tracking import (
+    MAX_RUN_NAME,
+    MlflowTracking,
+    NoTracking,
+    NullTracker,
+    Tracker,
+    default_uri,
+    flatten,
+    sweep_run_name,
+)
 
 
 def _open(tmp_path: Path, tracking: MlflowTracking | NoTracking) -> Tracker:
@@ -39,11 +49,39 @@ def test_a_run_with_params_batched_metrics_and_an_artifact(tmp_path: Path) -> No
     assert list(artifacts.rglob("note.txt")), "artefacts belong under paths.mlruns"
 
 
+def test_a_registered_version_carries_its_tags_and_description(tmp_path: Path) -> None:
+    tracker = _open(tmp_path, MlflowTracking())
+    tracker.start("unit", {}, {})
+    weights = tmp_path / "model"
+    weights.mkdir()
+    (weights / "model.json").write_text("{}")
+    tags = {"val.decided_accuracy": "0.5312", "data_first": "2024-12-01T00:00Z"}
+    version = tracker.register_model(
+        weights, "forecaster-unit-1m", tags, "twohead on BTCUSDT 1m\nvalidation: ..."
+    )
+    run_id = tracker.run_id
+    tracker.finish()
+
+    uri = default_uri(str(tmp_path / "mlruns"))
+    (found,) = MlflowClient(uri, registry_uri=uri).search_model_versions("name='forecaster-unit-1m'")
+    assert str(found.version) == version == "1" and found.run_id == run_id
+    assert found.tags == tags and found.description == "twohead on BTCUSDT 1m\nvalidation: ..."
+
+
+def test_sweep_run_names_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sweep_run_name("train-twohead-1m") == "train-twohead-1m"
+    monkeypatch.setattr(tracking, "_sweep_tag", lambda: {"overrides": "seed=1," + "x" * 500})
+    name = sweep_run_name("train-twohead-1m")
+    assert name.startswith("train-twohead-1m[seed=1,xx") and name.endswith("...]")
+    assert len(name) == MAX_RUN_NAME
+
+
 def test_tracking_off_stores_nothing(tmp_path: Path) -> None:
     tracker = _open(tmp_path, NoTracking())
     assert isinstance(tracker, NullTracker)
     tracker.start("x", {}, {})
     tracker.log_metrics({"a": 1.0}, 0)
+    assert tracker.register_model(tmp_path, "forecaster-x-1m", {"a": "b"}, "text") is None
     tracker.finish()
     assert not (tmp_path / "mlruns").exists()
 

@@ -53,6 +53,13 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     assert "val.model.brier_up" in run.data.metrics and "fold0/val.persistence.accuracy" in run.data.metrics
     (version,) = _client(tmp_path).search_model_versions("name='forecaster-twohead-1m'")
     assert version.run_id == run.info.run_id
+    tags = version.tags
+    assert tags["data_first"] == "2024-12-01T00:00Z" and tags["feature_set"] == "basic"
+    assert float(tags["test.flat_share"]) == pytest.approx(metrics["model"]["flat_share"], abs=1e-4)
+    assert tags["test.n"] == str(round(metrics["model"]["n"]))
+    assert tags["weights_sha256"] == sidecar["weights_sha256"] and "val.flat_share" in tags
+    assert version.description.startswith("twohead (64x64, 1 member(s)) on BTCUSDT 1m candles")
+    assert "test, pooled over folds: model vs persistence" in version.description
 
     live_dir = tmp_path / "live"
     live = run_cli(
@@ -66,10 +73,11 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     assert live.returncode == 0, live.stderr[-2000:]
     predictions = read_jsonl(live_dir / "predictions.jsonl").records
     assert len(predictions) == 11 and all(p["trained"] for p in predictions)
+    assert "INFO loaded twohead weights from " in live.stderr and "sha256 " in live.stderr
     assert "(untrained)" not in live.stdout
 
 
-def test_a_model_for_another_timeframe_is_refused(tmp_path: Path) -> None:
+def test_a_model_for_another_timeframe_or_model_option_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "train"
     assert run_cli(*QUICK, "tracking=off", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
     result = run_cli(
@@ -78,6 +86,14 @@ def test_a_model_for_another_timeframe_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "timeframe='1m' but this run uses timeframe='5m'" in result.stderr
     assert "Traceback" not in result.stderr
+    other = run_cli(
+        "mode=live", "source=replay", "model=logreg", f"model.path={run_dir / 'model'}", cwd=tmp_path
+    )
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    (line,) = [line for line in other.stderr.splitlines() if "ERROR" in line]
+    assert line.endswith(
+        f"the weights at {run_dir / 'model'} were trained as twohead, not logreg; run with model=twohead"
+    )
 
 
 def test_sweep_makes_one_tagged_run_per_job(tmp_path: Path) -> None:
@@ -85,6 +101,10 @@ def test_sweep_makes_one_tagged_run_per_job(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     runs = _runs(tmp_path)
     assert sorted(r.data.params["model.name"] for r in runs) == ["logreg", "twohead"]
+    assert sorted(r.info.run_name for r in runs) == [
+        "train-logreg-1m[model=logreg]",
+        "train-twohead-1m[model=twohead]",
+    ]
     assert len({r.data.tags["sweep"] for r in runs}) == 1
     assert all(r.info.status == "FINISHED" for r in runs)
 
@@ -100,7 +120,9 @@ def test_sweep_in_parallel_processes_with_joblib(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(r.data.params["seed"] for r in _runs(tmp_path)) == ["0", "1"]
+    runs = _runs(tmp_path)
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
+    assert sorted(r.info.run_name for r in runs) == ["train-twohead-1m[seed=0]", "train-twohead-1m[seed=1]"]
 
 
 def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Path) -> None:

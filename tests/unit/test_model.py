@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import equinox as eqx
 import jax
@@ -21,6 +23,7 @@ from forecaster.models.network import ACTIVATIONS, EnsembleNet, TwoHeadNet, buil
 from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
 from forecaster.models.twohead import LogReg, TwoHead
+from forecaster.predictor import load_model
 
 N_FEATURES = 19
 N_ROWS = 257  # not a power of two: odd tail tiles are where batched matmuls round differently
@@ -168,6 +171,17 @@ def test_sidecar_mismatch_is_a_one_line_user_error(saved: Path, expect: dict, me
     with pytest.raises(UserError, match=message) as info:
         load(saved, expect=expect)
     assert "\n" not in str(info.value)
+
+
+def test_weights_load_only_under_their_own_model_option_and_say_so(
+    saved: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    features = SimpleNamespace(name="basic", fingerprint=lambda: "abc123", n_features=N_FEATURES)
+    with pytest.raises(UserError, match=r"trained as twohead, not logreg; run with model=twohead$"):
+        load_model(LogReg(path=str(saved)), features, "1m", 0, saved)
+    with caplog.at_level(logging.INFO, logger="forecaster.predictor"):
+        load_model(TwoHead(path=str(saved)), features, "1m", 0, saved)
+    assert f"loaded untrained twohead weights from {saved} (1m, basic features, sha256 " in caplog.text
 
 
 def test_card_check_compares_json_values() -> None:

@@ -24,6 +24,7 @@ N_FEATURES = 19
 LIGHT_MODULES = (
     "forecaster.models",
     "forecaster.models.base",
+    "forecaster.models.describe",
     "forecaster.models.spec",
     "forecaster.models.twohead",
     "forecaster.models.persistence",
