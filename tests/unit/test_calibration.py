@@ -32,7 +32,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _overconfident(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A head whose logits are TRUE_TEMPERATURE times too large: p = sigmoid(3 z), y ~ Bernoulli(sigmoid(z))."""
+    """Logits TRUE_TEMPERATURE times too large: p = sigmoid(3 z) while y ~ Bernoulli(sigmoid(z))."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0.0, 1.0, n)
     y = (rng.random(n) < _sigmoid(z)).astype(np.float64)
