@@ -168,8 +168,6 @@ def build_predictor(config: Config, weights: Path | None) -> Predictor:
     """The run's predictor; `weights` resolved beforehand (forecaster.tracking.weights_path)."""
     loaded = load_model(config.model, config.features, config.timeframe.name, config.seed, weights)
     rule = fitted(config.flat, loaded.card.margin_quantiles if loaded.card else None)
-    if loaded.card is not None and loaded.card.calibration is not None:
-        log.info("calibration fitted on validation: %s", loaded.card.calibration.describe())
     if config.flat.coverage is not None:
         log.info(
             "flat=coverage: deciding when |p_up - p_down| >= %.4f, the most confident %.0f%% of validation",

@@ -57,6 +57,8 @@ def loaded_line(card: ModelCard, where: str | os.PathLike[str]) -> str:
         facts.append(f"{card.feature_set} features")
     if (accuracy := decided_accuracy((card.val or {}).get(MODEL))) is not None:
         facts.append(f"validation decided accuracy {accuracy}")
+    if card.calibration is not None:
+        facts.append(f"calibrated ({card.calibration.describe()})")
     if card.weights_sha256:
         facts.append(f"sha256 {card.weights_sha256[:SHA_SHOWN]}")
     trained = "" if card.trained else "untrained "
@@ -80,6 +82,7 @@ def version_tags(card: ModelCard, paired: Mapping[str, Paired]) -> dict[str, str
         "data_first": None if card.data_range is None else utc_minute(card.data_range.first_candle_ts),
         "data_last": None if card.data_range is None else utc_minute(card.data_range.last_candle_ts),
         "test_range": None if card.test_range is None else span(card.test_range),
+        "calibration": None if card.calibration is None else card.calibration.describe(),
     }
     for block in BLOCKS:
         scores = (getattr(card, block) or {}).get(MODEL, {})
@@ -102,7 +105,8 @@ def version_description(card: ModelCard, paired: Mapping[str, Paired]) -> str:
         f"{spec.name} ({shape}, {spec.members} member(s)) on {card.symbol or '?'} {card.timeframe or '?'} "
         f"candles, {card.feature_set or '?'} features ({spec.n_features}); history (train | validation "
         f"| test) {span(card.data_range) if card.data_range else 'unrecorded'}; "
-        f"code {card.code_version or '?'}, weights sha256 {card.weights_sha256 or '?'}."
+        f"code {card.code_version or '?'}, weights sha256 {card.weights_sha256 or '?'}; calibration "
+        f"{'none' if card.calibration is None else card.calibration.describe()}."
     ]
     for block, title in BLOCKS.items():
         scores = getattr(card, block) or {}

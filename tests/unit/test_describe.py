@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from forecaster.calibration import Calibration, TemperatureMap
 from forecaster.evaluation.sections import Paired
 from forecaster.models.card import CandleRange, ModelCard
 from forecaster.models.describe import loaded_line, version_description, version_tags
@@ -78,3 +81,12 @@ def test_the_load_line_says_what_was_loaded() -> None:
     assert line.startswith("loaded twohead weights from /runs/x/model (history 2024-12-01T00:00Z..")
     assert "BTCUSDT, 1m, basic features, validation decided accuracy 55.0% [" in line
     assert line.endswith("on 400 decided calls, sha256 abcd1234)")
+
+
+def test_a_calibrated_card_says_how_in_tags_description_and_load_line() -> None:
+    calibrated = replace(CARD, calibration=Calibration(TemperatureMap(1.5), TemperatureMap(2.0)))
+    words = "p_up: temperature 1.5; p_down: temperature 2"
+    assert version_tags(calibrated, PAIRED)["calibration"] == words
+    assert f"calibration {words}." in version_description(calibrated, PAIRED).splitlines()[0]
+    assert f"calibrated ({words})" in loaded_line(calibrated, "/weights")
+    assert "calibration none." in version_description(CARD, PAIRED).splitlines()[0]
