@@ -14,7 +14,13 @@ import numpy as np
 
 from forecaster.direction import Direction
 from forecaster.evaluation.sections import Economics, Paired
-from forecaster.evaluation.statistics import CHANCE, CONFIDENCE, binomial_p_value
+from forecaster.evaluation.statistics import (
+    CHANCE,
+    CONFIDENCE,
+    FLAT_CODE,
+    binomial_p_value,
+    direction_codes,
+)
 
 NO_SHARED = "no candle that both decide"
 NO_CALLS = "no decided call"
@@ -26,8 +32,13 @@ def paired_test(first: np.ndarray, other: np.ndarray, actual: np.ndarray) -> Pai
 
     Only candles where both decide count; a call against a zero move is a miss for either.
     """
-    first, other, actual = (np.asarray(a).astype(str) for a in (first, other, actual))
-    both = (first != Direction.FLAT) & (other != Direction.FLAT)
+    codes = (direction_codes(a, what) for a, what in ((first, "first"), (other, "other"), (actual, "actual")))
+    return paired_codes(*codes)
+
+
+def paired_codes(first: np.ndarray, other: np.ndarray, actual: np.ndarray) -> Paired:
+    """`paired_test` on direction codes (statistics.LABELS order): no string work, for many predictors."""
+    both = (first != FLAT_CODE) & (other != FLAT_CODE)
     right, other_right = (first == actual)[both], (other == actual)[both]
     n = int(both.sum())
     only_first, only_other = int((right & ~other_right).sum()), int((other_right & ~right).sum())
