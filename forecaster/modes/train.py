@@ -24,6 +24,7 @@ from forecaster.direction import actual_directions
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import paired_test, pooled
 from forecaster.evaluation.evaluate import head_section, score
+from forecaster.evaluation.outcomes import OUTCOMES_FILE, Outcomes, save_outcomes
 from forecaster.evaluation.report import paired_line
 from forecaster.evaluation.sections import (
     MODEL,
@@ -63,6 +64,7 @@ class BlockScores:
 
     scores: dict[str, Scores]
     vs_persistence: Paired
+    outcomes: Outcomes  # per candle, for the sweep leaderboard
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,14 @@ class FoldScores:
 
 
 def score_block(
-    probabilities: tuple[np.ndarray, np.ndarray], train_part: Dataset, block: Dataset, rule: FlatConfig
+    probabilities: tuple[np.ndarray, np.ndarray],
+    train_part: Dataset,
+    block: Dataset,
+    rule: FlatConfig,
+    where: tuple[int, str],
 ) -> BlockScores:
-    """The model and both baselines on the same rows of one block; persistence is the bar."""
+    """The model and both baselines on the same rows of one block (`where`: fold, val or test);
+    persistence is the bar."""
     p_up, p_down = probabilities
     actual = actual_directions(block.next_ret)
     y_up, y_down = block.y[:, 0], block.y[:, 1]
@@ -92,7 +99,10 @@ def score_block(
     }
     for name, guess in guesses.items():
         out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
-    return BlockScores(out, paired_test(called, bar.directions, actual))
+    outcomes = Outcomes.of_block(
+        *where, block.candle_ts, probabilities, called, block.next_ret, bar.directions
+    )
+    return BlockScores(out, paired_test(called, bar.directions, actual), outcomes)
 
 
 def _fold(
@@ -127,11 +137,11 @@ def _fold(
     }
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
-    val = score_block(val_p, train_part, val_part, rule)
+    val = score_block(val_p, train_part, val_part, rule, (k, "val"))
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
         _check_coverage(k, config.flat.coverage, val.scores[MODEL].flat_share)
-    test = score_block(test_p, train_part, test_part, rule)
+    test = score_block(test_p, train_part, test_part, rule, (k, "test"))
     return result, FoldScores(val, test, quantiles, calibration, reliability)
 
 
@@ -295,6 +305,16 @@ class Train:
                 code_version=__version__,
             )
             model_dir = save(run_dir / MODEL_DIR, result.model, card)
+            blocks = [part.outcomes for fold in fold_scores for part in (fold.val, fold.test)]
+            outcomes = save_outcomes(run_dir / OUTCOMES_FILE, Outcomes.concat(blocks), config.timeframe.name)
+            tracker.log_artifact(outcomes)
+            saved = read_card(model_dir)  # as saved: with the weights' sha256
+            version = tracker.register_model(
+                model_dir,
+                registered_name(config),
+                {**run_tags(config, run_dir), **version_tags(saved, bars)},
+                version_description(saved, bars),
+            )
             metrics = {
                 # validation: what searches and any "best of" choose on; test: scored once, reported
                 "val": _json(val_scores, sort=True),
@@ -310,15 +330,10 @@ class Train:
                 # ECE and log loss per head before and after calibration (mean over folds)
                 "calibration": reliability,
             }
+            if version is not None:  # the sweep leaderboard aliases the version it chooses
+                metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
-            saved = read_card(model_dir)  # as saved: with the weights' sha256
-            version = tracker.register_model(
-                model_dir,
-                registered_name(config),
-                {**run_tags(config, run_dir), **version_tags(saved, bars)},
-                version_description(saved, bars),
-            )
             print(
                 f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):"
             )
