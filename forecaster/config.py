@@ -38,6 +38,8 @@ CONFIG_NAME = "config"
 SCHEMA_NAME = "config_schema"
 TIMEFRAMES = ("1m", "5m", "15m", "60m")
 VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and "best of" choices use
+SELECT_BY = ("score", "decided_accuracy")  # the sweep leaderboard's choice on validation
+BEST_OF_TESTS = ("spa", "reality_check")
 
 
 @dataclass
@@ -160,6 +162,13 @@ class EvalConfig:
     compare: str | None = None  # another trained model (weights folder or models:/ URI) on the same candles
     cost_bps: float = bounded(20.0, ge=0)  # a round trip the calls' size is set against (spot taker: 2 x 10)
     min_decided: int = bounded(100, ge=1)  # fewer decided calls: "too few to judge" instead of a percentage
+    # the sweep leaderboard (see conf/config.yaml): a multirun dir or an MLflow sweep tag
+    sweep: str | None = None
+    select: str = choice("score", *SELECT_BY)  # what the best job is chosen by, on validation
+    best_of: str = choice("spa", *BEST_OF_TESTS)  # the corrected p of "the best of N beats persistence"
+    bootstrap_draws: int = bounded(1000, ge=1)
+    mean_block: float = bounded(10.0, ge=1)  # stationary bootstrap's mean block length, in candles
+    champion: str | None = "champion"  # alias set on the chosen job's registered version; null: none
 
 
 @dataclass

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecaster.evaluation.sections import Section
+
 CHUNK_CELLS = 4_000_000  # draws x candles per chunk of resample counts: about 32 MB of int64 at a time
 # Blocks drawn per resample: their expected number to cover T candles plus BLOCK_SDS standard
 # deviations and BLOCK_SLACK; the rare resample still short of T candles gets more.
@@ -25,7 +27,7 @@ BLOCK_SLACK = 16
 
 
 @dataclass(frozen=True)
-class BestOfN:
+class BestOfN(Section):
     """ "Does the best of N models beat the benchmark?", corrected for having tried N.
 
     `reality_check_p`: White's p, the least favourable null (every model exactly as good as the

@@ -76,7 +76,9 @@ class Outcomes:
         ts = self.candle_ts[newest_first]
         first = np.ones(len(ts), bool)
         first[1:] = ts[1:] != ts[:-1]
-        rows = newest_first[first]
+        return self.take(newest_first[first])
+
+    def take(self, rows: np.ndarray) -> Outcomes:
         return Outcomes(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 

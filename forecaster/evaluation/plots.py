@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from forecaster.config import FlatConfig
 from forecaster.evaluation.join import Joined
+from forecaster.evaluation.leaderboard import Leaderboard
+from forecaster.evaluation.outcomes import BLOCKS
 from forecaster.evaluation.sections import (
     MODEL,
     Confusion,
@@ -39,6 +41,9 @@ HEAD_COLOURS = {"up": "tab:green", "down": "tab:red"}
 DARK_CELL = 0.6  # share of the colour range above which cell text turns white
 SETTLE_SHARE = 10  # the y axis of the running accuracy ignores the first 1/SETTLE_SHARE of it
 Y_MARGIN = 0.05  # the y axis shows at least chance +- this
+BOARD_BASE_HEIGHT, BOARD_ROW_HEIGHT = 1.6, 0.4  # the leaderboard grows with its jobs (inches)
+BOARD_OFFSET = 0.15  # validation above, test below each job's line
+BOARD_COLOURS = {"val": "tab:orange", "test": "tab:blue"}
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
@@ -233,3 +238,52 @@ def plot_all(
         if name != MODEL:
             paths.append(confusion(result.confusion, directory / f"{name}_confusion.png", name))
     return paths
+
+
+def leaderboard(board: Leaderboard, path: str | Path) -> Path:
+    """Each judged job's decided accuracy on validation and test with 95% Wilson intervals, against
+    persistence's on the same candles; the job chosen on validation in bold. Jobs with fewer than
+    min_decided decided calls in a block show no point there."""
+    jobs = board.judged
+    figure = Figure(figsize=(WIDE[0], BOARD_BASE_HEIGHT + BOARD_ROW_HEIGHT * len(jobs)), layout="constrained")
+    ax = figure.subplots()
+    for offset, block in zip((-BOARD_OFFSET, BOARD_OFFSET), BLOCKS, strict=True):
+        colour = BOARD_COLOURS[block]
+        rows = [
+            (y + offset, f)
+            for y, job in enumerate(jobs)
+            if (f := getattr(job, block)) is not None
+            and f.accuracy is not None
+            and f.decided >= board.min_decided
+        ]
+        if rows:
+            accuracy = np.array([f.accuracy for _, f in rows])
+            low = accuracy - np.array([f.wilson_low for _, f in rows])
+            high = np.array([f.wilson_high for _, f in rows]) - accuracy
+            ax.errorbar(
+                accuracy,
+                [y for y, _ in rows],
+                xerr=(low, high),
+                fmt="o",
+                color=colour,
+                capsize=3,
+                label=block,
+            )
+        bar = board.persistence[block].accuracy
+        if bar is not None:
+            ax.axvline(bar, ls="--", color=colour, alpha=0.6, label=f"persistence, {block}")
+    ax.axvline(CHANCE, ls=":", color="0.5", label="chance (50%)")
+    ax.set_yticks(range(len(jobs)), [job.label for job in jobs])
+    chosen = board.chosen_job
+    for tick, job in zip(ax.get_yticklabels(), jobs, strict=True):
+        if job is chosen:
+            tick.set_fontweight("bold")
+    ax.invert_yaxis()
+    ax.set_xlabel("decided accuracy (95% Wilson interval)")
+    best = board.best_of_n
+    ax.set_title(
+        f"sweep leaderboard: {len(jobs)} jobs; best of N, Reality Check p={best.reality_check_p:.3g}, "
+        f"SPA p={best.spa_p:.3g}"
+    )
+    ax.legend(loc="best", fontsize="small")
+    return _save(figure, path)

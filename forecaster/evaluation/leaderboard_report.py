@@ -1,0 +1,210 @@
+"""The sweep leaderboard as text: a console table and one verdict line, leaderboard.md, a CSV row per job."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from forecaster.evaluation.leaderboard import TEST, VALIDATION, BlockFigures, JobResult, Leaderboard
+from forecaster.evaluation.report import SIGNIFICANCE
+from forecaster.evaluation.sections import PERSISTENCE
+
+BEST_OF_NAMES = {"spa": "SPA", "reality_check": "Reality Check"}
+LABEL_WIDTH = 32  # the console's job column; longer labels are cut (the files keep them whole)
+CSV_BLOCK_FIELDS = ("n", "decided", "accuracy", "wilson_low", "wilson_high", "flat_share", "score")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def accuracy_text(figures: BlockFigures | None, min_decided: int) -> str:
+    """'51.2% [50.1, 52.3]', or why there is no percentage."""
+    if figures is None:
+        return "-"
+    if figures.accuracy is None or figures.decided < min_decided:
+        return f"too few calls ({figures.decided})"
+    low, high = figures.wilson_low or 0.0, figures.wilson_high or 0.0
+    return f"{figures.accuracy:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _paired_p(figures: BlockFigures | None) -> float | None:
+    return None if figures is None or figures.vs_persistence is None else figures.vs_persistence.p_value
+
+
+def _cells(job: JobResult, min_decided: int) -> list[str]:
+    val, test = job.val, job.test
+    return [
+        "-" if val is None else str(val.decided),
+        accuracy_text(val, min_decided),
+        "-" if val is None else f"{val.score:+.4f}",
+        "-" if test is None else str(test.decided),
+        accuracy_text(test, min_decided),
+        "-" if test is None else _pct(test.flat_share),
+        _p(_paired_p(test)),
+        _p(job.holm_p),
+    ]
+
+
+HEADERS = (
+    "val decided",
+    "val accuracy [95% CI]",
+    "val score",
+    "test decided",
+    "test accuracy [95% CI]",
+    "test FLAT",
+    "test p vs persistence",
+    "Holm p",
+)
+CONSOLE_HEADERS = (
+    "val dec",
+    "val acc [95% CI]",
+    "val score",
+    "test dec",
+    "test acc [95% CI]",
+    "FLAT",
+    "p",
+    "Holm p",
+)
+CONSOLE_WIDTHS = (8, 20, 9, 8, 20, 6, 7, 7)
+
+
+def _persistence_cells(board: Leaderboard) -> list[str]:
+    val, test = board.persistence[VALIDATION], board.persistence[TEST]
+    row = JobResult(PERSISTENCE, "", "", val, test)
+    return _cells(row, board.min_decided)
+
+
+def console_table(board: Leaderboard) -> list[str]:
+    """One line per job (the chosen one marked *), persistence last; unfinished jobs say so. p: the
+    test block's paired p vs persistence; Holm p: the same adjusted over the jobs."""
+    widths = CONSOLE_WIDTHS
+    head = f"  {'job':<{LABEL_WIDTH}}" + "".join(
+        f"  {h:>{w}}" for h, w in zip(CONSOLE_HEADERS, widths, strict=True)
+    )
+    lines = [head]
+    for index, job in enumerate(board.jobs):
+        mark = "*" if index == board.chosen else " "
+        label = job.label[: LABEL_WIDTH - 1] + "~" if len(job.label) > LABEL_WIDTH else job.label
+        if job.val is None:
+            lines.append(f"{mark} {label:<{LABEL_WIDTH}}  {job.status}")
+            continue
+        cells = _cells(job, board.min_decided)
+        lines.append(
+            f"{mark} {label:<{LABEL_WIDTH}}"
+            + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
+        )
+    cells = _persistence_cells(board)
+    lines.append(
+        f"  {PERSISTENCE:<{LABEL_WIDTH}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
+    )
+    return lines
+
+
+def verdict(board: Leaderboard) -> str:
+    """One line: the job chosen on validation, its test result, and the corrected best-of-N p."""
+    best, name = board.best_of_n, BEST_OF_NAMES[board.best_of]
+    other = "reality_check" if board.best_of == "spa" else "spa"
+    other_p = best.reality_check_p if other == "reality_check" else best.spa_p
+    corrected = (
+        f"best of {best.n_models} on the test block: {name} p={_p(board.corrected_p)} "
+        f"({BEST_OF_NAMES[other]} {_p(other_p)})"
+    )
+    conclusion = (
+        f"a configuration beats persistence even after correcting for the {best.n_models} tried"
+        if board.corrected_p < SIGNIFICANCE
+        else "no evidence that any configuration beats persistence"
+    )
+    job = board.chosen_job
+    if job is None or job.test is None:
+        chosen = f"no job decided {board.min_decided} validation calls (eval.min_decided)"
+    else:
+        test = job.test
+        accuracy = accuracy_text(test, board.min_decided)
+        chosen = (
+            f"best on validation ({board.select}): {job.label}: test {accuracy} "
+            f"of {test.decided} decided, vs persistence p={_p(_paired_p(test))} (Holm {_p(job.holm_p)})"
+        )
+    return f"verdict: {chosen}; {corrected}: {conclusion}"
+
+
+def console_lines(board: Leaderboard) -> list[str]:
+    return [*console_table(board), verdict(board)]
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Sequence[str]) -> str:
+    best = board.best_of_n
+    rows = [_md_row(["", "job", "status", *HEADERS]), _md_row(["---"] * (len(HEADERS) + 3))]
+    for index, job in enumerate(board.jobs):
+        cells = _cells(job, board.min_decided) if job.val is not None else ["-"] * len(HEADERS)
+        rows.append(_md_row(["**chosen**" if index == board.chosen else "", job.label, job.status, *cells]))
+    rows.append(_md_row(["", PERSISTENCE, "the bar", *_persistence_cells(board)]))
+    judged = board.judged
+    val_n, test_n = board.persistence[VALIDATION].n, board.persistence[TEST].n
+    parts = [
+        "# Sweep leaderboard",
+        "",
+        f"Sweep `{sweep}`: {len(board.jobs)} jobs, {len(judged)} judged on the same {val_n} validation "
+        f"and {test_n} test candles (those every judged job scored). Score per candle: +1 a right call, "
+        "-1 a wrong one (a call against a zero move too), 0 FLAT. p vs persistence: exact one-sided "
+        "McNemar on the candles both decide; Holm p: the same, adjusted for the family of jobs.",
+        "",
+        *rows,
+        "",
+        "## The choice (validation) and the verdict (test)",
+        "",
+        f"- chosen on validation by `{board.select}` (at least {board.min_decided} decided calls): "
+        f"{board.chosen_job.label if board.chosen_job else 'none'}",
+        f"- best of N={best.n_models} on the test block by mean score vs persistence: "
+        f"{judged[best.best].label} ({best.best_mean:+.4f} per candle)",
+        f"- White's Reality Check p = {_p(best.reality_check_p)}; Hansen's SPA (consistent) p = "
+        f"{_p(best.spa_p)}; stationary bootstrap, {best.draws} resamples, mean block {best.mean_block:g} "
+        "candles",
+        *(f"- {note}" for note in notes),
+        "",
+        verdict(board),
+        "",
+    ]
+    if plot is not None:
+        parts += [f"![{plot.stem}]({plot.name})", ""]
+    return "\n".join(parts)
+
+
+def render_csv(board: Leaderboard) -> str:
+    """One row per job: both blocks' figures, the paired and Holm p-values, the chosen flag."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    block_columns = [f"{block}_{name}" for block in (VALIDATION, TEST) for name in CSV_BLOCK_FIELDS]
+    writer.writerow(
+        ["label", "status", "source", *block_columns, "val_p", "test_p", "holm_p", "registered", "chosen"]
+    )
+    for index, job in enumerate(board.jobs):
+        values = [
+            "" if (f := getattr(job, block)) is None or (v := getattr(f, name)) is None else v
+            for block in (VALIDATION, TEST)
+            for name in CSV_BLOCK_FIELDS
+        ]
+        registered = "" if job.registered is None else job.registered.uri()
+        p_values = [_paired_p(job.val), _paired_p(job.test), job.holm_p]
+        writer.writerow(
+            [
+                job.label,
+                job.status,
+                job.source,
+                *values,
+                *("" if p is None else p for p in p_values),
+                registered,
+                index == board.chosen,
+            ]
+        )
+    return out.getvalue()
