@@ -170,6 +170,10 @@ class EvalConfig:
     mean_block: float = bounded(10.0, ge=1)  # stationary bootstrap's mean block length, in candles
     champion: str | None = "champion"  # alias set on the chosen job's registered version; null: none
 
+    def __post_init__(self) -> None:
+        if self.sweep and self.records:
+            raise ConfigError("eval.sweep judges a training sweep, eval.records a live session: give one")
+
 
 @dataclass
 class Config:

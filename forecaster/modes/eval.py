@@ -4,7 +4,8 @@ Two sources of predictions. `eval.records=<run dir or MLflow run id>` judges a l
 records. Otherwise the model of `model.path` / `model.uri` is judged on history: the candles of
 `data.start`..`data.end` (default: the model's own test split) are replayed through the same
 Predictor as live, written as the same records in this run dir, and then judged the same way.
-"""
+`eval.sweep=<multirun dir or MLflow sweep tag>` judges a training sweep instead: the leaderboard
+of forecaster/sweeps.py."""
 
 from __future__ import annotations
 
@@ -163,6 +164,10 @@ class Eval:
     name: str = "eval"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
+        if config.eval.sweep:
+            from forecaster.sweeps import judge_sweep
+
+            return RunResult(metrics=judge_sweep(config, config.eval.sweep, run_dir).to_json())
         # the model's weights, resolved (downloaded) once: to replay history, or for flat=coverage's margin
         needs_model = not config.eval.records or config.flat.coverage is not None
         weights = weights_path(config.model, config.tracking, config.paths) if needs_model else None
