@@ -73,7 +73,9 @@ def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path: Path, mlflow_ser
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
-    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    runs = client.search_runs(
+        client.get_experiment_by_name("forecaster").experiment_id, "tags.mode = 'train'"
+    )
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
     assert all(r.info.status == "FINISHED" for r in runs) and len({r.data.tags["sweep"] for r in runs}) == 1
     versions = client.search_model_versions("name='forecaster-twohead-1m'")
@@ -94,7 +96,9 @@ def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
         "model.hidden",
     }
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
-    runs = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
+    runs = client.search_runs(
+        client.get_experiment_by_name("forecaster").experiment_id, "tags.mode = 'train'"
+    )
     losses = [r.data.metrics["val.model.log_loss_up"] for r in runs]
     assert len(runs) == 2 and best["best_value"] == pytest.approx(min(losses))
     name = runs[0].info.run_name
