@@ -38,7 +38,7 @@ CONFIG_NAME = "config"
 SCHEMA_NAME = "config_schema"
 TIMEFRAMES = ("1m", "5m", "15m", "60m")
 VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and "best of" choices use
-SELECT_BY = ("score", "decided_accuracy")  # the sweep leaderboard's choice on validation
+SELECT_BY = ("edge", "score", "decided_accuracy")  # the sweep leaderboard's choice on validation
 BEST_OF_TESTS = ("spa", "reality_check")
 
 
@@ -164,7 +164,7 @@ class EvalConfig:
     min_decided: int = bounded(100, ge=1)  # fewer decided calls: "too few to judge" instead of a percentage
     # the sweep leaderboard (see conf/config.yaml): a multirun dir or an MLflow sweep tag
     sweep: str | None = None
-    select: str = choice("score", *SELECT_BY)  # what the best job is chosen by, on validation
+    select: str = choice("edge", *SELECT_BY)  # what the best job is chosen by, on validation
     best_of: str = choice("spa", *BEST_OF_TESTS)  # the corrected p of "the best of N beats persistence"
     bootstrap_draws: int = bounded(1000, ge=1)
     mean_block: float = bounded(10.0, ge=1)  # stationary bootstrap's mean block length, in candles

@@ -2,10 +2,13 @@
 on validation, and its significance corrected for the number of configurations tried.
 
 Per job and block (validation, test): decided accuracy with its Wilson interval, FLAT share, the
-mean score per candle (+1 right call, -1 wrong call, 0 FLAT) and the exact paired test against
-persistence. The choice is made on validation only; on the test block the paired p-values are
-Holm-adjusted over the N jobs, and "the best of N beats persistence" gets a Reality Check and an SPA
-p-value from a stationary bootstrap of the score differentials. Pure numpy on the jobs' outcomes.
+mean score per candle (+1 right call, -1 wrong call, 0 FLAT), and against persistence the exact
+paired test and the edge: per candle, +1 where only the job's call was right, -1 where only
+persistence's was, 0 elsewhere (on the candles both decide, as the paired test counts them; an
+abstention neither wins nor loses). The choice is made on validation only; on the test block the
+paired p-values are Holm-adjusted over the N jobs, and "the best of N beats persistence" (a mean edge
+above 0) gets a Reality Check and an SPA p-value from a stationary bootstrap of the edges, which
+keeps the dependence between jobs and between neighbouring candles. Pure numpy on the outcomes.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class BlockFigures(Section):
     hits: int
     flat_share: float
     score: float  # mean per candle: +1 right call, -1 wrong call (a call against a zero move too), 0 FLAT
+    edge: float | None = None  # mean per candle of the edge over persistence (see the module docstring)
     accuracy: float | None = None
     wilson_low: float | None = None
     wilson_high: float | None = None
@@ -123,6 +127,13 @@ def scores(called: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.where(decided, np.where(called == actual, 1, -1), 0).astype(np.int8)
 
 
+def edges(called: np.ndarray, bar: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per candle (direction codes): +1 only `called` right, -1 only `bar` right, 0 otherwise; only
+    where both decide, so the sum is the paired test's only_first - only_other."""
+    both = (called != FLAT_CODE) & (bar != FLAT_CODE)
+    return (both * ((called == actual).astype(np.int8) - (bar == actual).astype(np.int8))).astype(np.int8)
+
+
 def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> BlockFigures:
     """A predictor's figures on one block (codes); `bar`: persistence's calls to pair it with."""
     n = len(called)
@@ -134,6 +145,7 @@ def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> B
         hits=hits,
         flat_share=1 - decided / n,
         score=float(scores(called, actual).mean(dtype=np.float64)),
+        edge=None if bar is None else float(edges(called, bar, actual).mean(dtype=np.float64)),
         vs_persistence=None if bar is None else paired_codes(called, bar, actual),
     )
     if not decided:
@@ -168,7 +180,7 @@ def _choose(results: Sequence[JobResult], select: str, min_decided: int) -> int 
         val = job.val
         if job.status != JUDGED or val is None or val.decided < min_decided:
             continue
-        value = val.score if select == "score" else val.accuracy
+        value = {"edge": val.edge, "score": val.score, "decided_accuracy": val.accuracy}[select]
         if value is not None and value > best_value:
             best, best_value = index, value
     return best
@@ -187,16 +199,15 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
         )
     per_block: dict[str, list[BlockFigures]] = {}
     bar: dict[str, BlockFigures] = {}
-    test_scores: list[np.ndarray] = []
+    test_edges: list[np.ndarray] = []
     for block in BLOCKS:
         shared = _shared([job.outcomes.block_rows(block) for job in finished if job.outcomes], block)
         persistence = shared[0].persistence
         bar[block] = figures(persistence, shared[0].actual, None)
         per_block[block] = [figures(rows.called, rows.actual, persistence) for rows in shared]
         if block == TEST:
-            base = scores(persistence, shared[0].actual)
-            test_scores = [scores(rows.called, rows.actual) - base for rows in shared]
-    differentials = np.stack(test_scores).astype(np.float32)
+            test_edges = [edges(rows.called, persistence, rows.actual) for rows in shared]
+    differentials = np.stack(test_edges).astype(np.float32)
     best = best_of_n(
         differentials, settings.bootstrap_draws, settings.mean_block, np.random.default_rng(seed)
     )

@@ -13,7 +13,7 @@ from forecaster.evaluation.sections import PERSISTENCE
 
 BEST_OF_NAMES = {"spa": "SPA", "reality_check": "Reality Check"}
 LABEL_WIDTH = 32  # the console's job column; longer labels are cut (the files keep them whole)
-CSV_BLOCK_FIELDS = ("n", "decided", "accuracy", "wilson_low", "wilson_high", "flat_share", "score")
+CSV_BLOCK_FIELDS = ("n", "decided", "accuracy", "wilson_low", "wilson_high", "flat_share", "score", "edge")
 
 
 def _pct(value: float | None) -> str:
@@ -38,41 +38,46 @@ def _paired_p(figures: BlockFigures | None) -> float | None:
     return None if figures is None or figures.vs_persistence is None else figures.vs_persistence.p_value
 
 
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
+
+
 def _cells(job: JobResult, min_decided: int) -> list[str]:
+    """The row of one job in COLUMNS order."""
     val, test = job.val, job.test
     return [
         "-" if val is None else str(val.decided),
         accuracy_text(val, min_decided),
-        "-" if val is None else f"{val.score:+.4f}",
+        _signed(None if val is None else val.edge),
+        _signed(None if val is None else val.score),
         "-" if test is None else str(test.decided),
         accuracy_text(test, min_decided),
         "-" if test is None else _pct(test.flat_share),
+        _signed(None if test is None else test.edge),
         _p(_paired_p(test)),
         _p(job.holm_p),
     ]
 
 
-HEADERS = (
-    "val decided",
-    "val accuracy [95% CI]",
-    "val score",
-    "test decided",
-    "test accuracy [95% CI]",
-    "test FLAT",
-    "test p vs persistence",
-    "Holm p",
+# (Markdown header, console header or None where the console leaves the column out, console width)
+COLUMNS = (
+    ("val decided", "val dec", 7),
+    ("val accuracy [95% CI]", "val acc [95% CI]", 20),
+    ("val edge", "val edge", 8),
+    ("val score", None, 0),
+    ("test decided", "test dec", 8),
+    ("test accuracy [95% CI]", "test acc [95% CI]", 20),
+    ("test FLAT", "FLAT", 6),
+    ("test edge", "test edge", 9),
+    ("test p vs persistence", "p", 6),
+    ("Holm p", "Holm p", 6),
 )
-CONSOLE_HEADERS = (
-    "val dec",
-    "val acc [95% CI]",
-    "val score",
-    "test dec",
-    "test acc [95% CI]",
-    "FLAT",
-    "p",
-    "Holm p",
-)
-CONSOLE_WIDTHS = (8, 20, 9, 8, 20, 6, 7, 7)
+HEADERS = tuple(header for header, _, _ in COLUMNS)
+SHOWN = [(k, header, width) for k, (_, header, width) in enumerate(COLUMNS) if header is not None]
+
+
+def _console_row(start: str, cells: list[str]) -> str:
+    return start + "".join(f"  {cells[k]:>{width}}" for k, _, width in SHOWN)
 
 
 def _persistence_cells(board: Leaderboard) -> list[str]:
@@ -82,28 +87,18 @@ def _persistence_cells(board: Leaderboard) -> list[str]:
 
 
 def console_table(board: Leaderboard) -> list[str]:
-    """One line per job (the chosen one marked *), persistence last; unfinished jobs say so. p: the
-    test block's paired p vs persistence; Holm p: the same adjusted over the jobs."""
-    widths = CONSOLE_WIDTHS
-    head = f"  {'job':<{LABEL_WIDTH}}" + "".join(
-        f"  {h:>{w}}" for h, w in zip(CONSOLE_HEADERS, widths, strict=True)
-    )
-    lines = [head]
+    """One line per job (the chosen one marked *), persistence last; unfinished jobs say so. edge: over
+    persistence, per candle; p: the test block's paired p vs persistence; Holm p: the same adjusted
+    over the jobs."""
+    lines = [_console_row(f"  {'job':<{LABEL_WIDTH}}", [header or "" for _, header, _ in COLUMNS])]
     for index, job in enumerate(board.jobs):
         mark = "*" if index == board.chosen else " "
         label = job.label[: LABEL_WIDTH - 1] + "~" if len(job.label) > LABEL_WIDTH else job.label
         if job.val is None:
             lines.append(f"{mark} {label:<{LABEL_WIDTH}}  {job.status}")
             continue
-        cells = _cells(job, board.min_decided)
-        lines.append(
-            f"{mark} {label:<{LABEL_WIDTH}}"
-            + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
-        )
-    cells = _persistence_cells(board)
-    lines.append(
-        f"  {PERSISTENCE:<{LABEL_WIDTH}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
-    )
+        lines.append(_console_row(f"{mark} {label:<{LABEL_WIDTH}}", _cells(job, board.min_decided)))
+    lines.append(_console_row(f"  {PERSISTENCE:<{LABEL_WIDTH}}", _persistence_cells(board)))
     return lines
 
 
@@ -156,8 +151,10 @@ def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Se
         "",
         f"Sweep `{sweep}`: {len(board.jobs)} jobs, {len(judged)} judged on the same {val_n} validation "
         f"and {test_n} test candles (those every judged job scored). Score per candle: +1 a right call, "
-        "-1 a wrong one (a call against a zero move too), 0 FLAT. p vs persistence: exact one-sided "
-        "McNemar on the candles both decide; Holm p: the same, adjusted for the family of jobs.",
+        "-1 a wrong one (a call against a zero move too), 0 FLAT. Edge over persistence per candle: +1 "
+        "where only the job's call was right, -1 where only persistence's was, on the candles both "
+        "decide. p vs persistence: exact one-sided McNemar on those candles; Holm p: the same, "
+        "adjusted for the family of jobs.",
         "",
         *rows,
         "",
@@ -165,7 +162,7 @@ def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Se
         "",
         f"- chosen on validation by `{board.select}` (at least {board.min_decided} decided calls): "
         f"{board.chosen_job.label if board.chosen_job else 'none'}",
-        f"- best of N={best.n_models} on the test block by mean score vs persistence: "
+        f"- best of N={best.n_models} on the test block by mean edge over persistence: "
         f"{judged[best.best].label} ({best.best_mean:+.4f} per candle)",
         f"- White's Reality Check p = {_p(best.reality_check_p)}; Hansen's SPA (consistent) p = "
         f"{_p(best.spa_p)}; stationary bootstrap, {best.draws} resamples, mean block {best.mean_block:g} "

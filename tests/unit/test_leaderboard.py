@@ -99,12 +99,30 @@ def test_jobs_are_judged_on_the_candles_all_of_them_scored() -> None:
     assert val is not None and (val.decided, val.hits) == (int(decided.sum()), hits)
     assert (val.wilson_low, val.wilson_high) == wilson_interval(hits, int(decided.sum()))
     assert val.score == pytest.approx((hits - (decided.sum() - hits)) / len(rows))
-    assert val.vs_persistence == paired_test(called, bar, actual)
+    paired = paired_test(called, bar, actual)
+    assert val.vs_persistence == paired
+    assert val.edge == pytest.approx((paired.only_first - paired.only_other) / len(rows))
     # the choice is on validation, Holm is over the test tests, and the real edge stands out
     assert board.chosen_job is board.jobs[2]
     tests = [j.test.vs_persistence.p_value for j in board.jobs if j.test and j.test.vs_persistence]
     assert [j.holm_p for j in board.jobs] == holm(tests)
     assert board.best_of_n.best == 2 and board.corrected_p < 0.01
+
+
+def test_abstaining_never_beats_persistence_however_bad_persistence_is() -> None:
+    """Persistence right on only ~40 % of the moves: a job that always says FLAT scores better per
+    candle (0 against a negative score), but has no edge over persistence: the calls it never made
+    cannot have been right."""
+    job = _job("silent", 0.0, flat=1.0)
+    assert job.outcomes is not None
+    outcomes = job.outcomes
+    rng = np.random.default_rng(9)
+    wrong = np.where(outcomes.actual == 0, 1, 0).astype(np.int8)  # UP <-> DOWN (codes 0, 1)
+    bad = np.where(rng.uniform(size=len(outcomes)) < 0.6, wrong, outcomes.actual).astype(np.int8)
+    board = leaderboard([replace(job, outcomes=replace(outcomes, persistence=bad))], SETTINGS, seed=0)
+    test = board.jobs[0].test
+    assert test is not None and board.persistence["test"].score < -0.1 < test.score == 0
+    assert test.edge == 0 and board.best_of_n.reality_check_p == board.best_of_n.spa_p == 1
 
 
 def test_the_choice_ignores_jobs_with_too_few_decided_calls() -> None:
@@ -139,7 +157,7 @@ def test_the_text_names_every_job_and_ends_with_one_verdict() -> None:
         [_job("lr=0.1", 0.0), _job("lr=0.01", 0.3), Job("lr=1", "/x", problem="failed")], SETTINGS, 0
     )
     lines = console_lines(board)
-    assert lines[-1].startswith("verdict: best on validation (score): lr=0.01: test ")
+    assert lines[-1].startswith("verdict: best on validation (edge): lr=0.01: test ")
     assert "best of 2 on the test block: SPA p=" in lines[-1] and "beats persistence" in lines[-1]
     assert sum(line.startswith("*") for line in lines) == 1 and any("failed" in line for line in lines)
     markdown = render_markdown(board, "multirun/x", None, ["champion alias: set"])
