@@ -133,8 +133,9 @@ def jobs_in_store(store: str, tag: str, downloads: Path) -> list[Job]:
 
 def _run_labels(runs: Sequence[Any]) -> list[str]:
     ids = [run.info.run_id for run in runs]
-    files = [Path(run.data.tags.get("run_dir", "")) / HYDRA_DIR / OVERRIDES_FILE for run in runs]
-    if all(f.is_file() for f in files):
+    dirs = [run.data.tags.get("run_dir") for run in runs]
+    files = [Path(d) / HYDRA_DIR / OVERRIDES_FILE for d in dirs if d]
+    if len(files) == len(runs) and all(f.is_file() for f in files):
         return labels([yaml.safe_load(f.read_text()) or [] for f in files], ids)
     params = [sorted(f"{key}={value}" for key, value in run.data.params.items()) for run in runs]
     return labels(params, ids)
