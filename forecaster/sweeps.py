@@ -23,7 +23,7 @@ from forecaster.evaluation.leaderboard_report import console_lines, render_csv, 
 from forecaster.evaluation.outcomes import OUTCOMES_FILE, load_outcomes
 from forecaster.evaluation.sections import named_scalars
 from forecaster.modes.base import METRICS_FILE
-from forecaster.tracking import flatten, mlflow_client, run_tags
+from forecaster.tracking import SWEEP_OVERRIDES_TAG, flatten, mlflow_client, run_tags
 
 log = logging.getLogger(__name__)
 BOARD = "leaderboard"  # file stem of every output, and the MLflow run's name after "eval-"
@@ -132,11 +132,16 @@ def jobs_in_store(store: str, tag: str, downloads: Path) -> list[Job]:
 
 
 def _run_labels(runs: Sequence[Any]) -> list[str]:
+    """The overrides of each run's dir where all are still here (as for a multirun dir), else each
+    run's tag of the overrides its sweep varied, else the parameters that differ between runs."""
     ids = [run.info.run_id for run in runs]
     dirs = [run.data.tags.get("run_dir") for run in runs]
     files = [Path(d) / HYDRA_DIR / OVERRIDES_FILE for d in dirs if d]
     if len(files) == len(runs) and all(f.is_file() for f in files):
         return labels([yaml.safe_load(f.read_text()) or [] for f in files], ids)
+    varied = [run.data.tags.get(SWEEP_OVERRIDES_TAG) for run in runs]
+    if all(varied):
+        return [str(tag) for tag in varied]
     params = [sorted(f"{key}={value}" for key, value in run.data.params.items()) for run in runs]
     return labels(params, ids)
 
@@ -170,6 +175,7 @@ def set_champion(config: Config, board: Leaderboard) -> str:
 def track(config: Config, sweep: str, out_dir: Path, board: Leaderboard, files: Sequence[Path]) -> None:
     """One MLflow run `eval-leaderboard`: the config, the corrected p and the chosen job's figures."""
     tags = {**run_tags(config, out_dir), "mode": "eval", BOARD: sweep}
+    tags.pop(SWEEP_OVERRIDES_TAG, None)  # in the callback: the last job's, not the leaderboard's
     tracker = config.tracking.open(config.paths)
     tracker.start(f"eval-{BOARD}", flatten(asdict(config)), tags)
     best = board.best_of_n
