@@ -130,6 +130,8 @@ def test_the_choice_ignores_jobs_with_too_few_decided_calls() -> None:
     board = leaderboard(jobs, replace(SETTINGS, select="decided_accuracy"), seed=0)
     assert board.jobs[0].val is not None and board.jobs[0].val.decided < SETTINGS.min_decided
     assert board.chosen_job is board.jobs[1]
+    alone = leaderboard(jobs[:1], SETTINGS, seed=0)
+    assert alone.chosen is None and "no job decided 50 validation calls" in console_lines(alone)[-1]
 
 
 def test_unfinished_jobs_are_listed_not_judged() -> None:
