@@ -79,6 +79,5 @@ def run(quick: bool) -> dict[str, Any]:
         "bootstrap_s": round(boot_wall, 3),
         "bootstrap_cpu_s": round(boot_cpu, 3),
         "test_candles_shared": board.persistence["test"].n,
-        "reality_check_p": board.best_of_n.reality_check_p,
-        "spa_p": board.best_of_n.spa_p,
+        "models_judged": board.best_of_n.n_models,
     }
