@@ -26,7 +26,7 @@ from forecaster.evaluation.comparisons import paired_codes
 from forecaster.evaluation.multiple_testing import BestOfN, best_of_n, holm
 from forecaster.evaluation.outcomes import BLOCKS, Outcomes
 from forecaster.evaluation.sections import PERSISTENCE, Paired, Section
-from forecaster.evaluation.statistics import FLAT_CODE, wilson_interval
+from forecaster.evaluation.statistics import CHANCE, FLAT_CODE, binomial_p_value, wilson_interval
 
 VALIDATION, TEST = BLOCKS
 JUDGED = "judged"  # a job's status when its outcomes are on the board
@@ -70,6 +70,7 @@ class BlockFigures(Section):
     accuracy: float | None = None
     wilson_low: float | None = None
     wilson_high: float | None = None
+    p_vs_chance: float | None = None  # exact one-sided binomial p of the decided hits against 50 %
     vs_persistence: Paired | None = None
     undefined: Mapping[str, str] = field(default_factory=dict)
 
@@ -151,7 +152,8 @@ def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> B
     if not decided:
         return replace(base, undefined={"accuracy": NOTHING_DECIDED})
     low, high = wilson_interval(hits, decided)
-    return replace(base, accuracy=hits / decided, wilson_low=low, wilson_high=high)
+    chance = binomial_p_value(hits, decided, CHANCE)
+    return replace(base, accuracy=hits / decided, wilson_low=low, wilson_high=high, p_vs_chance=chance)
 
 
 def _shared(rows: Sequence[Outcomes], block: str) -> list[Outcomes]:

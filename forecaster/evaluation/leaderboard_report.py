@@ -10,10 +10,21 @@ from pathlib import Path
 from forecaster.evaluation.leaderboard import TEST, VALIDATION, BlockFigures, JobResult, Leaderboard
 from forecaster.evaluation.report import SIGNIFICANCE
 from forecaster.evaluation.sections import PERSISTENCE
+from forecaster.evaluation.statistics import CHANCE
 
 BEST_OF_NAMES = {"spa": "SPA", "reality_check": "Reality Check"}
 LABEL_WIDTH = 32  # the console's job column; longer labels are cut (the files keep them whole)
-CSV_BLOCK_FIELDS = ("n", "decided", "accuracy", "wilson_low", "wilson_high", "flat_share", "score", "edge")
+CSV_BLOCK_FIELDS = (
+    "n",
+    "decided",
+    "accuracy",
+    "wilson_low",
+    "wilson_high",
+    "p_vs_chance",
+    "flat_share",
+    "score",
+    "edge",
+)
 
 
 def _pct(value: float | None) -> str:
@@ -54,6 +65,7 @@ def _cells(job: JobResult, min_decided: int) -> list[str]:
         accuracy_text(test, min_decided),
         "-" if test is None else _pct(test.flat_share),
         _signed(None if test is None else test.edge),
+        _p(None if test is None else test.p_vs_chance),
         _p(_paired_p(test)),
         _p(job.holm_p),
     ]
@@ -69,6 +81,7 @@ COLUMNS = (
     ("test accuracy [95% CI]", "test acc [95% CI]", 20),
     ("test FLAT", "FLAT", 6),
     ("test edge", "test edge", 9),
+    ("test p vs 50%", None, 0),
     ("test p vs persistence", "p", 6),
     ("Holm p", "Holm p", 6),
 )
@@ -116,6 +129,9 @@ def verdict(board: Leaderboard) -> str:
         if board.corrected_p < SIGNIFICANCE
         else "no evidence that any configuration beats persistence"
     )
+    bar = board.persistence[TEST].accuracy
+    if bar is not None and bar < CHANCE:
+        conclusion += f" (persistence is right on only {bar:.1%} of its test calls: a low bar)"
     job = board.chosen_job
     if job is None or job.test is None:
         chosen = f"no job decided {board.min_decided} validation calls (eval.min_decided)"
@@ -124,7 +140,8 @@ def verdict(board: Leaderboard) -> str:
         accuracy = accuracy_text(test, board.min_decided)
         chosen = (
             f"best on validation ({board.select}): {job.label}: test {accuracy} "
-            f"of {test.decided} decided, vs persistence p={_p(_paired_p(test))} (Holm {_p(job.holm_p)})"
+            f"of {test.decided} decided (vs 50% p={_p(test.p_vs_chance)}), vs persistence "
+            f"p={_p(_paired_p(test))} (Holm {_p(job.holm_p)})"
         )
     return f"verdict: {chosen}; {corrected}: {conclusion}"
 
