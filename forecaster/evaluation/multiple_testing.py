@@ -103,12 +103,18 @@ def bootstrap_means(d: np.ndarray, draws: int, mean_block: float, rng: np.random
     return out
 
 
+def _share_reaching(resampled: np.ndarray, observed: float) -> float:
+    """(1 + resamples at or above the observed) / (1 + resamples): the observed statistic counts as one
+    of the draws, so a p-value is never 0, only below 1 / draws (Davison & Hinkley 1997, 4.2)."""
+    return float((1 + np.count_nonzero(resampled >= observed)) / (1 + len(resampled)))
+
+
 def reality_check_p(means: np.ndarray, resampled: np.ndarray) -> float:
     """White's Reality Check p-value of max_j mean_j > 0, from the models' means (N,) and their
     resampled means (draws, N): the share of resamples whose recentred maximum reaches the observed."""
     observed = float(np.max(means))
     recentred = np.max(resampled - means[None, :], axis=1)
-    return float(np.mean(recentred >= observed))
+    return _share_reaching(recentred, observed)
 
 
 def spa_p(means: np.ndarray, resampled: np.ndarray, n_candles: int) -> float:
@@ -123,7 +129,7 @@ def spa_p(means: np.ndarray, resampled: np.ndarray, n_candles: int) -> float:
     cutoff = -omega / root_t * math.sqrt(2 * math.log(max(math.log(n_candles), 1.0)))
     kept = np.where(means >= cutoff, means, 0.0)
     statistic = np.maximum(np.max((resampled - kept[None, :]) * scale[None, :], axis=1), 0.0)
-    return float(np.mean(statistic >= observed))
+    return _share_reaching(statistic, observed)
 
 
 def best_of_n(d: np.ndarray, draws: int, mean_block: float, rng: np.random.Generator) -> BestOfN:

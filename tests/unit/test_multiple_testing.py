@@ -104,8 +104,9 @@ def test_a_truly_better_model_gets_a_small_p() -> None:
 def test_reality_check_and_spa_by_hand() -> None:
     means = np.array([0.02, -5.0])
     resampled = np.array([[0.05, -5.0], [0.01, -4.9], [0.02, -5.4], [0.03, -4.6]])
-    # recentred maxima: max(0.03, 0), max(-0.01, 0.1), max(0, -0.4), max(0.01, 0.4) -> 0.03, 0.1, 0, 0.4
-    assert reality_check_p(means, resampled) == pytest.approx(3 / 4)
+    # recentred maxima: max(0.03, 0), max(-0.01, 0.1), max(0, -0.4), max(0.01, 0.4) -> 0.03, 0.1, 0, 0.4;
+    # three of four reach 0.02, and the observed counts as one more draw: (1 + 3) / (1 + 4)
+    assert reality_check_p(means, resampled) == pytest.approx(4 / 5)
     # SPA: t = 0.02 / sd of the first model's resamples; the second's mean lies far below its cutoff
     # (-sd * sqrt(2 log log 100) ~ -0.5), so it stays at its own mean, its resampled t-values are all
     # negative and only the first model counts
@@ -113,7 +114,8 @@ def test_reality_check_and_spa_by_hand() -> None:
     sd = resampled.std(axis=0)
     observed = 0.02 / sd[0]
     first = (resampled[:, 0] - 0.02) / sd[0]
-    assert spa_p(means, resampled, n) == pytest.approx(np.mean(np.maximum(first, 0) >= observed))
+    reaching = np.count_nonzero(np.maximum(first, 0) >= observed)
+    assert spa_p(means, resampled, n) == pytest.approx((1 + reaching) / (1 + len(first)))
 
 
 def test_spa_ignores_a_model_identical_to_the_benchmark() -> None:
