@@ -40,7 +40,8 @@ RECORDS_ARTIFACT = "records"
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 STORE_CHECK = "MLflow store usable"
-MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>latest|[0-9]+)$")
+# models:/<name>/<version or latest>, or models:/<name>@<alias> (e.g. @champion, set by the leaderboard)
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>latest|[0-9]+)|@(?P<alias>[\w-]+))$")
 SWEEP_OVERRIDES_TAG = "overrides"  # a sweep job's run and registered version: what sets the job apart
 MAX_RUN_NAME = 160  # characters of a run name with a sweep job's overrides
 CUT = "..."  # ends a run name that was cut
@@ -228,20 +229,25 @@ def registered_name(config: Config) -> str:
 
 
 def download_model(store: str, uri: str) -> Path:
-    """`models:/<name>/<version or latest>` from the store -> a local folder of weights."""
+    """`models:/<name>/<version or latest>` or `models:/<name>@<alias>` from the store -> a local
+    folder of weights."""
     found = MODELS_URI.match(uri)
     if not found:
-        raise UserError(f"model.uri={uri} is not of the form models:/<name>/<version or latest>")
+        raise UserError(
+            f"model.uri={uri} is not of the form models:/<name>/<version or latest> or models:/<name>@<alias>"
+        )
     client = mlflow_client(store)
     from mlflow.artifacts import download_artifacts
 
-    name, wanted = found["name"], found["version"]
+    name, wanted, alias = found["name"], found["version"], found["alias"]
     try:
         versions = client.search_model_versions(f"name='{name}'")
     except Exception as exc:
         raise UserError(f"cannot read the model registry at {store} ({str(exc).splitlines()[0]})") from exc
     if not versions:
         raise UserError(f"no model registered as {name} in {store}; train one with mode=train")
+    if alias is not None:
+        wanted = _aliased_version(client, name, alias, store)
     chosen = max(versions, key=lambda v: int(v.version)) if wanted == "latest" else None
     chosen = chosen or next((v for v in versions if str(v.version) == wanted), None)
     if chosen is None:
@@ -249,6 +255,19 @@ def download_model(store: str, uri: str) -> Path:
         raise UserError(f"{name} has no version {wanted} in {store}; versions: {have}")
     log.info("model.uri %s -> %s version %s (run %s)", uri, name, chosen.version, chosen.run_id)
     return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
+
+
+def _aliased_version(client: Any, name: str, alias: str, store: str) -> str:
+    """The version an alias points at; a missing alias says how one is set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        raise UserError(
+            f"{name} has no alias @{alias} in {store}; a -m training sweep's leaderboard sets @champion "
+            "(or give a version: models:/<name>/<version or latest>)"
+        ) from exc
 
 
 def weights_path(model: ProbabilityModel, tracking: TrackingBackend, paths: PathsConfig) -> Path | None:

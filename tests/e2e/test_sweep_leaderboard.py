@@ -52,6 +52,16 @@ def test_a_training_sweep_ends_with_a_leaderboard_and_a_corrected_p(tmp_path: Pa
     (run,) = client.search_runs(experiment, "tags.mode = 'eval'")
     assert run.info.run_name == "eval-leaderboard" and "best_of_n.spa_p" in run.data.metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == set(FILES)
+    # what the README recommends after a sweep: the champion, by its alias
+    champion_uri = "model.uri=models:/forecaster-logreg-1m@champion"
+    judged = run_cli(
+        "mode=eval", "source=replay", "model=logreg", champion_uri, "eval.plots=false", cwd=tmp_path
+    )
+    assert judged.returncode == 0, judged.stderr[-3000:]
+    assert f"forecaster-logreg-1m version {champion.version}" in judged.stdout + judged.stderr
+    nope = champion_uri.replace("@champion", "@nope")
+    missing = run_cli("mode=eval", "source=replay", "model=logreg", nope, cwd=tmp_path)
+    assert missing.returncode == 2 and "has no alias @nope" in missing.stdout + missing.stderr
 
     by_dir = run_cli("mode=eval", f"eval.sweep={sweep}", "eval.plots=false", cwd=tmp_path)
     assert by_dir.returncode == 0, by_dir.stderr[-3000:]
