@@ -13,7 +13,7 @@ from forecaster.evaluation.sections import PERSISTENCE
 from forecaster.evaluation.statistics import CHANCE
 
 BEST_OF_NAMES = {"spa": "SPA", "reality_check": "Reality Check"}
-LABEL_WIDTH = 32  # the console's job column; longer labels are cut (the files keep them whole)
+LABEL_WIDTH = 64  # the console's job column at most; longer labels are cut (the files keep them whole)
 CSV_BLOCK_FIELDS = (
     "n",
     "decided",
@@ -103,15 +103,18 @@ def console_table(board: Leaderboard) -> list[str]:
     """One line per job (the chosen one marked *), persistence last; unfinished jobs say so. edge: over
     persistence, per candle; p: the test block's paired p vs persistence; Holm p: the same adjusted
     over the jobs."""
-    lines = [_console_row(f"  {'job':<{LABEL_WIDTH}}", [header or "" for _, header, _ in COLUMNS])]
+    width = min(
+        max(len(name) for name in ["job", PERSISTENCE, *(job.label for job in board.jobs)]), LABEL_WIDTH
+    )
+    lines = [_console_row(f"  {'job':<{width}}", [header or "" for _, header, _ in COLUMNS])]
     for index, job in enumerate(board.jobs):
         mark = "*" if index == board.chosen else " "
-        label = job.label[: LABEL_WIDTH - 1] + "~" if len(job.label) > LABEL_WIDTH else job.label
+        label = job.label[: width - 1] + "~" if len(job.label) > width else job.label
         if job.val is None:
-            lines.append(f"{mark} {label:<{LABEL_WIDTH}}  {job.status}")
+            lines.append(f"{mark} {label:<{width}}  {job.status}")
             continue
-        lines.append(_console_row(f"{mark} {label:<{LABEL_WIDTH}}", _cells(job, board.min_decided)))
-    lines.append(_console_row(f"  {PERSISTENCE:<{LABEL_WIDTH}}", _persistence_cells(board)))
+        lines.append(_console_row(f"{mark} {label:<{width}}", _cells(job, board.min_decided)))
+    lines.append(_console_row(f"  {PERSISTENCE:<{width}}", _persistence_cells(board)))
     return lines
 
 
