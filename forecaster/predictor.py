@@ -165,7 +165,7 @@ def load_model(
 
 
 def build_predictor(config: Config, weights: Path | None) -> Predictor:
-    """The run's predictor; `weights` resolved beforehand (forecaster.tracking.weights_path)."""
+    """The run's predictor; `weights` resolved beforehand (forecaster.registry.weights_path)."""
     loaded = load_model(config.model, config.features, config.timeframe.name, config.seed, weights)
     rule = fitted(config.flat, loaded.card.margin_quantiles if loaded.card else None)
     if config.flat.coverage is not None:

@@ -23,7 +23,8 @@ from forecaster.evaluation.leaderboard_report import console_lines, render_csv, 
 from forecaster.evaluation.outcomes import OUTCOMES_FILE, load_outcomes
 from forecaster.evaluation.sections import named_scalars
 from forecaster.modes.base import METRICS_FILE
-from forecaster.tracking import SWEEP_OVERRIDES_TAG, flatten, mlflow_client, run_tags
+from forecaster.run_labels import SWEEP_OVERRIDES_TAG, flatten, run_tags
+from forecaster.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
 BOARD = "leaderboard"  # file stem of every output, and the MLflow run's name after "eval-"

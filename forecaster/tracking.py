@@ -13,8 +13,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from forecaster.checks import Check, Status
 from forecaster.errors import UserError
+from forecaster.run_labels import sweep_run_name
 from forecaster.schema import bounded
 
 if TYPE_CHECKING:
-    from forecaster.config import Config, PathsConfig
-    from forecaster.models.base import ProbabilityModel
+    from forecaster.config import PathsConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +38,6 @@ RECORDS_ARTIFACT = "records"
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 STORE_CHECK = "MLflow store usable"
-# models:/<name>/<version or latest>, or models:/<name>@<alias> (e.g. @champion, set by the leaderboard)
-MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>latest|[0-9]+)|@(?P<alias>[\w-]+))$")
-SWEEP_OVERRIDES_TAG = "overrides"  # a sweep job's run and registered version: what sets the job apart
-MAX_RUN_NAME = 160  # characters of a run name with a sweep job's overrides
-CUT = "..."  # ends a run name that was cut
 
 
 class Tracker(Protocol):
@@ -224,60 +217,6 @@ def default_uri(mlruns: str) -> str:
     return f"{SQLITE_PREFIX}{(Path(mlruns) / 'mlflow.db').resolve()}"
 
 
-def registered_name(config: Config) -> str:
-    return f"forecaster-{config.model.name}-{config.timeframe.name}"
-
-
-def download_model(store: str, uri: str) -> Path:
-    """`models:/<name>/<version or latest>` or `models:/<name>@<alias>` from the store -> a local
-    folder of weights."""
-    found = MODELS_URI.match(uri)
-    if not found:
-        raise UserError(
-            f"model.uri={uri} is not of the form models:/<name>/<version or latest> or models:/<name>@<alias>"
-        )
-    client = mlflow_client(store)
-    from mlflow.artifacts import download_artifacts
-
-    name, wanted, alias = found["name"], found["version"], found["alias"]
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except Exception as exc:
-        raise UserError(f"cannot read the model registry at {store} ({str(exc).splitlines()[0]})") from exc
-    if not versions:
-        raise UserError(f"no model registered as {name} in {store}; train one with mode=train")
-    if alias is not None:
-        wanted = _aliased_version(client, name, alias, store)
-    chosen = max(versions, key=lambda v: int(v.version)) if wanted == "latest" else None
-    chosen = chosen or next((v for v in versions if str(v.version) == wanted), None)
-    if chosen is None:
-        have = ", ".join(str(v) for v in sorted(int(v.version) for v in versions))
-        raise UserError(f"{name} has no version {wanted} in {store}; versions: {have}")
-    log.info("model.uri %s -> %s version %s (run %s)", uri, name, chosen.version, chosen.run_id)
-    return Path(download_artifacts(artifact_uri=chosen.source, tracking_uri=store))
-
-
-def _aliased_version(client: Any, name: str, alias: str, store: str) -> str:
-    """The version an alias points at; a missing alias says how one is set."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        raise UserError(
-            f"{name} has no alias @{alias} in {store}; a -m training sweep's leaderboard sets @champion "
-            "(or give a version: models:/<name>/<version or latest>)"
-        ) from exc
-
-
-def weights_path(model: ProbabilityModel, tracking: TrackingBackend, paths: PathsConfig) -> Path | None:
-    """Where the model's trained weights are: model.path, or model.uri downloaded from the store; None
-    for a model without weights. Resolved before the Predictor is built, so it never talks to MLflow."""
-    if model.path:
-        return Path(model.path)
-    return download_model(tracking.store_uri(paths), model.uri) if model.uri else None
-
-
 def download_records(store: str, run_id: str, destination: Path) -> Path:
     """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
     try:
@@ -337,74 +276,3 @@ class MlflowTracking:
             return Check(STORE_CHECK, Status.OK, self.open(paths).describe())
         except UserError as exc:
             return Check(STORE_CHECK, Status.FAIL, str(exc))
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'flat': {'min_prob': 0.55}} -> {'flat.min_prob': 0.55}: MLflow params are flat.
-
-    Tuples are shown as lists ([64, 64]), as the config files write them.
-    """
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def run_tags(config: Config, run_dir: Path) -> dict[str, str]:
-    """Tags that make runs easy to filter side by side in the MLflow UI."""
-    return {
-        "mode": config.mode.name,
-        "model": config.model.name,
-        "timeframe": config.timeframe.name,
-        "flat": config.flat.name,
-        "source": config.source.name,
-        "run_dir": str(run_dir.resolve()),
-        **_sweep_tag(),
-    }
-
-
-def _sweep_tag() -> dict[str, str]:
-    """In a `-m` sweep, every job's run carries the sweep's directory (one filter shows the sweep) and
-    the overrides that set this job apart."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return {}
-    varied = ",".join(_varied_overrides())
-    return {"sweep": HydraConfig.get().sweep.dir, **({SWEEP_OVERRIDES_TAG: varied} if varied else {})}
-
-
-def sweep_run_name(base: str) -> str:
-    """`base`, and in a `-m` sweep the job's varied overrides: `train-twohead-1m[seed=1,flat=strict]`,
-    cut to MAX_RUN_NAME characters (MLflow lists runs by name, and sweep jobs otherwise look alike)."""
-    tag = _sweep_tag().get(SWEEP_OVERRIDES_TAG)
-    if not tag:
-        return base
-    name = f"{base}[{tag}]"
-    return name if len(name) <= MAX_RUN_NAME else f"{name[: MAX_RUN_NAME - len(CUT) - 1]}{CUT}]"
-
-
-def _varied_overrides() -> list[str]:
-    """The job's overrides of the keys the sweep varies: `seed=1` of `seed=0,1`, or a search sweeper's
-    choice. Hydra hands a job only its own overrides (every key of the command line, one value each);
-    the keys the command line sets to one value are shared by every job. joblib's workers inherit
-    sys.argv; submitit's do not, and there every override of the job is shown."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    parser = OverridesParser.create()
-    shared: set[str] = set()
-    for argument in sys.argv[1:]:
-        try:
-            override = parser.parse_override(argument)
-        except HydraException:  # a flag (-m) or a flag's value
-            continue
-        if not override.is_sweep_override():
-            shared.add(override.get_key_element())
-    job = parser.parse_overrides(list(HydraConfig.get().overrides.task))
-    return [str(override.input_line) for override in job if override.get_key_element() not in shared]

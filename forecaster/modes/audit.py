@@ -26,8 +26,8 @@ from forecaster.evaluation.audit import (
 from forecaster.history import load_history
 from forecaster.modes.base import RunResult
 from forecaster.predictor import Predictor, build_predictor
+from forecaster.registry import weights_path
 from forecaster.schema import bounded
-from forecaster.tracking import weights_path
 from forecaster.training.dataset import make_dataset
 from forecaster.training.splits import walk_forward
 

@@ -41,7 +41,9 @@ from forecaster.recording import (
     prediction_from_record,
     read_jsonl,
 )
-from forecaster.tracking import download_model, download_records, flatten, run_tags, weights_path
+from forecaster.registry import download_model, weights_path
+from forecaster.run_labels import flatten, run_tags
+from forecaster.tracking import download_records
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"

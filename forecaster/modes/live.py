@@ -27,7 +27,8 @@ from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
 from forecaster.modes.base import RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords
-from forecaster.tracking import flatten, run_tags, weights_path
+from forecaster.registry import weights_path
+from forecaster.run_labels import flatten, run_tags
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,9 @@ from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
 from forecaster.models.persistence import Persistence
 from forecaster.modes.base import METRICS_FILE, RunResult
-from forecaster.tracking import Tracker, flatten, registered_name, run_tags
+from forecaster.registry import registered_name
+from forecaster.run_labels import flatten, run_tags
+from forecaster.tracking import Tracker
 from forecaster.training.dataset import Dataset, make_dataset
 from forecaster.training.splits import Split, walk_forward
 

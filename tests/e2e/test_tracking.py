@@ -10,16 +10,8 @@ from mlflow.tracking import MlflowClient
 from forecaster import tracking
 from forecaster.config import PathsConfig
 from forecaster.errors import UserError
-from forecaster.tracking import (
-    MAX_RUN_NAME,
-    MlflowTracking,
-    NoTracking,
-    NullTracker,
-    Tracker,
-    default_uri,
-    flatten,
-    sweep_run_name,
-)
+from forecaster.run_labels import MAX_RUN_NAME, flatten, sweep_run_name
+from forecaster.tracking import MlflowTracking, NoTracking, NullTracker, Tracker, default_uri
 
 
 def _open(tmp_path: Path, tracking: MlflowTracking | NoTracking) -> Tracker:
