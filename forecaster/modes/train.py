@@ -10,46 +10,45 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from forecaster import __version__, backend
-from forecaster.baselines import Majority
-from forecaster.config import Config, FlatConfig
-from forecaster.direction import actual_directions
+from forecaster.config import Config
 from forecaster.errors import UserError
-from forecaster.evaluation.comparisons import paired_test, pooled
-from forecaster.evaluation.evaluate import head_section, score
+from forecaster.evaluation.comparisons import pooled
 from forecaster.evaluation.outcomes import OUTCOMES_FILE, Outcomes, save_outcomes
-from forecaster.evaluation.report import paired_line
 from forecaster.evaluation.sections import (
     MODEL,
     PAIRED,
-    PERSISTENCE,
     VS_PERSISTENCE,
-    Paired,
-    Scores,
     named_scalars,
 )
-from forecaster.flat import directions, fitted, margin_quantiles
+from forecaster.flat import fitted, margin_quantiles
 from forecaster.history import load_history
 from forecaster.models.base import ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
-from forecaster.models.persistence import Persistence
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
 from forecaster.tracking import Tracker
 from forecaster.training.dataset import Dataset, make_dataset
+from forecaster.training.scores import (
+    FoldScores,
+    calibration_summary,
+    mean_reliability,
+    mean_scores,
+    paired_lines,
+    reliability_change,
+    score_block,
+    scores_json,
+    summary_table,
+)
 from forecaster.training.splits import Split, walk_forward
 
 if TYPE_CHECKING:
-    from forecaster.calibration import Calibration
     from forecaster.training.loop import EpochStats, TrainResult
 
 log = logging.getLogger(__name__)
@@ -57,54 +56,6 @@ MODEL_DIR = "model"
 PAIRED_KEY = f"{PAIRED}.{VS_PERSISTENCE}"  # MLflow names of the paired test, after val. / test.
 COVERAGE_SLACK = 0.05  # flat=coverage deciding a share further than this from the one asked: warn
 ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
-SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
-
-
-@dataclass(frozen=True)
-class BlockScores:
-    """The model and the baselines on the same rows of one block, and the model paired with persistence."""
-
-    scores: dict[str, Scores]
-    vs_persistence: Paired
-    outcomes: Outcomes  # per candle, for the sweep leaderboard
-
-
-@dataclass(frozen=True)
-class FoldScores:
-    """One fold's validation block (to choose on) and test block (to report)."""
-
-    val: BlockScores
-    test: BlockScores
-    margin_quantiles: tuple[float, ...]  # of |p_up - p_down| on validation: flat=coverage's margin
-    calibration: Calibration | None  # fitted on this fold's validation rows
-    reliability: dict[str, dict[str, float]]  # per block, ECE and log loss before and after calibration
-
-
-def score_block(
-    probabilities: tuple[np.ndarray, np.ndarray],
-    train_part: Dataset,
-    block: Dataset,
-    rule: FlatConfig,
-    where: tuple[int, str],
-) -> BlockScores:
-    """The model and both baselines on the same rows of one block (`where`: fold, val or test);
-    persistence is the bar."""
-    p_up, p_down = probabilities
-    actual = actual_directions(block.next_ret)
-    y_up, y_down = block.y[:, 0], block.y[:, 1]
-    called = directions(p_up, p_down, rule)
-    out = {MODEL: score(called, actual, p_up, p_down, y_up, y_down)}
-    bar = Persistence().batch(block.X)
-    guesses = {
-        PERSISTENCE: bar,
-        "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]).batch(block.X),
-    }
-    for name, guess in guesses.items():
-        out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
-    outcomes = Outcomes.of_block(
-        *where, block.candle_ts, probabilities, called, block.next_ret, bar.directions
-    )
-    return BlockScores(out, paired_test(called, bar.directions, actual), outcomes)
 
 
 def _fold(
@@ -159,72 +110,6 @@ def _check_coverage(k: int, coverage: float, flat_share: float | None) -> None:
         )
 
 
-def reliability_change(
-    raw: tuple[np.ndarray, np.ndarray], calibrated: tuple[np.ndarray, np.ndarray], block: Dataset
-) -> dict[str, float]:
-    """ECE and log loss of each head on one block, before and after calibration."""
-    out: dict[str, float] = {}
-    for index, head in enumerate(("up", "down")):
-        before, after = (
-            head_section(raw[index], block.y[:, index]),
-            head_section(calibrated[index], block.y[:, index]),
-        )
-        for name in ("ece", "log_loss"):
-            out[f"{name}_{head}_before"] = float(getattr(before, name))
-            out[f"{name}_{head}_after"] = float(getattr(after, name))
-    return out
-
-
-def mean_reliability(folds: list[FoldScores]) -> dict[str, dict[str, float]]:
-    """Per block and figure, the mean over folds of reliability_change."""
-    return {
-        block: {key: float(np.mean([f.reliability[block][key] for f in folds])) for key in keys}
-        for block, keys in folds[0].reliability.items()
-    }
-
-
-def calibration_summary(folds: list[FoldScores]) -> str:
-    """The test block's ECE before and after, averaged over folds: did calibrating on validation help?"""
-    test = mean_reliability(folds)["test"]
-    if folds[-1].calibration is None:
-        ece = f"up {test['ece_up_before']:.4f}, down {test['ece_down_before']:.4f}"
-        return f"calibration: none (train.calibration=none); test ECE {ece}"
-    heads = ", ".join(
-        f"{head} {test[f'ece_{head}_before']:.4f} -> {test[f'ece_{head}_after']:.4f}"
-        for head in ("up", "down")
-    )
-    return f"calibration ({folds[-1].calibration.up.method}, fitted on validation): test ECE {heads}"
-
-
-def _paired_lines(folds: list[FoldScores]) -> list[str]:
-    """Per fold and pooled: the model against persistence on the test candles both decide."""
-    tests = [fold.test.vs_persistence for fold in folds]
-    named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
-    return [f"  {name}: {paired_line(VS_PERSISTENCE, t)}" for name, t in named]
-
-
-def _mean(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
-    """Per who and metric, the mean over folds (of the folds where it is defined)."""
-    return {who: Scores.mean([report[who] for report in reports]) for who in reports[0]}
-
-
-def _json(scores: Mapping[str, Scores], sort: bool = False) -> dict[str, dict[str, float]]:
-    """`sort`: metric names in alphabetical order, as the mean over folds has always been written."""
-    return {who: dict(sorted(s.to_json().items())) if sort else s.to_json() for who, s in scores.items()}
-
-
-def summary_table(scores: dict[str, Scores]) -> str:
-    header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
-    rows = [header]
-    for who, values in scores.items():
-        cells = "".join(
-            f"{'-':>18}" if (value := getattr(values, name)) is None else f"{value:>18.4f}"
-            for name in SUMMARY_METRICS
-        )
-        rows.append(f"{who:<12}{cells}")
-    return "\n".join(rows)
-
-
 @dataclass(frozen=True)
 class Train:
     name: str = "train"
@@ -259,7 +144,7 @@ class Train:
             fold_scores = [report for _, report in folds]
             reports = [report.test.scores for report in fold_scores]
             checks = [report.val.scores for report in fold_scores]
-            scores, val_scores = _mean(reports), _mean(checks)
+            scores, val_scores = mean_scores(reports), mean_scores(checks)
             bars = {
                 "val": pooled([report.val.vs_persistence for report in fold_scores]),
                 "test": pooled([report.test.vs_persistence for report in fold_scores]),
@@ -299,11 +184,11 @@ class Train:
                 best_epoch=result.best_epoch,
                 margin_quantiles=fold_scores[-1].margin_quantiles,
                 calibration=fold_scores[-1].calibration,
-                val=_json(val_scores, sort=True),
-                test=_json(scores, sort=True),
+                val=scores_json(val_scores, sort=True),
+                test=scores_json(scores, sort=True),
                 # the last fold's test block: mode=eval replays it by default and should agree with this
                 test_range=CandleRange(int(last_test.candle_ts[0]), int(last_test.candle_ts[-1])),
-                last_fold_test=_json(reports[-1]),
+                last_fold_test=scores_json(reports[-1]),
                 code_version=__version__,
             )
             model_dir = save(run_dir / MODEL_DIR, result.model, card)
@@ -319,10 +204,10 @@ class Train:
             )
             metrics = {
                 # validation: what searches and any "best of" choose on; test: scored once, reported
-                "val": _json(val_scores, sort=True),
-                "test": _json(scores, sort=True),
-                "folds": [_json(report) for report in reports],
-                "val_folds": [_json(report) for report in checks],
+                "val": scores_json(val_scores, sort=True),
+                "test": scores_json(scores, sort=True),
+                "folds": [scores_json(report) for report in reports],
+                "val_folds": [scores_json(report) for report in checks],
                 # the model against persistence on the candles both decide: exact one-sided McNemar
                 "paired": {
                     "val": bars["val"].to_json(),
@@ -344,7 +229,7 @@ class Train:
             print(summary_table(scores))
             print(calibration_summary(fold_scores))
             print("test block, per fold and pooled:")
-            print("\n".join(_paired_lines(fold_scores)))
+            print("\n".join(paired_lines(fold_scores)))
             print(f"weights: {model_dir}")
             if version is not None:
                 print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")

@@ -1,0 +1,143 @@
+"""How mode=train scores a fold: the model and the baselines on the same rows of each block, the
+paired test against persistence, calibration before and after; and the tables train prints.
+
+Persistence is the bar: every figure of the model has its persistence figure on the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from forecaster.baselines import Majority
+from forecaster.config import FlatConfig
+from forecaster.direction import actual_directions
+from forecaster.evaluation.comparisons import paired_test, pooled
+from forecaster.evaluation.evaluate import head_section, score
+from forecaster.evaluation.outcomes import Outcomes
+from forecaster.evaluation.report import paired_line
+from forecaster.evaluation.sections import MODEL, PERSISTENCE, VS_PERSISTENCE, Paired, Scores
+from forecaster.flat import directions
+from forecaster.models.persistence import Persistence
+from forecaster.training.dataset import Dataset
+
+if TYPE_CHECKING:
+    from forecaster.calibration import Calibration
+
+SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
+
+
+@dataclass(frozen=True)
+class BlockScores:
+    """The model and the baselines on the same rows of one block, and the model paired with persistence."""
+
+    scores: dict[str, Scores]
+    vs_persistence: Paired
+    outcomes: Outcomes  # per candle, for the sweep leaderboard
+
+
+@dataclass(frozen=True)
+class FoldScores:
+    """One fold's validation block (to choose on) and test block (to report)."""
+
+    val: BlockScores
+    test: BlockScores
+    margin_quantiles: tuple[float, ...]  # of |p_up - p_down| on validation: flat=coverage's margin
+    calibration: Calibration | None  # fitted on this fold's validation rows
+    reliability: dict[str, dict[str, float]]  # per block, ECE and log loss before and after calibration
+
+
+def score_block(
+    probabilities: tuple[np.ndarray, np.ndarray],
+    train_part: Dataset,
+    block: Dataset,
+    rule: FlatConfig,
+    where: tuple[int, str],
+) -> BlockScores:
+    """The model and both baselines on the same rows of one block (`where`: fold, val or test);
+    persistence is the bar."""
+    p_up, p_down = probabilities
+    actual = actual_directions(block.next_ret)
+    y_up, y_down = block.y[:, 0], block.y[:, 1]
+    called = directions(p_up, p_down, rule)
+    out = {MODEL: score(called, actual, p_up, p_down, y_up, y_down)}
+    bar = Persistence().batch(block.X)
+    guesses = {
+        PERSISTENCE: bar,
+        "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]).batch(block.X),
+    }
+    for name, guess in guesses.items():
+        out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
+    outcomes = Outcomes.of_block(
+        *where, block.candle_ts, probabilities, called, block.next_ret, bar.directions
+    )
+    return BlockScores(out, paired_test(called, bar.directions, actual), outcomes)
+
+
+def reliability_change(
+    raw: tuple[np.ndarray, np.ndarray], calibrated: tuple[np.ndarray, np.ndarray], block: Dataset
+) -> dict[str, float]:
+    """ECE and log loss of each head on one block, before and after calibration."""
+    out: dict[str, float] = {}
+    for index, head in enumerate(("up", "down")):
+        before, after = (
+            head_section(raw[index], block.y[:, index]),
+            head_section(calibrated[index], block.y[:, index]),
+        )
+        for name in ("ece", "log_loss"):
+            out[f"{name}_{head}_before"] = float(getattr(before, name))
+            out[f"{name}_{head}_after"] = float(getattr(after, name))
+    return out
+
+
+def mean_reliability(folds: list[FoldScores]) -> dict[str, dict[str, float]]:
+    """Per block and figure, the mean over folds of reliability_change."""
+    return {
+        block: {key: float(np.mean([f.reliability[block][key] for f in folds])) for key in keys}
+        for block, keys in folds[0].reliability.items()
+    }
+
+
+def calibration_summary(folds: list[FoldScores]) -> str:
+    """The test block's ECE before and after, averaged over folds: did calibrating on validation help?"""
+    test = mean_reliability(folds)["test"]
+    if folds[-1].calibration is None:
+        ece = f"up {test['ece_up_before']:.4f}, down {test['ece_down_before']:.4f}"
+        return f"calibration: none (train.calibration=none); test ECE {ece}"
+    heads = ", ".join(
+        f"{head} {test[f'ece_{head}_before']:.4f} -> {test[f'ece_{head}_after']:.4f}"
+        for head in ("up", "down")
+    )
+    return f"calibration ({folds[-1].calibration.up.method}, fitted on validation): test ECE {heads}"
+
+
+def paired_lines(folds: list[FoldScores]) -> list[str]:
+    """Per fold and pooled: the model against persistence on the test candles both decide."""
+    tests = [fold.test.vs_persistence for fold in folds]
+    named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
+    return [f"  {name}: {paired_line(VS_PERSISTENCE, t)}" for name, t in named]
+
+
+def mean_scores(reports: list[dict[str, Scores]]) -> dict[str, Scores]:
+    """Per who and metric, the mean over folds (of the folds where it is defined)."""
+    return {who: Scores.mean([report[who] for report in reports]) for who in reports[0]}
+
+
+def scores_json(scores: Mapping[str, Scores], sort: bool = False) -> dict[str, dict[str, float]]:
+    """`sort`: metric names in alphabetical order, as the mean over folds has always been written."""
+    return {who: dict(sorted(s.to_json().items())) if sort else s.to_json() for who, s in scores.items()}
+
+
+def summary_table(scores: dict[str, Scores]) -> str:
+    header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
+    rows = [header]
+    for who, values in scores.items():
+        cells = "".join(
+            f"{'-':>18}" if (value := getattr(values, name)) is None else f"{value:>18.4f}"
+            for name in SUMMARY_METRICS
+        )
+        rows.append(f"{who:<12}{cells}")
+    return "\n".join(rows)
