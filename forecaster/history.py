@@ -38,7 +38,7 @@ def period(data: DataConfig) -> tuple[int | None, int | None]:
     return start, end
 
 
-def test_period(data: DataConfig) -> tuple[int, int | None] | None:
+def chosen_test_block(data: DataConfig) -> tuple[int, int | None] | None:
     """data.test_start/test_end in epoch ms, or None: the test block is then the newest rows."""
     start = _bound(data.test_start, "data.test_start")
     end = _bound(data.test_end, "data.test_end")

@@ -27,7 +27,7 @@ from forecaster.evaluation.sections import (
     named_scalars,
 )
 from forecaster.flat import fitted, margin_quantiles
-from forecaster.history import load_histories, test_period
+from forecaster.history import chosen_test_block, load_histories
 from forecaster.models.base import ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
@@ -136,7 +136,7 @@ class Train:
         data = make_datasets(histories, features, config.train.threshold_bps)
         embargo = config.train.embargo_windows * features.window
         timeline = Timeline(data.candle_ts, timeframe_ms(config.timeframe.name))
-        chosen = test_period(config.data)
+        chosen = chosen_test_block(config.data)
         splits = walk_forward(
             len(data),
             config.train.folds,
