@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from forecaster.candles import read_csv
+from forecaster.data import SAMPLE_CSV
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli
+from tests.unit.test_datasets import write_csv
 
 QUICK = ["mode=train", "source=replay", "train.epochs=2", "train.progress=false"]
 
@@ -170,6 +173,19 @@ def test_train_from_bybit_rest_history(tmp_path: Path) -> None:
         "last_candle_ts": 1733184000000 - 60_000,
     }
     assert list((tmp_path / ".cache" / "forecaster" / "klines").rglob("*")), "the history was cached"
+
+
+def test_bybit_history_with_a_hole_is_two_segments(tmp_path: Path) -> None:
+    """A long REST download is segmented by its gaps the same way a file is: no window spans the hole."""
+    candles = read_csv(SAMPLE_CSV)
+    hole = (candles.start_ms >= 1733097600000) & (candles.start_ms < 1733104800000)  # 12-02 00:00..02:00
+    data = write_csv(tmp_path / "holed.csv.gz", candles[~hole])
+    with emulator_process("--now", "2024-12-04T00:00", "--data", str(data)) as emulator:
+        args = ["mode=train", "train.epochs=1", "train.progress=false", "tracking=off", *emulator]
+        args += ["data.start=2024-12-01", "data.end=2024-12-03"]
+        result = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "segment bybit-spot" in result.stderr and "in 2 segment(s) of 1 file(s)" in result.stderr
 
 
 def test_two_venues_train_with_an_explicit_test_block_and_per_venue_figures(
