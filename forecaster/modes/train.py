@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forecaster import __version__, backend
+from forecaster.candles import timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import pooled
@@ -26,7 +27,7 @@ from forecaster.evaluation.sections import (
     named_scalars,
 )
 from forecaster.flat import fitted, margin_quantiles
-from forecaster.history import load_history
+from forecaster.history import chosen_test_block, load_histories
 from forecaster.models.base import ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
@@ -34,7 +35,7 @@ from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
 from forecaster.tracking import Tracker
-from forecaster.training.dataset import Dataset, make_dataset
+from forecaster.training.dataset import Dataset
 from forecaster.training.scores import (
     FoldScores,
     calibration_summary,
@@ -46,7 +47,10 @@ from forecaster.training.scores import (
     scores_json,
     summary_table,
 )
-from forecaster.training.splits import Split, walk_forward
+from forecaster.training.segments import make_datasets
+from forecaster.training.splits import Split, Timeline, walk_forward
+from forecaster.training.targets import training_rows
+from forecaster.training.venues import venue_figures
 
 if TYPE_CHECKING:
     from forecaster.training.loop import EpochStats, TrainResult
@@ -71,7 +75,11 @@ def _fold(
 
     n_train, n_val, n_test = split.sizes()
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
-    result = model.fit(data[split.train], data[split.val], config.train, config.seed, on_epoch)
+    fitted_rows = training_rows(data[split.train], config.train.zero_moves, config.train.threshold_bps)
+    log.info(
+        "fold %d: %d training rows under train.zero_moves=%s", k, len(fitted_rows), config.train.zero_moves
+    )
+    result = model.fit(fitted_rows, data[split.val], config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
     from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
 
@@ -123,12 +131,20 @@ class Train:
         backend.configure_jax(config.paths.jax_cache)
         from forecaster.models.checkpoint import save
 
-        candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
+        histories = load_histories(config.source, config.data, config.timeframe.name, config.paths)
         features = config.features
-        data = make_dataset(candles, features, config.train.threshold_bps)
+        data = make_datasets(histories, features, config.train.threshold_bps)
         embargo = config.train.embargo_windows * features.window
+        timeline = Timeline(data.candle_ts, timeframe_ms(config.timeframe.name))
+        chosen = chosen_test_block(config.data)
         splits = walk_forward(
-            len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
+            len(data),
+            config.train.folds,
+            config.train.val_fraction,
+            config.train.test_fraction,
+            embargo,
+            timeline,
+            timeline.block(*chosen) if chosen else None,
         )
         spec = model.spec(features.n_features, config.seed)
 
@@ -179,7 +195,10 @@ class Train:
                 timeframe=config.timeframe.name,
                 threshold_bps=config.train.threshold_bps,
                 normalisation=result.standardizer,
-                data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
+                data_range=CandleRange(
+                    min(int(h.candles.start_ms[0]) for h in histories),
+                    max(int(h.candles.start_ms[-1]) for h in histories),
+                ),
                 symbol=config.source.symbol,
                 best_epoch=result.best_epoch,
                 margin_quantiles=fold_scores[-1].margin_quantiles,
@@ -217,6 +236,11 @@ class Train:
                 # ECE and log loss per head before and after calibration (mean over folds)
                 "calibration": reliability,
             }
+            venues = venue_figures(
+                [(f.test.outcomes, data[s.test].label) for f, s in zip(fold_scores, splits, strict=True)]
+            )
+            if venues:  # several files or venues: the test figures of each, pooled over folds
+                metrics["venues"] = {name: figures.to_json() for name, figures in venues.items()}
             if version is not None:  # the sweep leaderboard aliases the version it chooses
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -230,6 +254,9 @@ class Train:
             print(calibration_summary(fold_scores))
             print("test block, per fold and pooled:")
             print("\n".join(paired_lines(fold_scores)))
+            if venues:
+                print("test block per file, pooled over folds:")
+                print("\n".join(f"  {name}: {figures.line()}" for name, figures in venues.items()))
             print(f"weights: {model_dir}")
             if version is not None:
                 print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
