@@ -36,3 +36,22 @@ class FeatureSet(Protocol):
     def batch(self, candles: CandleArray) -> np.ndarray:
         """(T, F) float64 rows, row t from candles <= t only; rows before the first full window are NaN."""
         ...
+
+
+class FeatureBlock(Protocol):
+    """One group of related features inside a composed feature set (forecaster/features/composed.py).
+
+    A block is a frozen dataclass whose fields are its config keys; they also make its fingerprint.
+    """
+
+    @property
+    def window(self) -> int:
+        """Candles needed before the block's first complete row."""
+        ...
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        """(T, len(names)) float64, row t from candles <= t only; NaN before the first full window."""
+        ...

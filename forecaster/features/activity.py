@@ -1,0 +1,36 @@
+"""Block `activity`: the share of candles whose close did not move (a thin, quantised market)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forecaster.candles import CandleArray
+from forecaster.features.rolling import check_windows, rolling_mean
+
+
+@dataclass(frozen=True)
+class Activity:
+    """zero_share_w = share of the last w candles whose close equals the close before it."""
+
+    windows: list[int] = field(default_factory=lambda: [60])
+
+    def __post_init__(self) -> None:
+        check_windows("activity", "windows", self.windows, 1)
+
+    @property
+    def window(self) -> int:
+        return max(self.windows) + 1
+
+    @property
+    def names(self) -> list[str]:
+        return [f"zero_share_{w}" for w in self.windows]
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        zero = np.full(len(candles), np.nan)
+        zero[1:] = candles.close[1:] == candles.close[:-1]
+        out = np.full((len(candles), len(self.windows)), np.nan)
+        for column, w in enumerate(self.windows):
+            out[1:, column] = rolling_mean(zero[1:], w)
+        return out

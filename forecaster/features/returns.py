@@ -1,0 +1,33 @@
+"""Block `returns`: the last N one-candle log returns of close, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from forecaster.candles import CandleArray
+from forecaster.features.rolling import log_returns
+from forecaster.schema import bounded
+
+
+@dataclass(frozen=True)
+class Returns:
+    """ret_k = log(close[t-k] / close[t-k-1]) for k < n."""
+
+    n: int = bounded(8, ge=1)
+
+    @property
+    def window(self) -> int:
+        return self.n + 1
+
+    @property
+    def names(self) -> list[str]:
+        return [f"ret_{k}" for k in range(self.n)]
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        returns = log_returns(candles.close)
+        out = np.full((len(candles), self.n), np.nan)
+        for k in range(self.n):
+            out[k:, k] = returns[: len(returns) - k]
+        return out

@@ -1,0 +1,43 @@
+"""Block `trend`: where the close stands against its moving averages and inside its recent high-low range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forecaster.candles import CandleArray
+from forecaster.features.rolling import check_windows, ratio, rolling
+
+# A close in a range of width zero sits in its middle.
+MIDDLE = 0.5
+
+
+@dataclass(frozen=True)
+class Trend:
+    """ma_dist_w = log(close / mean(close over w)); range_pos_w = (close - min low) / (max high - min low)
+    over the last w candles, 0 at the low and 1 at the high."""
+
+    ma_windows: list[int] = field(default_factory=lambda: [5, 20, 60])
+    range_windows: list[int] = field(default_factory=lambda: [20, 60])
+
+    def __post_init__(self) -> None:
+        check_windows("trend", "ma_windows", self.ma_windows, 2)
+        check_windows("trend", "range_windows", self.range_windows, 2)
+
+    @property
+    def window(self) -> int:
+        return max(*self.ma_windows, *self.range_windows)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"ma_dist_{w}" for w in self.ma_windows] + [f"range_pos_{w}" for w in self.range_windows]
+
+    def batch(self, candles: CandleArray) -> np.ndarray:
+        close = candles.close
+        out = [np.log(close / rolling(close, w, lambda b: b.mean(axis=1))) for w in self.ma_windows]
+        for w in self.range_windows:
+            low = rolling(candles.low, w, lambda b: b.min(axis=1))
+            high = rolling(candles.high, w, lambda b: b.max(axis=1))
+            out.append(ratio(close - low, high - low, MIDDLE))
+        return np.stack(out, axis=1)
