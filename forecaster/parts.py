@@ -32,10 +32,11 @@ def is_part(node: Any) -> bool:
 
 def factory_of(node: Mapping[str, Any], key: str) -> Any:
     target = str(node[TARGET])
+    group = key.split(".")[0]
     try:
         return get_object(target)
     except Exception as exc:  # hydra wraps import and attribute errors alike
-        raise ConfigError(f"{key}._target_={target} cannot be imported; check conf/{key.split(".")[0]}/*.yaml") from exc
+        raise ConfigError(f"{key}._target_={target} cannot be imported; check conf/{group}/*.yaml") from exc
 
 
 def allowed_keys(factory: Any) -> list[str]:

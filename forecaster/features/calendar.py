@@ -30,4 +30,6 @@ class Calendar:
         days, in_day = np.divmod(candles.start_ms, DAY_MS)
         day_angle = 2 * np.pi * in_day / DAY_MS
         week_angle = 2 * np.pi * ((days + EPOCH_WEEKDAY) % WEEK_DAYS) / WEEK_DAYS
-        return np.stack([np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)], axis=1)
+        return np.stack(
+            [np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)], axis=1
+        )

@@ -33,10 +33,14 @@ class ComposedFeatures:
 
     def __post_init__(self) -> None:
         if not self.blocks:
-            raise ConfigError(f"features={self.name} lists no blocks; give at least one under features.blocks")
+            raise ConfigError(
+                f"features={self.name} lists no blocks; give at least one under features.blocks"
+            )
         repeated = [n for n, count in Counter(self.names).items() if count > 1]
         if repeated:
-            raise ConfigError(f"features={self.name}: feature '{repeated[0]}' comes from two blocks; drop one")
+            raise ConfigError(
+                f"features={self.name}: feature '{repeated[0]}' comes from two blocks; drop one"
+            )
 
     @property
     def _blocks(self) -> list[FeatureBlock]:

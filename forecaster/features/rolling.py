@@ -22,7 +22,7 @@ Reduce = Callable[[np.ndarray], np.ndarray]
 
 
 def rolling(values: np.ndarray, window: int, reduce: Reduce) -> np.ndarray:
-    """`reduce` (rows of windows -> one value per row) over the `window` values ending at each t; NaN before."""
+    """`reduce` (rows of windows -> a value per row) over the `window` values ending at each t; NaN before."""
     out = np.full(len(values), np.nan)
     if len(values) < window:
         return out
@@ -76,5 +76,6 @@ def check_windows(block: str, key: str, windows: Sequence[int], minimum: int) ->
     """A one-line ConfigError unless `windows` is a non-empty list of ints >= minimum."""
     if not windows or any(w < minimum for w in windows):
         raise ConfigError(
-            f"features: {block}.{key}={list(windows)} is not allowed; give a non-empty list of ints >= {minimum}"
+            f"features: {block}.{key}={list(windows)} is not allowed; give a non-empty list of ints"
+            f" >= {minimum}"
         )
