@@ -1,9 +1,10 @@
-"""Row-local window arithmetic shared by the feature blocks.
+"""Window arithmetic shared by the feature blocks: rolling sums, means, extremes and z-scores.
 
-Every statistic of row t is computed from the `w` values ending at t alone (sliding windows, never a
-running cumulative sum over the whole history), so the live window, which holds only the last
-candles, reproduces the batch row to rounding. Work is done in chunks of rows so that temporaries
-stay a few MB however long the history is.
+A rolling statistic at t must not depend on how much history came before t, or the live window
+(which holds only the last candles) would drift from the batch rows. Sums therefore never run over
+the whole history: the series is cut into blocks of `window` values, and the window ending at t is
+the tail of one block plus the head of the next (van Herk / Gil-Werman), so every value is a sum of
+at most `window` terms, O(T) in all, whatever T is.
 """
 
 from __future__ import annotations
@@ -11,46 +12,74 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from forecaster.errors import ConfigError
 
-# Rows of windows reduced at once: rows x window floats per temporary.
-CHUNK_ROWS = 8192
+# Relative spread (std / RMS) below which a window counts as constant: rounding of the sums, not data.
+CONSTANT_SPREAD = 1e-6
 
-Reduce = Callable[[np.ndarray], np.ndarray]
+Accumulate = Callable[[np.ndarray], np.ndarray]  # along axis 1: np.cumsum, np.maximum.accumulate, ...
+Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]  # np.add, np.maximum, np.minimum
 
 
-def rolling(values: np.ndarray, window: int, reduce: Reduce) -> np.ndarray:
-    """`reduce` (rows of windows -> a value per row) over the `window` values ending at each t; NaN before."""
+def _block_scan(values: np.ndarray, window: int, accumulate: Accumulate) -> tuple[np.ndarray, np.ndarray]:
+    """Running `accumulate` from each block's start (head) and to each block's end (tail)."""
+    blocks = -(-len(values) // window)
+    padded = np.zeros(blocks * window)
+    padded[: len(values)] = values
+    grid = padded.reshape(blocks, window)
+    head = accumulate(grid).ravel()[: len(values)]
+    tail = accumulate(grid[:, ::-1])[:, ::-1].ravel()[: len(values)]
+    return head, tail
+
+
+def _windows(values: np.ndarray, window: int, accumulate: Accumulate, combine: Combine) -> np.ndarray:
     out = np.full(len(values), np.nan)
     if len(values) < window:
         return out
-    windows = sliding_window_view(values, window)
-    for start in range(0, len(windows), CHUNK_ROWS):
-        block = windows[start : start + CHUNK_ROWS]
-        out[window - 1 + start : window - 1 + start + len(block)] = reduce(block)
+    head, tail = _block_scan(values, window, accumulate)
+    starts = len(values) - window + 1  # the window ending at t starts at t - window + 1
+    rows = combine(tail[:starts], head[window - 1 :])
+    rows[::window] = tail[:starts:window]  # a window starting on a block's start is that whole block
+    out[window - 1 :] = rows
     return out
 
 
+def rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Sum of the `window` values ending at each t; NaN before."""
+    return _windows(values, window, lambda g: np.cumsum(g, axis=1), np.add)
+
+
+def rolling_max(values: np.ndarray, window: int) -> np.ndarray:
+    return _windows(values, window, lambda g: np.maximum.accumulate(g, axis=1), np.maximum)
+
+
+def rolling_min(values: np.ndarray, window: int) -> np.ndarray:
+    return _windows(values, window, lambda g: np.minimum.accumulate(g, axis=1), np.minimum)
+
+
 def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
-    return rolling(values, window, lambda block: block.mean(axis=1))
+    return rolling_sum(values, window) / window
 
 
 def rolling_rms(values: np.ndarray, window: int) -> np.ndarray:
     """Root mean square: the realised volatility of log returns (mean taken as zero)."""
-    return rolling(values, window, lambda block: np.sqrt(np.square(block).mean(axis=1)))
+    return np.sqrt(rolling_mean(np.square(values), window))
 
 
 def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
-    """(last - mean) / std over the window; 0 where the window is constant."""
+    """(last - mean) / std over the window; 0 where the window is constant.
 
-    def z(block: np.ndarray) -> np.ndarray:
-        mean = block.mean(axis=1)
-        std = block.std(axis=1)
-        return np.divide(block[:, -1] - mean, std, out=np.zeros_like(mean), where=std > 0)
-
-    return rolling(values, window, z)
+    The variance comes from sums (E[x^2] - E[x]^2), so a constant window leaves a rounding residue
+    instead of an exact 0: a spread below CONSTANT_SPREAD of the window's RMS counts as none.
+    """
+    mean = rolling_mean(values, window)
+    square = rolling_mean(np.square(values), window)
+    var = np.maximum(square - np.square(mean), 0.0)
+    spread = np.sqrt(var)
+    varying = spread > CONSTANT_SPREAD * np.sqrt(square)
+    z = np.divide(values - mean, spread, out=np.zeros_like(mean), where=varying)
+    return np.where(np.isnan(mean), np.nan, z)
 
 
 def ratio(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:

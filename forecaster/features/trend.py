@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import CandleArray
-from forecaster.features.rolling import check_windows, ratio, rolling
+from forecaster.features.rolling import check_windows, ratio, rolling_max, rolling_mean, rolling_min
 
 # A close in a range of width zero sits in its middle.
 MIDDLE = 0.5
@@ -35,9 +35,9 @@ class Trend:
 
     def batch(self, candles: CandleArray) -> np.ndarray:
         close = candles.close
-        out = [np.log(close / rolling(close, w, lambda b: b.mean(axis=1))) for w in self.ma_windows]
+        out = [np.log(close / rolling_mean(close, w)) for w in self.ma_windows]
         for w in self.range_windows:
-            low = rolling(candles.low, w, lambda b: b.min(axis=1))
-            high = rolling(candles.high, w, lambda b: b.max(axis=1))
+            low = rolling_min(candles.low, w)
+            high = rolling_max(candles.high, w)
             out.append(ratio(close - low, high - low, MIDDLE))
         return np.stack(out, axis=1)
