@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
+from forecaster.features.ring import Ring
 from forecaster.features.rolling import check_windows, rolling_mean
 
 
@@ -34,3 +35,23 @@ class Activity:
         for column, w in enumerate(self.windows):
             out[1:, column] = rolling_mean(zero[1:], w)
         return out
+
+    def live(self) -> _ActivityLive:
+        return _ActivityLive(self)
+
+
+class _ActivityLive:
+    def __init__(self, block: Activity) -> None:
+        self._block = block
+        self._zero = Ring(max(block.windows))
+        self._close = np.nan
+        self._seen = 0
+
+    def push(self, candle: Candle) -> np.ndarray:
+        if self._seen:
+            self._zero.push(float(candle.close == self._close))
+        self._close = candle.close
+        self._seen += 1
+        if self._seen < self._block.window:
+            return np.full(len(self._block.windows), np.nan)
+        return np.array([self._zero.last(w).mean() for w in self._block.windows])

@@ -7,11 +7,11 @@ the newest row of `batch` over them (forecaster/features/window.py), so live equ
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
 
 
 class FeatureSet(Protocol):
@@ -38,6 +38,21 @@ class FeatureSet(Protocol):
         ...
 
 
+class LiveRows(Protocol):
+    """The incremental form of a feature set or block: one candle in, its feature row out."""
+
+    def push(self, candle: Candle) -> np.ndarray:
+        """The row ending at `candle` (the batch row of the same candle); NaN while the window fills."""
+        ...
+
+
+@runtime_checkable
+class IncrementalFeatures(Protocol):
+    """A feature set with an incremental live form, O(1) work per candle in Python."""
+
+    def live(self) -> LiveRows: ...
+
+
 class FeatureBlock(Protocol):
     """One group of related features inside a composed feature set (forecaster/features/composed.py).
 
@@ -54,4 +69,8 @@ class FeatureBlock(Protocol):
 
     def batch(self, candles: CandleArray) -> np.ndarray:
         """(T, len(names)) float64, row t from candles <= t only; NaN before the first full window."""
+        ...
+
+    def live(self) -> LiveRows:
+        """A fresh incremental form giving the same rows as `batch`, candle by candle."""
         ...

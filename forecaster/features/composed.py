@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
 from forecaster.errors import ConfigError
-from forecaster.features.base import FeatureBlock
+from forecaster.features.base import FeatureBlock, LiveRows
 
 # Bump when the meaning of any block's feature changes: models trained on the old meaning must not load.
 COMPOSED_VERSION = 1
@@ -77,3 +77,15 @@ class ComposedFeatures:
             column += width
         out[: self.window - 1] = np.nan
         return out
+
+    def live(self) -> LiveRows:
+        """The blocks' incremental forms side by side."""
+        return _ComposedLive([block.live() for block in self._blocks])
+
+
+class _ComposedLive:
+    def __init__(self, blocks: list[LiveRows]) -> None:
+        self._blocks = blocks
+
+    def push(self, candle: Candle) -> np.ndarray:
+        return np.concatenate([block.push(candle) for block in self._blocks])

@@ -6,11 +6,13 @@ a calm and a wild hour give comparable numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
+from forecaster.features.ring import Ring
 from forecaster.features.rolling import check_windows, lagged_difference, log_returns, ratio, rolling_rms
 from forecaster.schema import bounded
 
@@ -46,3 +48,26 @@ class Momentum:
         out = np.stack(moves + scaled, axis=1)
         out[: self.window - 1] = np.nan
         return out
+
+    def live(self) -> _MomentumLive:
+        return _MomentumLive(self)
+
+
+class _MomentumLive:
+    def __init__(self, block: Momentum) -> None:
+        self._block = block
+        self._lags = np.array(block.windows)
+        self._log_close = Ring(max(block.windows) + 1)
+        self._squares = Ring(block.vol_window)
+
+    def push(self, candle: Candle) -> np.ndarray:
+        log_close = math.log(candle.close)
+        if self._log_close.count:
+            self._squares.push((log_close - self._log_close.last(1)[0]) ** 2)
+        self._log_close.push(log_close)
+        if self._log_close.count < self._block.window:
+            return np.full(2 * len(self._lags), np.nan)
+        closes = self._log_close.last(self._log_close.capacity)
+        moves = closes[-1] - closes[-1 - self._lags]
+        vol = math.sqrt(self._squares.last(self._block.vol_window).mean())
+        return np.concatenate([moves, ratio(moves, vol * np.sqrt(self._lags), NO_VOLATILITY)])

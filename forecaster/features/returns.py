@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
+from forecaster.features.ring import Ring
 from forecaster.features.rolling import log_returns
 from forecaster.schema import bounded
 
@@ -31,3 +33,21 @@ class Returns:
         for k in range(self.n):
             out[k:, k] = returns[: len(returns) - k]
         return out
+
+    def live(self) -> _ReturnsLive:
+        return _ReturnsLive(self)
+
+
+class _ReturnsLive:
+    def __init__(self, block: Returns) -> None:
+        self._n = block.n
+        self._returns = Ring(block.n)
+        self._log_close = math.nan
+
+    def push(self, candle: Candle) -> np.ndarray:
+        log_close = math.log(candle.close)
+        self._returns.push(log_close - self._log_close)
+        self._log_close = log_close
+        if self._returns.count <= self._n:  # the first push had no previous close
+            return np.full(self._n, np.nan)
+        return self._returns.last(self._n)[::-1].copy()

@@ -10,6 +10,7 @@ at most `window` terms, O(T) in all, whatever T is.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,25 +69,27 @@ def rolling_rms(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
-    """(last - mean) / std over the window; 0 where the window is constant.
+    """(last - mean) / std over the window ending at each t (see `zscore`); NaN before."""
+    mean = rolling_mean(values, window)
+    z = zscore(values, mean, rolling_mean(np.square(values), window))
+    return np.where(np.isnan(mean), np.nan, z)
+
+
+def zscore(last: Any, mean: Any, square: Any) -> Any:
+    """(last - mean) / std from a window's mean and mean square (arrays or numbers); 0 where constant.
 
     The variance comes from sums (E[x^2] - E[x]^2), so a constant window leaves a rounding residue
     instead of an exact 0: a spread below CONSTANT_SPREAD of the window's RMS counts as none.
     """
-    mean = rolling_mean(values, window)
-    square = rolling_mean(np.square(values), window)
-    var = np.maximum(square - np.square(mean), 0.0)
-    spread = np.sqrt(var)
+    spread = np.sqrt(np.maximum(square - mean * mean, 0.0))
     varying = spread > CONSTANT_SPREAD * np.sqrt(square)
-    z = np.divide(values - mean, spread, out=np.zeros_like(mean), where=varying)
-    return np.where(np.isnan(mean), np.nan, z)
+    return np.where(varying, (last - mean) / np.where(varying, spread, 1.0), 0.0)
 
 
-def ratio(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
-    """num / den, `fill` where den is 0 (NaN stays NaN: rows before the window)."""
-    out = np.full(np.broadcast(num, den).shape, fill)
-    np.divide(num, den, out=out, where=den != 0)
-    return np.where(np.isnan(num) | np.isnan(den), np.nan, out)
+def ratio(num: Any, den: Any, fill: float) -> Any:
+    """num / den (arrays or numbers), `fill` where den is 0; NaN stays NaN (rows before the window)."""
+    zero = den == 0
+    return np.where(zero, fill, num / np.where(zero, 1.0, den))
 
 
 def lagged_difference(values: np.ndarray, lag: int) -> np.ndarray:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
+from forecaster.features.ring import Ring
 from forecaster.features.rolling import check_windows, ratio, rolling_max, rolling_mean, rolling_min
 
 # A close in a range of width zero sits in its middle.
@@ -41,3 +42,26 @@ class Trend:
             high = rolling_max(candles.high, w)
             out.append(ratio(close - low, high - low, MIDDLE))
         return np.stack(out, axis=1)
+
+    def live(self) -> _TrendLive:
+        return _TrendLive(self)
+
+
+class _TrendLive:
+    def __init__(self, block: Trend) -> None:
+        self._block = block
+        self._close = Ring(max(block.ma_windows))
+        self._high = Ring(max(block.range_windows))
+        self._low = Ring(max(block.range_windows))
+
+    def push(self, candle: Candle) -> np.ndarray:
+        close = candle.close
+        self._close.push(close)
+        self._high.push(candle.high)
+        self._low.push(candle.low)
+        if self._close.count < self._block.window:
+            return np.full(len(self._block.names), np.nan)
+        means = np.array([self._close.last(w).mean() for w in self._block.ma_windows])
+        lows = np.array([self._low.last(w).min() for w in self._block.range_windows])
+        highs = np.array([self._high.last(w).max() for w in self._block.range_windows])
+        return np.concatenate([np.log(close / means), ratio(close - lows, highs - lows, MIDDLE)])

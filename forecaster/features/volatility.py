@@ -4,11 +4,13 @@ the long ones (a ratio above 1: the market is waking up)."""
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.candles import CandleArray
+from forecaster.candles import Candle, CandleArray
+from forecaster.features.ring import Ring
 from forecaster.features.rolling import check_windows, log_returns, ratio, rolling_rms
 
 # Two windows without any move are equally calm.
@@ -44,3 +46,22 @@ class Volatility:
         out = np.stack(vols + ratios, axis=1)
         out[: self.window - 1] = np.nan
         return out
+
+    def live(self) -> _VolatilityLive:
+        return _VolatilityLive(self)
+
+
+class _VolatilityLive:
+    def __init__(self, block: Volatility) -> None:
+        self._block = block
+        self._squares = Ring(max(block.windows))
+        self._log_close = math.nan
+
+    def push(self, candle: Candle) -> np.ndarray:
+        log_close = math.log(candle.close)
+        self._squares.push((log_close - self._log_close) ** 2)
+        self._log_close = log_close
+        if self._squares.count < self._block.window:  # the first square has no previous close
+            return np.full(len(self._block.names), np.nan)
+        vols = np.array([math.sqrt(self._squares.last(w).mean()) for w in self._block.windows])
+        return np.concatenate([vols, ratio(vols[:-1], vols[1:], EQUALLY_CALM)])
