@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
+from forecaster.features.ring import Window
 from forecaster.features.rolling import check_windows, rolling_mean
 
 
@@ -42,16 +43,14 @@ class Activity:
 
 class _ActivityLive:
     def __init__(self, block: Activity) -> None:
-        self._block = block
-        self._zero = Ring(max(block.windows))
-        self._close = np.nan
-        self._seen = 0
+        self._windows = [Window(w) for w in block.windows]
+        self._close = math.nan
 
-    def push(self, candle: Candle) -> np.ndarray:
-        if self._seen:
-            self._zero.push(float(candle.close == self._close))
+    def push(self, candle: Candle) -> list[float]:
+        if not math.isnan(self._close):
+            for window in self._windows:
+                window.push(float(candle.close == self._close))
         self._close = candle.close
-        self._seen += 1
-        if self._seen < self._block.window:
-            return np.full(len(self._block.windows), np.nan)
-        return np.array([self._zero.last(w).mean() for w in self._block.windows])
+        if not all(window.full for window in self._windows):
+            return [math.nan] * len(self._windows)
+        return [window.mean for window in self._windows]

@@ -53,6 +53,14 @@ class IncrementalFeatures(Protocol):
     def live(self) -> LiveRows: ...
 
 
+class LiveBlock(Protocol):
+    """The incremental form of one block: plain floats, gathered into one array by the composed set."""
+
+    def push(self, candle: Candle) -> list[float]:
+        """The block's row ending at `candle`; NaN while its window fills."""
+        ...
+
+
 class FeatureBlock(Protocol):
     """One group of related features inside a composed feature set (forecaster/features/composed.py).
 
@@ -71,6 +79,6 @@ class FeatureBlock(Protocol):
         """(T, len(names)) float64, row t from candles <= t only; NaN before the first full window."""
         ...
 
-    def live(self) -> LiveRows:
+    def live(self) -> LiveBlock:
         """A fresh incremental form giving the same rows as `batch`, candle by candle."""
         ...

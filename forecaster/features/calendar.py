@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,20 +29,20 @@ class Calendar:
         return ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos"]
 
     def batch(self, candles: CandleArray) -> np.ndarray:
-        return _rows(candles.start_ms)
+        day, week = _angles(candles.start_ms)
+        return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
 
     def live(self) -> _CalendarLive:
         return _CalendarLive()
 
 
 class _CalendarLive:
-    def push(self, candle: Candle) -> np.ndarray:
-        return _rows(np.array([candle.start_ms]))[0]
+    def push(self, candle: Candle) -> list[float]:
+        day, week = _angles(candle.start_ms)
+        return [math.sin(day), math.cos(day), math.sin(week), math.cos(week)]
 
 
-def _rows(start_ms: np.ndarray) -> np.ndarray:
-    """(T, 4): hour_sin, hour_cos, weekday_sin, weekday_cos of each start time."""
-    days, in_day = np.divmod(start_ms, DAY_MS)
-    day_angle = 2 * np.pi * in_day / DAY_MS
-    week_angle = 2 * np.pi * ((days + EPOCH_WEEKDAY) % WEEK_DAYS) / WEEK_DAYS
-    return np.stack([np.sin(day_angle), np.cos(day_angle), np.sin(week_angle), np.cos(week_angle)], axis=1)
+def _angles(start_ms: Any) -> tuple[Any, Any]:
+    """Angles of the time within the UTC day and of the weekday (arrays of start times, or one)."""
+    days, in_day = divmod(start_ms, DAY_MS)
+    return 2 * math.pi * in_day / DAY_MS, 2 * math.pi * ((days + EPOCH_WEEKDAY) % WEEK_DAYS) / WEEK_DAYS

@@ -17,7 +17,7 @@ import numpy as np
 
 from forecaster.candles import Candle, CandleArray
 from forecaster.errors import ConfigError
-from forecaster.features.base import FeatureBlock, LiveRows
+from forecaster.features.base import FeatureBlock, LiveBlock, LiveRows
 
 # Bump when the meaning of any block's feature changes: models trained on the old meaning must not load.
 COMPOSED_VERSION = 1
@@ -84,8 +84,11 @@ class ComposedFeatures:
 
 
 class _ComposedLive:
-    def __init__(self, blocks: list[LiveRows]) -> None:
+    def __init__(self, blocks: list[LiveBlock]) -> None:
         self._blocks = blocks
 
     def push(self, candle: Candle) -> np.ndarray:
-        return np.concatenate([block.push(candle) for block in self._blocks])
+        row: list[float] = []
+        for block in self._blocks:
+            row += block.push(candle)
+        return np.array(row)

@@ -7,13 +7,21 @@ a calm and a wild hour give comparable numbers.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
-from forecaster.features.rolling import check_windows, lagged_difference, log_returns, ratio, rolling_rms
+from forecaster.features.ring import Window
+from forecaster.features.rolling import (
+    check_windows,
+    lagged_difference,
+    log_returns,
+    ratio,
+    ratio_of,
+    rolling_rms,
+)
 from forecaster.schema import bounded
 
 # A move over a window with no volatility at all is no move in volatility units.
@@ -56,18 +64,19 @@ class Momentum:
 class _MomentumLive:
     def __init__(self, block: Momentum) -> None:
         self._block = block
-        self._lags = np.array(block.windows)
-        self._log_close = Ring(max(block.windows) + 1)
-        self._squares = Ring(block.vol_window)
+        self._log_close: deque[float] = deque(maxlen=max(block.windows) + 1)
+        self._squares = Window(block.vol_window)
 
-    def push(self, candle: Candle) -> np.ndarray:
+    def push(self, candle: Candle) -> list[float]:
         log_close = math.log(candle.close)
-        if self._log_close.count:
-            self._squares.push((log_close - self._log_close.last(1)[0]) ** 2)
-        self._log_close.push(log_close)
-        if self._log_close.count < self._block.window:
-            return np.full(2 * len(self._lags), np.nan)
-        closes = self._log_close.last(self._log_close.capacity)
-        moves = closes[-1] - closes[-1 - self._lags]
-        vol = math.sqrt(self._squares.last(self._block.vol_window).mean())
-        return np.concatenate([moves, ratio(moves, vol * np.sqrt(self._lags), NO_VOLATILITY)])
+        if self._log_close:
+            self._squares.push((log_close - self._log_close[-1]) ** 2)
+        self._log_close.append(log_close)
+        windows = self._block.windows
+        if not (self._squares.full and len(self._log_close) == self._log_close.maxlen):
+            return [math.nan] * (2 * len(windows))
+        moves = [log_close - self._log_close[-1 - k] for k in windows]
+        vol = math.sqrt(self._squares.mean)
+        return moves + [
+            ratio_of(m, vol * math.sqrt(k), NO_VOLATILITY) for m, k in zip(moves, windows, strict=True)
+        ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
 from forecaster.features.rolling import log_returns
 from forecaster.schema import bounded
 
@@ -41,13 +41,12 @@ class Returns:
 class _ReturnsLive:
     def __init__(self, block: Returns) -> None:
         self._n = block.n
-        self._returns = Ring(block.n)
+        self._returns: deque[float] = deque(maxlen=block.n)  # newest first
         self._log_close = math.nan
 
-    def push(self, candle: Candle) -> np.ndarray:
+    def push(self, candle: Candle) -> list[float]:
         log_close = math.log(candle.close)
-        self._returns.push(log_close - self._log_close)
+        if not math.isnan(self._log_close):
+            self._returns.appendleft(log_close - self._log_close)
         self._log_close = log_close
-        if self._returns.count <= self._n:  # the first push had no previous close
-            return np.full(self._n, np.nan)
-        return self._returns.last(self._n)[::-1].copy()
+        return list(self._returns) if len(self._returns) == self._n else [math.nan] * self._n

@@ -1,36 +1,48 @@
-"""A fixed-size ring of the latest values whose last n entries are always one contiguous view.
+"""The latest values of a series with their running sum and sum of squares: O(1) per candle.
 
-Each value is written twice, at i and i + capacity, so `last(n)` is a slice, never a copy; a push
-is O(1). The live forms of the feature blocks keep their windows in these.
+The live forms of the feature blocks keep their windows in these. The running sums are summed
+afresh (math.fsum) once per `size` pushes, so their rounding never drifts with the length of a
+session: a live value stays within rounding of the batch value of the same candle.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from collections import deque
 
 
-class Ring:
-    """The latest `capacity` rows of `width` floats (width 0: scalars)."""
+class Window:
+    """The latest `size` floats (plain Python: numpy's per-call cost dwarfs a 60-value window)."""
 
-    def __init__(self, capacity: int, width: int = 0) -> None:
-        shape = (2 * capacity, width) if width else (2 * capacity,)
-        self._data = np.full(shape, np.nan)
-        self.capacity = capacity
-        self.width = width
-        self._next = 0
-        self.count = 0
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: deque[float] = deque(maxlen=size)
+        self._sum = 0.0
+        self._squares = 0.0
+        self._since_exact = 0
 
-    def push(self, value: float | np.ndarray) -> None:
-        self._data[self._next] = value
-        self._data[self._next + self.capacity] = value
-        self._next = (self._next + 1) % self.capacity
-        self.count += 1
+    def push(self, value: float) -> None:
+        if len(self.values) == self.size:
+            old = self.values[0]
+            self._sum -= old
+            self._squares -= old * old
+        self.values.append(value)
+        self._sum += value
+        self._squares += value * value
+        self._since_exact += 1
+        if self._since_exact >= self.size:
+            self._sum = math.fsum(self.values)
+            self._squares = math.fsum(v * v for v in self.values)
+            self._since_exact = 0
 
-    def last(self, n: int) -> np.ndarray:
-        """The latest n values, oldest first (n <= capacity and n <= count)."""
-        end = self._next + self.capacity
-        return self._data[end - n : end]
+    @property
+    def full(self) -> bool:
+        return len(self.values) == self.size
 
-    def full(self, n: int) -> bool:
-        """Whether n values have been pushed."""
-        return self.count >= n
+    @property
+    def mean(self) -> float:
+        return self._sum / self.size
+
+    @property
+    def mean_square(self) -> float:
+        return self._squares / self.size

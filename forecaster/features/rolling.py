@@ -9,6 +9,7 @@ at most `window` terms, O(T) in all, whatever T is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,6 +91,17 @@ def ratio(num: Any, den: Any, fill: float) -> Any:
     """num / den (arrays or numbers), `fill` where den is 0; NaN stays NaN (rows before the window)."""
     zero = den == 0
     return np.where(zero, fill, num / np.where(zero, 1.0, den))
+
+
+def ratio_of(num: float, den: float, fill: float) -> float:
+    """`ratio` for plain numbers (the live forms: no numpy call per value)."""
+    return fill if den == 0 else num / den
+
+
+def zscore_of(last: float, mean: float, square: float) -> float:
+    """`zscore` for plain numbers (the live forms: no numpy call per value)."""
+    spread = math.sqrt(max(square - mean * mean, 0.0))
+    return (last - mean) / spread if spread > CONSTANT_SPREAD * math.sqrt(square) else 0.0
 
 
 def lagged_difference(values: np.ndarray, lag: int) -> np.ndarray:

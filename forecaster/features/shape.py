@@ -6,19 +6,24 @@ Research on our data found these among the most useful inputs at 1m (../shared/R
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
-from forecaster.features.rolling import ratio, rolling_mean
+from forecaster.features.ring import Window
+from forecaster.features.rolling import ratio, ratio_of, rolling_mean
 from forecaster.schema import bounded
 
 # A candle with no range has its close neither high nor low in it, and no body.
 NO_RANGE = 0.0
 # A quantity whose recent size is zero, seen at size zero, is at its usual size.
 USUAL_SIZE = 1.0
+# `ratio` on arrays or `ratio_of` on numbers: (num, den, fill) -> num / den, fill where den is 0.
+Divide = Callable[[Any, Any, float], Any]
 SHAPES = ("range", "body", "upper_wick", "lower_wick", "body_frac", "clv")
 
 
@@ -38,7 +43,8 @@ class Shape:
         return list(SHAPES) + [f"{name}_rel" for name in SHAPES]
 
     def batch(self, candles: CandleArray) -> np.ndarray:
-        raw = _raw(candles.open, candles.high, candles.low, candles.close)
+        o, h, lo, c = candles.open, candles.high, candles.low, candles.close
+        raw = _raw(o, h, lo, c, np.maximum(o, c), np.minimum(o, c), ratio)
         relative = [ratio(x, rolling_mean(np.abs(x), self.norm_window), USUAL_SIZE) for x in raw]
         out = np.stack(raw + relative, axis=1)
         out[: self.window - 1] = np.nan
@@ -48,28 +54,29 @@ class Shape:
         return _ShapeLive(self)
 
 
-def _raw(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> list[np.ndarray]:
-    """The SHAPES of each candle, in order."""
+def _raw(o: Any, h: Any, lo: Any, c: Any, top: Any, bottom: Any, divide: Divide) -> list[Any]:
+    """The SHAPES of candles (arrays, with `ratio`) or of one candle (numbers, with `ratio_of`);
+    top and bottom are the larger and smaller of open and close."""
     spread = h - lo
     return [
         spread / c,
         (c - o) / c,
-        (h - np.maximum(o, c)) / c,
-        (np.minimum(o, c) - lo) / c,
-        ratio(c - o, spread, NO_RANGE),
-        ratio((c - lo) - (h - c), spread, NO_RANGE),
+        (h - top) / c,
+        (bottom - lo) / c,
+        divide(c - o, spread, NO_RANGE),
+        divide((c - lo) - (h - c), spread, NO_RANGE),
     ]
 
 
 class _ShapeLive:
     def __init__(self, block: Shape) -> None:
-        self._window = block.norm_window
-        self._sizes = Ring(block.norm_window, len(SHAPES))
+        self._sizes = [Window(block.norm_window) for _ in SHAPES]
 
-    def push(self, candle: Candle) -> np.ndarray:
-        prices = np.array([[candle.open], [candle.high], [candle.low], [candle.close]])
-        raw = np.concatenate(_raw(*prices))
-        self._sizes.push(np.abs(raw))
-        if self._sizes.count < self._window:
-            return np.full(2 * len(SHAPES), np.nan)
-        return np.concatenate([raw, ratio(raw, self._sizes.last(self._window).mean(axis=0), USUAL_SIZE)])
+    def push(self, candle: Candle) -> list[float]:
+        o, c = candle.open, candle.close
+        raw = _raw(o, candle.high, candle.low, c, max(o, c), min(o, c), ratio_of)
+        for size, x in zip(self._sizes, raw, strict=True):
+            size.push(abs(x))
+        if not self._sizes[0].full:
+            return [math.nan] * (2 * len(SHAPES))
+        return raw + [ratio_of(x, size.mean, USUAL_SIZE) for x, size in zip(raw, self._sizes, strict=True)]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
-from forecaster.features.rolling import check_windows, ratio, rolling_max, rolling_mean, rolling_min
+from forecaster.features.ring import Window
+from forecaster.features.rolling import (
+    check_windows,
+    ratio,
+    ratio_of,
+    rolling_max,
+    rolling_mean,
+    rolling_min,
+)
 
 # A close in a range of width zero sits in its middle.
 MIDDLE = 0.5
@@ -49,19 +59,25 @@ class Trend:
 
 class _TrendLive:
     def __init__(self, block: Trend) -> None:
-        self._block = block
-        self._close = Ring(max(block.ma_windows))
-        self._high = Ring(max(block.range_windows))
-        self._low = Ring(max(block.range_windows))
+        self._means = [Window(w) for w in block.ma_windows]
+        self._range_windows = block.range_windows
+        self._high: deque[float] = deque(maxlen=max(block.range_windows))
+        self._low: deque[float] = deque(maxlen=max(block.range_windows))
 
-    def push(self, candle: Candle) -> np.ndarray:
+    def push(self, candle: Candle) -> list[float]:
         close = candle.close
-        self._close.push(close)
-        self._high.push(candle.high)
-        self._low.push(candle.low)
-        if self._close.count < self._block.window:
-            return np.full(len(self._block.names), np.nan)
-        means = np.array([self._close.last(w).mean() for w in self._block.ma_windows])
-        lows = np.array([self._low.last(w).min() for w in self._block.range_windows])
-        highs = np.array([self._high.last(w).max() for w in self._block.range_windows])
-        return np.concatenate([np.log(close / means), ratio(close - lows, highs - lows, MIDDLE)])
+        for mean in self._means:
+            mean.push(close)
+        self._high.append(candle.high)
+        self._low.append(candle.low)
+        if not (all(mean.full for mean in self._means) and len(self._high) == self._high.maxlen):
+            return [math.nan] * (len(self._means) + len(self._range_windows))
+        row = [math.log(close / mean.mean) for mean in self._means]
+        for w in self._range_windows:
+            start = len(self._low) - w
+            low, high = (
+                min(itertools.islice(self._low, start, None)),
+                max(itertools.islice(self._high, start, None)),
+            )
+            row.append(ratio_of(close - low, high - low, MIDDLE))
+        return row

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Ring
-from forecaster.features.rolling import check_windows, log_returns, ratio, rolling_rms
+from forecaster.features.ring import Window
+from forecaster.features.rolling import check_windows, log_returns, ratio, ratio_of, rolling_rms
 
 # Two windows without any move are equally calm.
 EQUALLY_CALM = 1.0
@@ -53,15 +53,16 @@ class Volatility:
 
 class _VolatilityLive:
     def __init__(self, block: Volatility) -> None:
-        self._block = block
-        self._squares = Ring(max(block.windows))
+        self._windows = [Window(w) for w in block.windows]
         self._log_close = math.nan
 
-    def push(self, candle: Candle) -> np.ndarray:
+    def push(self, candle: Candle) -> list[float]:
         log_close = math.log(candle.close)
-        self._squares.push((log_close - self._log_close) ** 2)
+        if not math.isnan(self._log_close):
+            for window in self._windows:
+                window.push((log_close - self._log_close) ** 2)
         self._log_close = log_close
-        if self._squares.count < self._block.window:  # the first square has no previous close
-            return np.full(len(self._block.names), np.nan)
-        vols = np.array([math.sqrt(self._squares.last(w).mean()) for w in self._block.windows])
-        return np.concatenate([vols, ratio(vols[:-1], vols[1:], EQUALLY_CALM)])
+        if not all(window.full for window in self._windows):
+            return [math.nan] * (2 * len(self._windows) - 1)
+        vols = [math.sqrt(window.mean) for window in self._windows]
+        return vols + [ratio_of(a, b, EQUALLY_CALM) for a, b in itertools.pairwise(vols)]

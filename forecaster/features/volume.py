@@ -6,14 +6,22 @@ A history without turnover is refused with the fix, never filled with zeros a mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
 from forecaster.errors import UserError
-from forecaster.features.ring import Ring
-from forecaster.features.rolling import check_windows, ratio, rolling_mean, rolling_zscore, zscore
+from forecaster.features.ring import Window
+from forecaster.features.rolling import (
+    check_windows,
+    ratio,
+    ratio_of,
+    rolling_mean,
+    rolling_zscore,
+    zscore_of,
+)
 
 # A candle as busy as a window that was silent throughout is as busy as usual.
 USUAL_ACTIVITY = 1.0
@@ -41,7 +49,9 @@ class Volume:
     def batch(self, candles: CandleArray) -> np.ndarray:
         columns = [candles.volume]
         if self.turnover:
-            columns.append(_with_turnover(candles.turnover))
+            if np.isnan(candles.turnover).any():
+                raise _no_turnover()
+            columns.append(candles.turnover)
         out = []
         for values in columns:
             out += [rolling_zscore(values, w) for w in self.windows]
@@ -52,31 +62,30 @@ class Volume:
         return _VolumeLive(self)
 
 
-def _with_turnover(turnover: np.ndarray) -> np.ndarray:
-    if np.isnan(turnover).any():
-        raise UserError(
-            "features: the candles have no turnover (the file or source lacks that column); use a "
-            "history with turnover or set the volume block's turnover: false"
-        )
-    return turnover
+def _no_turnover() -> UserError:
+    return UserError(
+        "features: the candles have no turnover (the file or source lacks that column); use a "
+        "history with turnover or set the volume block's turnover: false"
+    )
 
 
 class _VolumeLive:
     def __init__(self, block: Volume) -> None:
-        self._block = block
-        self._values = Ring(block.window, 2 if block.turnover else 1)
+        self._turnover = block.turnover
+        columns = 2 if block.turnover else 1
+        self._windows = [[Window(w) for w in block.windows] for _ in range(columns)]
 
-    def push(self, candle: Candle) -> np.ndarray:
-        values = np.array([candle.volume, candle.turnover][: self._values.width])
-        if self._block.turnover:
-            _with_turnover(values)
-        self._values.push(values)
-        if self._values.count < self._block.window:
-            return np.full(len(self._block.names), np.nan)
-        out = []
-        for column, last in enumerate(values):
-            windows = [self._values.last(w)[:, column] for w in self._block.windows]
-            means = np.array([window.mean() for window in windows])
-            squares = np.array([(window * window).mean() for window in windows])
-            out += [zscore(last, means, squares), ratio(last, means, USUAL_ACTIVITY)]
-        return np.concatenate(out)
+    def push(self, candle: Candle) -> list[float]:
+        values = [candle.volume]
+        if self._turnover:
+            if math.isnan(candle.turnover):
+                raise _no_turnover()
+            values.append(candle.turnover)
+        row: list[float] = []
+        for last, windows in zip(values, self._windows, strict=True):
+            for window in windows:
+                window.push(last)
+            row += [zscore_of(last, w.mean, w.mean_square) for w in windows]
+            row += [ratio_of(last, w.mean, USUAL_ACTIVITY) for w in windows]
+        full = all(w.full for windows in self._windows for w in windows)
+        return row if full else [math.nan] * len(row)

@@ -15,7 +15,7 @@ from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ConfigError, UserError
 from forecaster.evaluation.audit import cut_points, features_check, live_batch_check
 from forecaster.features.activity import Activity
-from forecaster.features.base import FeatureBlock
+from forecaster.features.base import FeatureBlock, IncrementalFeatures
 from forecaster.features.basic import BasicFeatures
 from forecaster.features.calendar import Calendar
 from forecaster.features.composed import ComposedFeatures
@@ -108,6 +108,19 @@ def test_every_block_passes_the_leak_audit() -> None:
         features = ComposedFeatures([block])
         cuts = cut_points(len(candles), features.window, 5, rng)
         assert features_check(features, candles, cuts, rng).status == Status.OK, type(block).__name__
+
+
+def test_rich_live_stays_equal_to_batch_over_a_long_session(shared_data: Path) -> None:
+    """The running sums are summed afresh once per window, so rounding does not drift with time."""
+    features = compose_config(["features=rich"]).features
+    assert isinstance(features, IncrementalFeatures)
+    candles = read_csv(shared_data / "btcusdt_1m_binanceus_20230301_20230321.csv.gz")  # with zero volumes
+    live = features.live()
+    rows = np.array([live.push(c) for c in candles.to_candles()])
+    batch = features.batch(candles)
+    np.testing.assert_allclose(
+        rows[features.window - 1 :], batch[features.window - 1 :], rtol=0, atol=TOLERANCE
+    )
 
 
 def test_rich_preset() -> None:
