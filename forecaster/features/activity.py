@@ -29,13 +29,13 @@ class Activity:
     def names(self) -> list[str]:
         return [f"zero_share_{w}" for w in self.windows]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         zero = np.full(len(candles), np.nan)
         zero[1:] = candles.close[1:] == candles.close[:-1]
-        out = np.full((len(candles), len(self.windows)), np.nan)
+        out = np.full((len(self.windows), len(candles)), np.nan)
         for column, w in enumerate(self.windows):
-            out[1:, column] = rolling_mean(zero[1:], w)
-        return out
+            out[column, 1:] = rolling_mean(zero[1:], w)
+        return list(out)
 
     def live(self) -> _ActivityLive:
         return _ActivityLive(self)

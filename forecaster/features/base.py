@@ -75,8 +75,9 @@ class FeatureBlock(Protocol):
     @property
     def names(self) -> list[str]: ...
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
-        """(T, len(names)) float64, row t from candles <= t only; NaN before the first full window."""
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
+        """One float64 series of length T per name, value t from candles <= t only. Values before the
+        block's window may be partial: the composed set blanks every row before its own window."""
         ...
 
     def live(self) -> LiveBlock:

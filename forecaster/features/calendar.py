@@ -28,9 +28,9 @@ class Calendar:
     def names(self) -> list[str]:
         return ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos"]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         day, week = _angles(candles.start_ms)
-        return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
+        return [np.sin(day), np.cos(day), np.sin(week), np.cos(week)]
 
     def live(self) -> _CalendarLive:
         return _CalendarLive()

@@ -66,17 +66,18 @@ class ComposedFeatures:
         return hashlib.sha256(spec.encode()).hexdigest()[:FINGERPRINT_CHARS]
 
     def batch(self, candles: CandleArray) -> np.ndarray:
-        """(T, F) float64; rows before the first full window are NaN."""
-        out = np.full((len(candles), self.n_features), np.nan)
+        """(T, F) float64 in column-major order (each feature contiguous, as the blocks compute them);
+        rows before the first full window are NaN."""
+        out = np.full((self.n_features, len(candles)), np.nan)
         if len(candles) < self.window:
-            return out
+            return out.T
         column = 0
         for block in self._blocks:
-            width = len(block.names)
-            out[:, column : column + width] = block.batch(candles)
-            column += width
-        out[: self.window - 1] = np.nan
-        return out
+            for values in block.columns(candles):
+                out[column] = values
+                column += 1
+        out[:, : self.window - 1] = np.nan
+        return out.T
 
     def live(self) -> LiveRows:
         """The blocks' incremental forms side by side."""

@@ -47,15 +47,13 @@ class Momentum:
     def names(self) -> list[str]:
         return [f"mom_{k}" for k in self.windows] + [f"mom_{k}_z" for k in self.windows]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         log_close = np.log(candles.close)
         vol = np.full(len(candles), np.nan)
         vol[1:] = rolling_rms(log_returns(candles.close)[1:], self.vol_window)
         moves = [lagged_difference(log_close, k) for k in self.windows]
         scaled = [ratio(m, vol * np.sqrt(k), NO_VOLATILITY) for m, k in zip(moves, self.windows, strict=True)]
-        out = np.stack(moves + scaled, axis=1)
-        out[: self.window - 1] = np.nan
-        return out
+        return moves + scaled
 
     def live(self) -> _MomentumLive:
         return _MomentumLive(self)

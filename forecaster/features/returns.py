@@ -27,12 +27,12 @@ class Returns:
     def names(self) -> list[str]:
         return [f"ret_{k}" for k in range(self.n)]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         returns = log_returns(candles.close)
-        out = np.full((len(candles), self.n), np.nan)
+        out = np.full((self.n, len(candles)), np.nan)
         for k in range(self.n):
-            out[k:, k] = returns[: len(returns) - k]
-        return out
+            out[k, k:] = returns[: len(returns) - k]
+        return list(out)
 
     def live(self) -> _ReturnsLive:
         return _ReturnsLive(self)

@@ -42,13 +42,11 @@ class Shape:
     def names(self) -> list[str]:
         return list(SHAPES) + [f"{name}_rel" for name in SHAPES]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         o, h, lo, c = candles.open, candles.high, candles.low, candles.close
         raw = _raw(o, h, lo, c, np.maximum(o, c), np.minimum(o, c), ratio)
         relative = [ratio(x, rolling_mean(np.abs(x), self.norm_window), USUAL_SIZE) for x in raw]
-        out = np.stack(raw + relative, axis=1)
-        out[: self.window - 1] = np.nan
-        return out
+        return raw + relative
 
     def live(self) -> _ShapeLive:
         return _ShapeLive(self)

@@ -44,14 +44,14 @@ class Trend:
     def names(self) -> list[str]:
         return [f"ma_dist_{w}" for w in self.ma_windows] + [f"range_pos_{w}" for w in self.range_windows]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         close = candles.close
         out = [np.log(close / rolling_mean(close, w)) for w in self.ma_windows]
         for w in self.range_windows:
             low = rolling_min(candles.low, w)
             high = rolling_max(candles.high, w)
             out.append(ratio(close - low, high - low, MIDDLE))
-        return np.stack(out, axis=1)
+        return out
 
     def live(self) -> _TrendLive:
         return _TrendLive(self)

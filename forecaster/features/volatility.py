@@ -35,7 +35,7 @@ class Volatility:
         pairs = itertools.pairwise(self.windows)
         return [f"vol_{w}" for w in self.windows] + [f"vol_{a}_{b}" for a, b in pairs]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         returns = log_returns(candles.close)
         vols = []
         for w in self.windows:
@@ -43,9 +43,7 @@ class Volatility:
             vol[1:] = rolling_rms(returns[1:], w)
             vols.append(vol)
         ratios = [ratio(a, b, EQUALLY_CALM) for a, b in itertools.pairwise(vols)]
-        out = np.stack(vols + ratios, axis=1)
-        out[: self.window - 1] = np.nan
-        return out
+        return vols + ratios
 
     def live(self) -> _VolatilityLive:
         return _VolatilityLive(self)

@@ -46,7 +46,7 @@ class Volume:
         columns = ["volume", "turnover"] if self.turnover else ["volume"]
         return [f"{column}_{kind}_{w}" for column in columns for kind in ("z", "ratio") for w in self.windows]
 
-    def batch(self, candles: CandleArray) -> np.ndarray:
+    def columns(self, candles: CandleArray) -> list[np.ndarray]:
         columns = [candles.volume]
         if self.turnover:
             if np.isnan(candles.turnover).any():
@@ -56,7 +56,7 @@ class Volume:
         for values in columns:
             out += [rolling_zscore(values, w) for w in self.windows]
             out += [ratio(values, rolling_mean(values, w), USUAL_ACTIVITY) for w in self.windows]
-        return np.stack(out, axis=1)
+        return out
 
     def live(self) -> _VolumeLive:
         return _VolumeLive(self)
