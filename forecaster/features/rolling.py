@@ -20,26 +20,21 @@ from forecaster.errors import ConfigError
 # Relative spread (std / RMS) below which a window counts as constant: rounding of the sums, not data.
 CONSTANT_SPREAD = 1e-6
 
-Accumulate = Callable[[np.ndarray], np.ndarray]  # along axis 1: np.cumsum, np.maximum.accumulate, ...
+# A grid of blocks (one block of `window` values per row) -> running values from each block's
+# start (head) and to each block's end (tail).
+Scan = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 Combine = Callable[[np.ndarray, np.ndarray], np.ndarray]  # np.add, np.maximum, np.minimum
 
 
-def _block_scan(values: np.ndarray, window: int, accumulate: Accumulate) -> tuple[np.ndarray, np.ndarray]:
-    """Running `accumulate` from each block's start (head) and to each block's end (tail)."""
-    blocks = -(-len(values) // window)
-    padded = np.zeros(blocks * window)
-    padded[: len(values)] = values
-    grid = padded.reshape(blocks, window)
-    head = accumulate(grid).ravel()[: len(values)]
-    tail = accumulate(grid[:, ::-1])[:, ::-1].ravel()[: len(values)]
-    return head, tail
-
-
-def _windows(values: np.ndarray, window: int, accumulate: Accumulate, combine: Combine) -> np.ndarray:
+def _windows(values: np.ndarray, window: int, scan: Scan, combine: Combine) -> np.ndarray:
+    """`combine` over the `window` values ending at each t, from a block scan; NaN before."""
     out = np.full(len(values), np.nan)
     if len(values) < window:
         return out
-    head, tail = _block_scan(values, window, accumulate)
+    blocks = -(-len(values) // window)
+    padded = np.zeros(blocks * window)
+    padded[: len(values)] = values
+    head, tail = (part.ravel()[: len(values)] for part in scan(padded.reshape(blocks, window)))
     starts = len(values) - window + 1  # the window ending at t starts at t - window + 1
     rows = combine(tail[:starts], head[window - 1 :])
     rows[::window] = tail[:starts:window]  # a window starting on a block's start is that whole block
@@ -47,17 +42,29 @@ def _windows(values: np.ndarray, window: int, accumulate: Accumulate, combine: C
     return out
 
 
+def _sums(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    head = np.cumsum(grid, axis=1)
+    return head, head[:, -1:] - head + grid  # the tail from the head: a sum of at most 2 x window terms
+
+
 def rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
     """Sum of the `window` values ending at each t; NaN before."""
-    return _windows(values, window, lambda g: np.cumsum(g, axis=1), np.add)
+    return _windows(values, window, _sums, np.add)
+
+
+def _extremes(accumulate: np.ufunc) -> Scan:
+    def scan(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return accumulate.accumulate(grid, axis=1), accumulate.accumulate(grid[:, ::-1], axis=1)[:, ::-1]
+
+    return scan
 
 
 def rolling_max(values: np.ndarray, window: int) -> np.ndarray:
-    return _windows(values, window, lambda g: np.maximum.accumulate(g, axis=1), np.maximum)
+    return _windows(values, window, _extremes(np.maximum), np.maximum)
 
 
 def rolling_min(values: np.ndarray, window: int) -> np.ndarray:
-    return _windows(values, window, lambda g: np.minimum.accumulate(g, axis=1), np.minimum)
+    return _windows(values, window, _extremes(np.minimum), np.minimum)
 
 
 def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
