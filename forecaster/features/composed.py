@@ -28,6 +28,8 @@ FINGERPRINT_CHARS = 12
 class ComposedFeatures:
     """The blocks' feature rows concatenated in the listed order."""
 
+    # FeatureBlock objects, built from the YAML's `_target_` nodes; typed Any because the config
+    # schema (OmegaConf) cannot hold a Protocol type. `_blocks` is the typed view.
     blocks: list[Any] = field(default_factory=list)
     name: str = "composed"
 
