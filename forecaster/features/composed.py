@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ class ComposedFeatures:
 
     def fingerprint(self) -> str:
         """Saved with a model: the blocks, their order and parameters (not the preset's name)."""
-        blocks = [{"block": type(block).__name__, **asdict(block)} for block in self.blocks]
+        blocks = [_spec(block) for block in self.blocks]
         spec = json.dumps({"blocks": blocks, "version": COMPOSED_VERSION}, sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:FINGERPRINT_CHARS]
 
@@ -84,6 +84,16 @@ class ComposedFeatures:
     def live(self) -> LiveRows:
         """The blocks' incremental forms side by side."""
         return _ComposedLive([block.live() for block in self._blocks])
+
+
+def _spec(value: Any) -> Any:
+    """A block as {"block": class name, **parameters}, blocks nested in it (context) likewise."""
+    if is_dataclass(value) and not isinstance(value, type):
+        params = {f.name: _spec(getattr(value, f.name)) for f in fields(value)}
+        return {"block": type(value).__name__, **params}
+    if isinstance(value, list):
+        return [_spec(item) for item in value]
+    return value
 
 
 class _ComposedLive:

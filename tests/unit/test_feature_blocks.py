@@ -19,6 +19,7 @@ from forecaster.features.base import FeatureBlock, IncrementalFeatures
 from forecaster.features.basic import BasicFeatures
 from forecaster.features.calendar import Calendar
 from forecaster.features.composed import ComposedFeatures
+from forecaster.features.context import Context
 from forecaster.features.momentum import Momentum
 from forecaster.features.returns import Returns
 from forecaster.features.shape import Shape
@@ -26,6 +27,7 @@ from forecaster.features.trend import Trend
 from forecaster.features.volatility import Volatility
 from forecaster.features.volume import Volume
 from forecaster.features.window import FeatureWindow
+from forecaster.parts import build
 from forecaster.training.dataset import make_dataset
 
 TOLERANCE = 1e-9
@@ -38,6 +40,7 @@ BLOCKS: list[FeatureBlock] = [
     Trend(ma_windows=[5, 30], range_windows=[10, 30]),
     Activity(windows=[10, 30]),
     Calendar(),
+    Context(timeframe="5m", blocks=[Returns(n=2), Shape(norm_window=4), Calendar()]),
 ]
 # Holes cut out of a real history: the live side starts its window again after each, as Predictor does.
 HOLES = (slice(500, 505), slice(800, 801), slice(840, 900))
@@ -268,3 +271,43 @@ def test_block_config_mistakes_are_one_line(override: str, message: str) -> None
 def test_two_blocks_giving_one_name_are_refused() -> None:
     with pytest.raises(ConfigError, match="'ret_0' comes from two blocks"):
         ComposedFeatures([Returns(n=1), Returns(n=2)])
+
+
+def test_context_uses_the_last_bucket_closed_by_t() -> None:
+    candles = read_csv(SAMPLE_CSV)[:300]
+    assert candles.start_ms[0] % (15 * MINUTE_MS) == 0  # the sample starts on a 15m boundary
+    block = Context(timeframe="15m", blocks=[Returns(n=1)])
+    assert block.names == ["15m_ret_0"] and block.window == 2 * 15 + 14
+    rows = _rows(block, candles)
+    buckets_close = candles.close[14::15]  # close of each 15m bucket, at its last minute
+    # minute 44 closes bucket 2: its return over bucket 1; minutes 45..58 still see it; 59 sees bucket 3
+    expected = np.log(buckets_close[2] / buckets_close[1])
+    np.testing.assert_allclose(rows[44:59, 0], expected, rtol=1e-12)
+    np.testing.assert_allclose(rows[43, 0], np.log(buckets_close[1] / buckets_close[0]), rtol=1e-12)
+    assert np.isnan(rows[:43]).all()  # the worst case of where t falls in its bucket sets the window
+    np.testing.assert_allclose(rows[59, 0], np.log(buckets_close[3] / buckets_close[2]), rtol=1e-12)
+
+
+def test_context_needs_1m_candles() -> None:
+    candles = read_csv(SAMPLE_CSV)[:300].with_timeframe("5m")
+    with pytest.raises(UserError, match="timeframe=1m"):
+        _rows(Context(timeframe="15m", blocks=[Returns(n=1)]), candles)
+
+
+def test_blocks_nested_in_context_are_checked_like_any_part() -> None:
+    shape = {"_target_": "forecaster.features.shape.Shape", "norm_window": "20"}
+    node = {
+        "_target_": "forecaster.features.composed.ComposedFeatures",
+        "blocks": [
+            {"_target_": "forecaster.features.context.Context", "timeframe": "15m", "blocks": [shape]}
+        ],
+    }
+    features = build(node, "features")
+    assert features.names[0] == "15m_range" and features.blocks[0].blocks[0].norm_window == 20
+    node["blocks"][0]["blocks"] = [{**shape, "nrm": 3}]
+    with pytest.raises(ConfigError, match=r"unknown key 'features.blocks\[0\].blocks\[0\].nrm'"):
+        build(node, "features")
+    node["blocks"][0]["blocks"] = [shape]
+    node["blocks"][0]["timeframe"] = "7m"
+    with pytest.raises(ConfigError, match="choose one of: 5m, 15m, 60m"):
+        build(node, "features")
