@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Window
 from forecaster.features.rolling import check_windows, rolling_mean
+from forecaster.features.running import Window
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Window
 from forecaster.features.rolling import (
     check_windows,
     lagged_difference,
@@ -22,6 +21,7 @@ from forecaster.features.rolling import (
     ratio_of,
     rolling_rms,
 )
+from forecaster.features.running import Window
 from forecaster.schema import bounded
 
 # A move over a window with no volatility at all is no move in volatility units.

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Window
 from forecaster.features.rolling import ratio, ratio_of, rolling_mean
+from forecaster.features.running import Window
 from forecaster.schema import bounded
 
 # A candle with no range has its close neither high nor low in it, and no body.

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Window
 from forecaster.features.rolling import (
     check_windows,
     ratio,
@@ -19,6 +18,7 @@ from forecaster.features.rolling import (
     rolling_mean,
     rolling_min,
 )
+from forecaster.features.running import Window
 
 # A close in a range of width zero sits in its middle.
 MIDDLE = 0.5

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import Candle, CandleArray
-from forecaster.features.ring import Window
 from forecaster.features.rolling import check_windows, log_returns, ratio, ratio_of, rolling_rms
+from forecaster.features.running import Window
 
 # Two windows without any move are equally calm.
 EQUALLY_CALM = 1.0

@@ -13,7 +13,6 @@ import numpy as np
 
 from forecaster.candles import Candle, CandleArray
 from forecaster.errors import UserError
-from forecaster.features.ring import Window
 from forecaster.features.rolling import (
     check_windows,
     ratio,
@@ -22,6 +21,7 @@ from forecaster.features.rolling import (
     rolling_zscore,
     zscore_of,
 )
+from forecaster.features.running import Window
 
 # A candle as busy as a window that was silent throughout is as busy as usual.
 USUAL_ACTIVITY = 1.0

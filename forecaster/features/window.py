@@ -1,7 +1,7 @@
 """The live side of a feature set: the newest feature row as each confirmed candle arrives.
 
-A feature set with an incremental form (composed sets: running windows in rings, see
-forecaster/features/ring.py) steps it; any other set keeps its last `window` candles and runs the
+A feature set with an incremental form (composed sets: running window sums, see
+forecaster/features/running.py) steps it; any other set keeps its last `window` candles and runs the
 same `batch` as training over them. Either way a live row equals the batch row of the same candle
 (tested to 1e-9, and by the leak audit).
 """
