@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -32,10 +32,11 @@ def is_part(node: Any) -> bool:
 
 def factory_of(node: Mapping[str, Any], key: str) -> Any:
     target = str(node[TARGET])
+    group = key.split(".")[0]
     try:
         return get_object(target)
     except Exception as exc:  # hydra wraps import and attribute errors alike
-        raise ConfigError(f"{key}._target_={target} cannot be imported; check conf/{key}/*.yaml") from exc
+        raise ConfigError(f"{key}._target_={target} cannot be imported; check conf/{group}/*.yaml") from exc
 
 
 def allowed_keys(factory: Any) -> list[str]:
@@ -46,18 +47,13 @@ def allowed_keys(factory: Any) -> list[str]:
 
 
 def build(node: Mapping[str, Any], key: str) -> Any:
-    """The part `node` describes, its values converted to the declared types and checked against bounds."""
-    factory = factory_of(node, key)
-    params = {name: value for name, value in node.items() if name not in RESERVED}
-    allowed = allowed_keys(factory)
-    unknown = [name for name in params if name not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown key '{key}.{unknown[0]}'; allowed keys in '{key}': {', '.join(allowed)}")
-    if dataclasses.is_dataclass(factory):
-        params = _typed(factory, params, key)
-    steering = {name: value for name, value in node.items() if name in RESERVED}
+    """The part `node` describes, its values converted to the declared types and checked against bounds.
+
+    Parts nested in it (e.g. the blocks of a composed feature set) are checked the same way, with
+    their place in the message (`features.blocks[2].windows`), and built with it.
+    """
     try:
-        part = instantiate({**steering, **params}, _convert_="all")
+        part = instantiate(checked(node, key), _convert_="all")
     except InstantiationException as exc:
         if isinstance(exc.__cause__, UserError):
             raise exc.__cause__ from None
@@ -65,6 +61,30 @@ def build(node: Mapping[str, Any], key: str) -> Any:
     if dataclasses.is_dataclass(part):
         check_bounds(part, f"{key}.")
     return part
+
+
+def checked(node: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """`node` with its keys checked against its target's fields and its values typed, nested parts too."""
+    factory = factory_of(node, key)
+    params = {name: value for name, value in node.items() if name not in RESERVED}
+    allowed = allowed_keys(factory)
+    unknown = [name for name in params if name not in allowed]
+    if unknown:
+        keys = ", ".join(allowed) or "none"
+        raise ConfigError(f"unknown key '{key}.{unknown[0]}'; allowed keys in '{key}': {keys}")
+    params = {name: _checked_nested(value, f"{key}.{name}") for name, value in params.items()}
+    if dataclasses.is_dataclass(factory):
+        params = _typed(factory, params, key)
+    steering = {name: value for name, value in node.items() if name in RESERVED}
+    return {**steering, **params}
+
+
+def _checked_nested(value: Any, key: str) -> Any:
+    if is_part(value):
+        return checked(value, key)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_checked_nested(item, f"{key}[{index}]") for index, item in enumerate(value)]
+    return value
 
 
 def _typed(schema: Any, params: Mapping[str, Any], key: str) -> dict[str, Any]:
