@@ -1,7 +1,7 @@
 """History -> the supervised problem: feature rows X(t) and targets y(t+1).
 
-Features come from the same `BasicFeatures.batch` that live prediction uses, so there is one path
-from candle to probability whether training, evaluating or predicting live.
+Features come from the run's feature set (`FeatureSet.batch`), whose live form gives the same rows,
+so there is one path from candle to probability whether training, evaluating or predicting live.
 """
 
 from __future__ import annotations
