@@ -2,9 +2,9 @@
 
 Each fold trains on everything before its validation block and is scored on its own test block;
 the persistence and majority baselines, and the gbm yardstick (train.yardstick), are scored on
-exactly the same rows. The model option fits, predicts and saves; this mode knows no model. The model of the
-last fold (trained on the most data) is saved in the run dir with its sidecar, logged to the
-MLflow run and registered as `forecaster-<model>-<timeframe>`.
+exactly the same rows. The model option fits, predicts and saves (models.base.Fitted), so this mode
+knows no model's internals. The model of the last fold (trained on the most data) is saved in the
+run dir with its sidecar, logged to the MLflow run and registered as `forecaster-<model>-<timeframe>`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ PAIRED_KEY = f"{PAIRED}.{VS_PERSISTENCE}"  # MLflow names of the paired test, af
 YARDSTICK_KEY = f"{PAIRED}.{VS_YARDSTICK}"
 COVERAGE_SLACK = 0.05  # flat=coverage deciding a share further than this from the one asked: warn
 ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
+Pair = tuple[np.ndarray, np.ndarray]  # (p_up, p_down) of one block
 
 
 def _fold(
@@ -93,16 +94,15 @@ def _fold(
     }
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
-    trees = _yardstick(train_part, val_part, test_part, config) if config.train.yardstick else None
-    val = score_block(val_p, train_part, val_part, rule, (k, "val"), trees and trees[0])
+    stick_val, stick_test = (
+        _yardstick(train_part, val_part, test_part, config) if config.train.yardstick else (None, None)
+    )
+    val = score_block(val_p, train_part, val_part, rule, (k, "val"), stick_val)
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
         _check_coverage(k, config.flat.coverage, val.scores[MODEL].flat_share)
-    test = score_block(test_p, train_part, test_part, rule, (k, "test"), trees and trees[1])
+    test = score_block(test_p, train_part, test_part, rule, (k, "test"), stick_test)
     return result, FoldScores(val, test, quantiles, calibration, reliability)
-
-
-Pair = tuple[np.ndarray, np.ndarray]
 
 
 def _calibrated(
