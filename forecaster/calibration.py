@@ -95,7 +95,29 @@ class IsotonicMap:
         return cls(x, y)
 
 
-MAPS = {TemperatureMap.method: TemperatureMap, IsotonicMap.method: IsotonicMap}
+@dataclass(frozen=True)
+class PlattMap:
+    """p -> sigmoid(slope * logit(p) + intercept): a temperature (1 / slope) plus a shift of the base rate."""
+
+    slope: float
+    intercept: float
+    method: ClassVar[str] = "platt"
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.slope * _logit(p) + self.intercept)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"slope": self.slope, "intercept": self.intercept}
+
+    def summary(self) -> str:
+        return f"platt, slope {self.slope:.3g}, intercept {self.intercept:+.3g}"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlattMap:
+        return cls(float(data["slope"]), float(data["intercept"]))
+
+
+MAPS = {kind.method: kind for kind in (TemperatureMap, PlattMap, IsotonicMap)}
 
 
 @dataclass(frozen=True)
@@ -191,6 +213,42 @@ class Temperature:
             if abs(step) < self.tolerance:
                 break
         return TemperatureMap(1.0 / beta)
+
+
+@dataclass(frozen=True)
+class Platt:
+    """Slope and intercept per head on the logit, minimising the validation log loss (Platt 1999).
+
+    Unlike a temperature it can also move the probabilities to the validation base rate (about 0.485
+    for "up" when zero moves count as not up), which is where a head without information belongs.
+    The slope is kept >= 0: calibration never reverses a head's ranking on the strength of validation.
+    Newton's method on the convex loss, with `ridge` added to the curvature so that a constant head
+    (every logit equal) still has a step.
+    """
+
+    iterations: int = bounded(50, ge=1)
+    tolerance: float = bounded(1e-9, gt=0)  # stop when a Newton step moves both parameters by less
+    ridge: float = bounded(1e-9, gt=0)
+
+    def fit(self, p_up: np.ndarray, p_down: np.ndarray, y_up: np.ndarray, y_down: np.ndarray) -> Calibration:
+        return Calibration(self.head(p_up, y_up), self.head(p_down, y_down))
+
+    def head(self, p: np.ndarray, y: np.ndarray) -> PlattMap:
+        design = np.column_stack([_logit(p), np.ones(len(p))])
+        y = np.asarray(y, np.float64)
+        weights = np.array([1.0, 0.0])
+        for _ in range(self.iterations):
+            q = _sigmoid(design @ weights)
+            gradient = design.T @ (q - y)
+            curvature = (design * (q * (1.0 - q))[:, None]).T @ design + self.ridge * np.eye(2)
+            step = np.linalg.solve(curvature, gradient)
+            weights = weights - step
+            if np.max(np.abs(step)) < self.tolerance:
+                break
+        if weights[0] < 0.0:  # the loss is convex: with the slope held >= 0 its optimum is the base rate
+            base_rate = float(np.clip(np.mean(y), LOGIT_CLIP, 1.0 - LOGIT_CLIP))
+            return PlattMap(0.0, float(_logit(np.array([base_rate]))[0]))
+        return PlattMap(float(weights[0]), float(weights[1]))
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ CONFIG_NAME = "config"
 SCHEMA_NAME = "config_schema"
 TIMEFRAMES = ("1m", "5m", "15m", "60m")
 VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and "best of" choices use
+# train.zero_moves: what training targets make of a next candle that does not move (training/targets.py)
+ZERO_MOVES = ("drop", "flat", "down", "threshold")
 SELECT_BY = ("edge", "score", "decided_accuracy")  # the sweep leaderboard's choice on validation
 BEST_OF_TESTS = ("spa", "reality_check")
 
@@ -128,6 +130,10 @@ class DataConfig:
     start: str | None = None  # ISO date/time (UTC) or epoch ms
     end: str | None = None  # exclusive; null: now
     days: float = bounded(30.0, gt=0)  # used when start is null
+    test_start: str | None = (
+        None  # the test block's first candle (ISO UTC or epoch ms); null: the newest rows
+    )
+    test_end: str | None = None  # exclusive; null: to the end of the data
 
 
 @dataclass
@@ -139,6 +145,7 @@ class TrainConfig:
         schedule: Any = MISSING  # conf/train/schedule: the learning-rate schedule, a pluggable part
         calibration: Any = MISSING  # conf/train/calibration: fitted on validation, stored in the card
     threshold_bps: float = bounded(0.0, ge=0)
+    zero_moves: str = choice("drop", *ZERO_MOVES)  # training rows whose next candle does not move
     val_fraction: float = bounded(0.15, gt=0, lt=1)
     test_fraction: float = bounded(0.15, gt=0, lt=1)
     embargo_windows: int = bounded(1, ge=1)

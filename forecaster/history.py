@@ -1,7 +1,8 @@
 """History for train and eval: closed candles of the run's timeframe over the configured period.
 
 Where they come from is the source's business (CandleSource.history): Bybit REST through the local
-cache, or a recorded file cut to the period and aggregated from 1m.
+cache, or recorded files cut to the period and aggregated from 1m. Training takes them labelled and
+apart (`load_histories`: one per file or venue); eval takes one series (`load_history`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from forecaster.errors import UserError
 
 if TYPE_CHECKING:
     from forecaster.config import DataConfig, PathsConfig
-    from forecaster.sources.base import CandleSource
+    from forecaster.sources.base import CandleSource, LabelledHistory
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,35 @@ def period(data: DataConfig) -> tuple[int | None, int | None]:
     if start is not None and end is not None and end <= start:
         raise UserError(f"data.end ({data.end}) must be after data.start ({data.start})")
     return start, end
+
+
+def chosen_test_block(data: DataConfig) -> tuple[int, int | None] | None:
+    """data.test_start/test_end in epoch ms, or None: the test block is then the newest rows."""
+    start = _bound(data.test_start, "data.test_start")
+    end = _bound(data.test_end, "data.test_end")
+    if start is None:
+        if end is not None:
+            raise UserError("data.test_end needs data.test_start: give the test block's first candle")
+        return None
+    if end is not None and end <= start:
+        raise UserError(f"data.test_end ({data.test_end}) must be after data.test_start ({data.test_start})")
+    return start, end
+
+
+def load_histories(
+    source: CandleSource, data: DataConfig, timeframe: str, paths: PathsConfig
+) -> list[LabelledHistory]:
+    """The period's candles per file or venue, each labelled; files the period leaves empty are dropped."""
+    start, end = period(data)
+    histories = [h for h in source.histories(timeframe, start, end, data.days, paths) if len(h.candles)]
+    if not histories:
+        raise UserError(
+            f"no {timeframe} candles in the chosen period ({data.start} .. {data.end}); "
+            "widen data.start/data.end or check source.path"
+        )
+    for h in histories:
+        log.info("history: %d %s candles from %s (%s)", len(h.candles), timeframe, source.name, h.label)
+    return histories
 
 
 def load_history(source: CandleSource, data: DataConfig, timeframe: str, paths: PathsConfig) -> CandleArray:

@@ -159,8 +159,8 @@ def set_champion(config: Config, board: Leaderboard) -> str:
     alias, job = config.eval.champion, board.chosen_job
     if alias is None:
         return "champion alias: not set (eval.champion=null)"
-    if config.tracking.name == "off":
-        return "champion alias: not set (tracking=off)"
+    if not config.tracking.writes:
+        return f"champion alias: not set (tracking={config.tracking.name})"
     if job is None or job.registered is None:
         return "champion alias: not set (no job chosen, or the chosen job registered no model version)"
     found = job.registered

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from forecaster.checks import Check, Status
 from forecaster.errors import UserError
@@ -55,6 +55,9 @@ class TrackingBackend(Protocol):
     """What a tracking option builds: trackers for runs, and the store that models and records come from."""
 
     name: str
+    writes: ClassVar[
+        bool
+    ]  # False: nothing is written to the store (runs, registry, aliases); reads still work
 
     def open(self, paths: PathsConfig) -> Tracker: ...
     def store_uri(self, paths: PathsConfig) -> str: ...
@@ -234,6 +237,7 @@ class NoTracking:
     """tracking=off: runs are not tracked; `model.uri` still reads the local store under paths.mlruns."""
 
     name: str = "off"
+    writes: ClassVar[bool] = False
 
     def open(self, paths: PathsConfig) -> Tracker:
         return NullTracker()
@@ -250,6 +254,7 @@ class MlflowTracking:
     """tracking=mlflow: `uri` (null: the SQLite store under paths.mlruns), one experiment, batched metrics."""
 
     name: str = "mlflow"
+    writes: ClassVar[bool] = True
     uri: str | None = None
     experiment: str = "forecaster"
     metrics_batch: int = bounded(200, ge=1)

@@ -43,7 +43,7 @@ def synthetic(n: int, rng: np.random.Generator, n_features: int = N_FEATURES) ->
     X = rng.standard_normal((n, n_features))
     score = X @ rng.standard_normal(n_features) + LABEL_NOISE * rng.standard_normal(n)
     y = np.stack([score > 0, score < 0], axis=1).astype(np.float32)
-    return Dataset(X, y, np.arange(n, dtype=np.int64), score)
+    return Dataset(X, y, np.arange(n, dtype=np.int64), score, np.full(n, ""))
 
 
 def _summary(values: list[float]) -> dict[str, float]:

@@ -17,7 +17,11 @@ from forecaster import __version__, backend
 from forecaster.checks import Check, Status
 from forecaster.config import Config, config_source
 from forecaster.data import SAMPLE_CSV
+from forecaster.errors import UserError
+from forecaster.models.describe import loaded_line
 from forecaster.modes.base import RunResult
+from forecaster.predictor import load_model
+from forecaster.registry import weights_path
 
 
 def check_output_dir(run_dir: Path) -> Check:
@@ -45,6 +49,27 @@ def check_data(shared_data: str) -> Check:
         Status.WARN,
         f"{shared} not found (set paths.shared_data); the shipped sample {SAMPLE_CSV.name} is there",
     )
+
+
+def check_model(config: Config) -> Check:
+    """The weights of model.path / model.uri resolved and loaded as a live run would, before one starts."""
+    model = config.model
+    if not model.trainable:
+        return Check("model weights", Status.SKIP, f"model={model.name} needs none")
+    if not (model.path or model.uri):
+        return Check(
+            "model weights",
+            Status.WARN,
+            f"model={model.name} has no model.path / model.uri: it would run untrained (trained=false)",
+        )
+    try:
+        weights = weights_path(model, config.tracking, config.paths)
+        loaded = load_model(model, config.features, config.timeframe.name, config.seed, weights)
+    except UserError as exc:
+        return Check("model weights", Status.FAIL, str(exc))
+    card = loaded.card
+    detail = f"model={model.name} loaded" if card is None else loaded_line(card, weights or "")
+    return Check("model weights", Status.OK, detail)
 
 
 def resolved_yaml(config: Config) -> str:
@@ -84,6 +109,7 @@ class Dryrun:
             check_output_dir(run_dir),
             config.tracking.check(config.paths),
             check_data(config.paths.shared_data),
+            check_model(config),
             *config.source.checks(config.paths, self.check_network),
         ]
         for check in checks:

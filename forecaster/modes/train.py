@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forecaster import __version__, backend
+from forecaster.candles import timeframe_ms
 from forecaster.config import Config
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import pooled
@@ -30,7 +31,7 @@ from forecaster.evaluation.sections import (
     named_scalars,
 )
 from forecaster.flat import fitted, margin_quantiles
-from forecaster.history import load_history
+from forecaster.history import chosen_test_block, load_histories
 from forecaster.models.base import Fitted, ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
@@ -39,7 +40,7 @@ from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
 from forecaster.tracking import Tracker
-from forecaster.training.dataset import Dataset, make_dataset
+from forecaster.training.dataset import Dataset
 from forecaster.training.scores import (
     VS_YARDSTICK,
     FoldScores,
@@ -53,7 +54,10 @@ from forecaster.training.scores import (
     scores_json,
     summary_table,
 )
-from forecaster.training.splits import Split, walk_forward
+from forecaster.training.segments import make_datasets
+from forecaster.training.splits import Split, Timeline, walk_forward
+from forecaster.training.targets import training_rows
+from forecaster.training.venues import venue_figures
 
 if TYPE_CHECKING:
     from forecaster.calibration import Calibration
@@ -82,7 +86,11 @@ def _fold(
     n_train, n_val, n_test = split.sizes()
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
     train_part, val_part, test_part = data[split.train], data[split.val], data[split.test]
-    result = model.fit(train_part, val_part, config.train, config.seed, on_epoch)
+    fitted_rows = training_rows(train_part, config.train.zero_moves, config.train.threshold_bps)
+    log.info(
+        "fold %d: %d training rows under train.zero_moves=%s", k, len(fitted_rows), config.train.zero_moves
+    )
+    result = model.fit(fitted_rows, val_part, config.train, config.seed, on_epoch)
     log.info("fold %d: best epoch %d of %d", k, result.best_epoch, result.epochs)
     raw_val, raw_test = result.probabilities(val_part.X), result.probabilities(test_part.X)
     calibration, val_p, test_p = _calibrated(raw_val, raw_test, val_part, config)
@@ -95,7 +103,7 @@ def _fold(
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
     stick_val, stick_test = (
-        _yardstick(train_part, val_part, test_part, config) if config.train.yardstick else (None, None)
+        _yardstick(fitted_rows, val_part, test_part, config) if config.train.yardstick else (None, None)
     )
     val = score_block(val_p, train_part, val_part, rule, (k, "val"), stick_val)
     if config.flat.coverage is not None:
@@ -173,12 +181,20 @@ class Train:
             )
         backend.configure_jax(config.paths.jax_cache)
 
-        candles = load_history(config.source, config.data, config.timeframe.name, config.paths)
+        histories = load_histories(config.source, config.data, config.timeframe.name, config.paths)
         features = config.features
-        data = make_dataset(candles, features, config.train.threshold_bps)
+        data = make_datasets(histories, features, config.train.threshold_bps)
         embargo = config.train.embargo_windows * features.window
+        timeline = Timeline(data.candle_ts, timeframe_ms(config.timeframe.name))
+        chosen = chosen_test_block(config.data)
         splits = walk_forward(
-            len(data), config.train.folds, config.train.val_fraction, config.train.test_fraction, embargo
+            len(data),
+            config.train.folds,
+            config.train.val_fraction,
+            config.train.test_fraction,
+            embargo,
+            timeline,
+            timeline.block(*chosen) if chosen else None,
         )
         spec = model.spec(features.n_features, config.seed)
 
@@ -232,7 +248,10 @@ class Train:
                 timeframe=config.timeframe.name,
                 threshold_bps=config.train.threshold_bps,
                 normalisation=result.standardizer,
-                data_range=CandleRange(int(candles.start_ms[0]), int(candles.start_ms[-1])),
+                data_range=CandleRange(
+                    min(int(h.candles.start_ms[0]) for h in histories),
+                    max(int(h.candles.start_ms[-1]) for h in histories),
+                ),
                 symbol=config.source.symbol,
                 best_epoch=result.best_epoch,
                 margin_quantiles=fold_scores[-1].margin_quantiles,
@@ -272,6 +291,11 @@ class Train:
                 # ECE and log loss per head before and after calibration (mean over folds)
                 "calibration": reliability,
             }
+            venues = venue_figures(
+                [(f.test.outcomes, data[s.test].label) for f, s in zip(fold_scores, splits, strict=True)]
+            )
+            if venues:  # several files or venues: the test figures of each, pooled over folds
+                metrics["venues"] = {name: figures.to_json() for name, figures in venues.items()}
             if version is not None:  # the sweep leaderboard aliases the version it chooses
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -285,6 +309,9 @@ class Train:
             print(calibration_summary(fold_scores))
             print("test block, per fold and pooled:")
             print("\n".join(paired_lines(fold_scores)))
+            if venues:
+                print("test block per file, pooled over folds:")
+                print("\n".join(f"  {name}: {figures.line()}" for name, figures in venues.items()))
             print(f"weights: {model_dir}")
             if version is not None:
                 print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")

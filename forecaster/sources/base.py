@@ -40,6 +40,14 @@ def covered_until(warm: Sequence[Candle]) -> int | None:
     return warm[-1].start_ms + timeframe_ms(warm[-1].timeframe) - MINUTE_MS
 
 
+@dataclass(frozen=True)
+class LabelledHistory:
+    """One file's (or one REST download's) closed candles, with the label its dataset rows carry."""
+
+    label: str
+    candles: CandleArray
+
+
 @dataclass
 class Connection:
     """An entered source: each consumer's warm-up (in request order), the 1m stream, its counters."""
@@ -57,6 +65,12 @@ class CandleSource(Protocol):
         self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
     ) -> CandleArray:
         """Closed candles of `timeframe` with start in [start, end) (None: open), ascending."""
+        ...
+
+    def histories(
+        self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
+    ) -> list[LabelledHistory]:
+        """`history` kept apart per file or venue (they may overlap in time), each labelled, for training."""
         ...
 
     async def connect(

@@ -1,4 +1,8 @@
-"""source=replay: recorded candles replayed as if live, from a CSV as in ../shared/data or a candles.jsonl.
+"""source=replay: recorded candles replayed as if live, from CSVs as in ../shared/data or a candles.jsonl.
+
+`path` is one file, a glob or a list (forecaster/sources/files.py). Training keeps each file apart as
+its own labelled history (files of different venues may cover the same minutes); live replay and
+eval take the files as one series, which they must then form without overlapping.
 
 Same shape as the Bybit stream (an async iterator of confirmed 1m candles), so live mode, demos and
 evaluation on history run the very same code path as a real session.
@@ -8,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forecaster.candles import Candle, CandleArray, CandleError, aggregate, read_csv
+from forecaster.candles import Candle, CandleArray, CandleError, aggregate, concat_candles, read_csv
 from forecaster.checks import Check, Status
 from forecaster.data import SAMPLE_CSV
+from forecaster.errors import ConfigError
 from forecaster.recording import CANDLE_KEY, candle_from_record, read_jsonl
 from forecaster.schema import bounded
-from forecaster.sources.base import Connection, WarmUp
+from forecaster.sources.base import Connection, LabelledHistory, WarmUp
+from forecaster.sources.files import candle_files, file_label
 
 if TYPE_CHECKING:
     from forecaster.config import PathsConfig
@@ -51,33 +58,68 @@ class ReplaySource:
 
     name: str = "replay"
     symbol: str = "BTCUSDT"
-    path: str | None = None
+    path: Any = None  # str | list[str] | None: a file, a glob or a list of them; null: the shipped sample
     speed: float = bounded(0.0, ge=0)
+
+    def files(self) -> list[Path]:
+        """The files `path` names, each with its own label (a file name used twice is one line)."""
+        files = [SAMPLE_CSV] if self.path is None else candle_files(self.path)
+        labels = [file_label(f) for f in files]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ConfigError(f"source.path: two files are both labelled {twice[0]}; rename one")
+        return files
+
+    def histories(
+        self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
+    ) -> list[LabelledHistory]:
+        """Each file cut to [start, end) and aggregated from 1m on UTC boundaries; `days` is not used."""
+        lo = start if start is not None else np.iinfo(np.int64).min
+        hi = end if end is not None else np.iinfo(np.int64).max
+        out = []
+        for path in self.files():
+            candles = load_recorded(path)
+            candles = candles[(candles.start_ms >= lo) & (candles.start_ms < hi)]
+            if timeframe != BASE_TIMEFRAME:
+                candles = aggregate(candles, timeframe).candles
+            out.append(LabelledHistory(file_label(path), candles))
+        return out
 
     def history(
         self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
     ) -> CandleArray:
-        """The file cut to [start, end) and aggregated from 1m on UTC boundaries; `days` is not used."""
-        candles = load_recorded(self.path)
-        lo = start if start is not None else np.iinfo(np.int64).min
-        hi = end if end is not None else np.iinfo(np.int64).max
-        candles = candles[(candles.start_ms >= lo) & (candles.start_ms < hi)]
-        return candles if timeframe == BASE_TIMEFRAME else aggregate(candles, timeframe).candles
+        """The files as one series (they must not overlap in time), cut and aggregated as in `histories`."""
+        return _one_series([h.candles for h in self.histories(timeframe, start, end, days, paths)], timeframe)
 
     async def connect(
         self, stack: contextlib.AsyncExitStack, warmups: Sequence[WarmUp], paths: PathsConfig
     ) -> Connection:
-        stream = ReplayStream(load_recorded(self.path), self.speed)
-        return Connection([[] for _ in warmups], stream)
+        candles = _one_series([load_recorded(path) for path in self.files()], BASE_TIMEFRAME)
+        return Connection([[] for _ in warmups], ReplayStream(candles, self.speed))
 
     def checks(self, paths: PathsConfig, network: bool) -> list[Check]:
-        where = Path(self.path) if self.path else SAMPLE_CSV
-        found = where.is_file()
-        detail = f"{where}{'' if found else ' not found'}"
+        try:
+            files = self.files()
+        except ConfigError as exc:
+            return [Check("replay data present", Status.FAIL, str(exc))]
+        missing = [f for f in files if not f.is_file()]
+        detail = f"{missing[0]} not found" if missing else ", ".join(str(f) for f in files)
         return [
-            Check("replay data present", Status.OK if found else Status.FAIL, detail),
+            Check("replay data present", Status.FAIL if missing else Status.OK, detail),
             Check("network", Status.SKIP, "source=replay needs none"),
         ]
+
+
+def _one_series(parts: list[CandleArray], timeframe: str) -> CandleArray:
+    """Histories joined in time order; files covering the same minutes cannot form one series."""
+    parts = sorted((p for p in parts if len(p)), key=lambda p: int(p.start_ms[0]))
+    for before, after in itertools.pairwise(parts):
+        if after.start_ms[0] <= before.start_ms[-1]:
+            raise CandleError(
+                "source.path: these files overlap in time; live replay and eval need one series "
+                "(mode=train keeps files apart)"
+            )
+    return concat_candles(parts, timeframe)
 
 
 class ReplayStream:

@@ -21,22 +21,28 @@ class Dataset:
     """Rows of a supervised problem, one per candle t that has a full window and a next candle.
 
     X: float64 feature rows ending at candle t; y: float32 targets [up, down] for t+1;
-    candle_ts: int64 start of candle t; next_ret: float64 log return close(t+1)/close(t).
+    candle_ts: int64 start of candle t; next_ret: float64 log return close(t+1)/close(t);
+    label: str, the file or venue the row comes from (results can be split by it).
     """
 
     X: Float[np.ndarray, "n features"]
     y: Float[np.ndarray, "n 2"]
     candle_ts: Int[np.ndarray, " n"]
     next_ret: Float[np.ndarray, " n"]
+    label: np.ndarray
 
     def __len__(self) -> int:
         return len(self.candle_ts)
 
     def __getitem__(self, index: slice | np.ndarray) -> Dataset:
-        return Dataset(self.X[index], self.y[index], self.candle_ts[index], self.next_ret[index])
+        return Dataset(
+            self.X[index], self.y[index], self.candle_ts[index], self.next_ret[index], self.label[index]
+        )
 
 
-def make_dataset(candles: CandleArray, features: FeatureSet, threshold_bps: float) -> Dataset:
+def make_dataset(
+    candles: CandleArray, features: FeatureSet, threshold_bps: float, label: str = ""
+) -> Dataset:
     """Feature rows X(t) and targets y(t+1) from an ascending candle history.
 
     With r = log(close(t+1) / close(t)) and thr = threshold_bps / 1e4 taken as a log-return
@@ -66,4 +72,5 @@ def make_dataset(candles: CandleArray, features: FeatureSet, threshold_bps: floa
     thr = threshold_bps / BPS
     ret = next_ret[keep]
     y = np.stack([ret > thr, ret < -thr], axis=1).astype(np.float32)
-    return Dataset(rows[keep], y, candles.start_ms[keep].astype(np.int64), ret)
+    ts = candles.start_ms[keep].astype(np.int64)
+    return Dataset(rows[keep], y, ts, ret, np.full(len(ts), label))

@@ -53,6 +53,29 @@ def test_dryrun_finds_the_configured_data(tmp_path: Path) -> None:
     assert "[fail] replay data present: missing.csv.gz not found" in result.stdout
 
 
+def test_dryrun_loads_the_model_a_live_run_would(tmp_path: Path) -> None:
+    """Weights that would fail a live session (missing, another model option) fail the dryrun first."""
+    train_dir = tmp_path / "train"
+    trained = run_cli(
+        "mode=train", "source=replay", "model=logreg", "train.epochs=1", "train.progress=false",
+        "tracking=off", f"hydra.run.dir={train_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    weights = f"model.path={train_dir / 'model'}"
+    ok = run_cli("mode=dryrun", "model=logreg", weights, "tracking=off", cwd=tmp_path)
+    assert ok.returncode == 0 and "[ok  ] model weights: loaded logreg weights from" in ok.stdout
+    wrong = run_cli("mode=dryrun", "model=twohead", weights, "tracking=off", cwd=tmp_path)
+    assert wrong.returncode == 1 and "[fail] model weights: " in wrong.stdout
+    assert "were trained as logreg, not twohead" in wrong.stdout
+    missing = run_cli("mode=dryrun", f"model.path={tmp_path / 'nowhere'}", "tracking=off", cwd=tmp_path)
+    assert missing.returncode == 1 and "model.json is missing" in missing.stdout
+    untrained = run_cli("mode=dryrun", "tracking=off", cwd=tmp_path)
+    assert (
+        untrained.returncode == 0
+        and "[warn] model weights: model=twohead has no model.path" in untrained.stdout
+    )
+
+
 def test_network_check_is_opt_in_and_only_warns(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a local port with nobody listening: refused at once
         sock.bind(("127.0.0.1", 0))

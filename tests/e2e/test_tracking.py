@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forecaster import tracking
+from forecaster import run_labels
 from forecaster.config import PathsConfig
 from forecaster.errors import UserError
 from forecaster.run_labels import MAX_RUN_NAME, flatten, sweep_run_name
@@ -62,7 +62,7 @@ def test_a_registered_version_carries_its_tags_and_description(tmp_path: Path) -
 
 def test_sweep_run_names_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sweep_run_name("train-twohead-1m") == "train-twohead-1m"
-    monkeypatch.setattr(tracking, "_sweep_tag", lambda: {"overrides": "seed=1," + "x" * 500})
+    monkeypatch.setattr(run_labels, "_sweep_tag", lambda: {"overrides": "seed=1," + "x" * 500})
     name = sweep_run_name("train-twohead-1m")
     assert name.startswith("train-twohead-1m[seed=1,xx") and name.endswith("...]")
     assert len(name) == MAX_RUN_NAME

@@ -6,12 +6,16 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from forecaster.candles import read_csv
+from forecaster.data import SAMPLE_CSV
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli
+from tests.unit.test_datasets import write_csv
 
 QUICK = ["mode=train", "source=replay", "train.epochs=2", "train.progress=false"]
 
@@ -177,3 +181,56 @@ def test_train_from_bybit_rest_history(tmp_path: Path) -> None:
         "last_candle_ts": 1733184000000 - 60_000,
     }
     assert list((tmp_path / ".cache" / "forecaster" / "klines").rglob("*")), "the history was cached"
+
+
+def test_bybit_history_with_a_hole_is_two_segments(tmp_path: Path) -> None:
+    """A long REST download is segmented by its gaps the same way a file is: no window spans the hole."""
+    candles = read_csv(SAMPLE_CSV)
+    hole = (candles.start_ms >= 1733097600000) & (candles.start_ms < 1733104800000)  # 12-02 00:00..02:00
+    data = write_csv(tmp_path / "holed.csv.gz", candles[~hole])
+    with emulator_process("--now", "2024-12-04T00:00", "--data", str(data)) as emulator:
+        args = ["mode=train", "train.epochs=1", "train.progress=false", "tracking=off", *emulator]
+        args += ["data.start=2024-12-01", "data.end=2024-12-03"]
+        result = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "segment bybit-spot" in result.stderr and "in 2 segment(s) of 1 file(s)" in result.stderr
+
+
+def test_two_venues_train_with_an_explicit_test_block_and_per_venue_figures(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """source.path as a list: each file its own segment; the chosen test block spans both venues."""
+    files = [
+        shared_data / "btcusdt_1m_binance-spot_20250101_20250128.csv.gz",
+        shared_data / "btcusdt_1m_bybit-linear_20250529_20250629.csv.gz",
+    ]
+    result = run_cli(
+        "mode=train",
+        "source=replay",
+        "train.epochs=1",
+        "train.progress=false",
+        "tracking=off",
+        f"source.path=[{','.join(map(str, files))}]",
+        "data.start=2025-01-12",
+        "data.test_start=2025-01-26",
+        "data.test_end=2025-06-01",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "in 2 segment(s) of 2 file(s)" in result.stderr
+    assert "test block per file, pooled over folds:" in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    venues = metrics["venues"]
+    assert set(venues) == {path.name.removesuffix(".csv.gz") for path in files}
+    assert sum(v["n"] for v in venues.values()) == metrics["test"]["model"]["n"]
+    assert all("p_value" in v["model_vs_persistence"] or v["decided"] == 0 for v in venues.values())
+    outcomes = np.load(tmp_path / "run" / "outcomes.npz")
+    tested = outcomes["candle_ts"][outcomes["block"] == 1]
+    assert tested.min() >= 1737849600000 and tested.max() < 1748736000000  # 2025-01-26 .. 2025-06-01
+
+
+def test_an_empty_test_block_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(*QUICK, "tracking=off", "data.test_start=2030-01-01", cwd=tmp_path)
+    assert result.returncode == 2 and "no rows in the test block" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,6 +15,8 @@ from forecaster.calibration import (
     Isotonic,
     IsotonicMap,
     NoCalibration,
+    Platt,
+    PlattMap,
     Temperature,
     TemperatureMap,
 )
@@ -76,6 +78,34 @@ def test_temperature_stays_within_its_bounds_when_the_head_is_noise() -> None:
     assert np.all(np.abs(calibration.up(p) - 0.5) < 0.05)
 
 
+def test_platt_recovers_a_known_slope_and_intercept() -> None:
+    """y ~ Bernoulli(sigmoid(z - 0.5)) reported as sigmoid(2 z): slope 1/2, intercept -1/2, and the
+    base-rate shift that a temperature alone cannot make."""
+    rng = np.random.default_rng(8)
+    z = rng.normal(0.0, 1.0, 100_000)
+    y = (rng.random(len(z)) < _sigmoid(z - 0.5)).astype(np.float64)
+    head = Platt().head(_sigmoid(2.0 * z), y)
+    assert head.slope == pytest.approx(0.5, abs=0.03) and head.intercept == pytest.approx(-0.5, abs=0.03)
+    p = _sigmoid(2.0 * z)
+    assert _ece(head(p), y) < 0.01 < _ece(Temperature().head(p, y)(p), y)
+
+
+def test_platt_of_a_head_without_information_is_the_base_rate() -> None:
+    rng = np.random.default_rng(9)
+    y = (rng.random(20_000) < 0.485).astype(np.float64)
+    head = Platt().head(np.full(len(y), 0.5), y)
+    assert head(np.array([0.5]))[0] == pytest.approx(y.mean(), abs=1e-6)
+
+
+def test_platt_never_reverses_a_head() -> None:
+    """An anti-correlated head on validation gets slope 0 (the base rate), not a flipped ranking."""
+    rng = np.random.default_rng(10)
+    z = rng.normal(0.0, 1.0, 20_000)
+    y = (rng.random(len(z)) < _sigmoid(-z)).astype(np.float64)
+    head = Platt().head(_sigmoid(z), y)
+    assert head.slope == 0.0 and _sigmoid(np.array([head.intercept]))[0] == pytest.approx(y.mean())
+
+
 def test_isotonic_is_the_pool_adjacent_violators_fit() -> None:
     """Hand-computed: frequencies 1, 0, 1, 1 at increasing p pool the first two into 0.5."""
     head = Isotonic(clip=1e-3).head(np.array([0.1, 0.2, 0.3, 0.4]), np.array([1.0, 0.0, 1.0, 1.0]))
@@ -100,7 +130,8 @@ def test_no_calibration_fits_nothing() -> None:
 def test_one_row_equals_its_batch_row() -> None:
     """The live path (one candle) and the batch path (training's scores) give the same numbers."""
     p, y = _overconfident(2_000, seed=7)
-    for calibration in (Temperature().fit(p, 1 - p, y, 1 - y), Isotonic().fit(p, 1 - p, y, 1 - y)):
+    for calibrator in (Temperature(), Platt(), Isotonic()):
+        calibration = calibrator.fit(p, 1 - p, y, 1 - y)
         up, down = calibration(p[:50], 1 - p[:50])
         rows = [calibration.one(float(a), float(b)) for a, b in zip(p[:50], 1 - p[:50], strict=True)]
         assert [r[0] for r in rows] == up.tolist() and [r[1] for r in rows] == down.tolist()
@@ -112,8 +143,11 @@ def test_calibration_round_trips_through_the_model_card(tmp_path: Path) -> None:
     card = ModelCard(spec=spec, trained=True, calibration=calibration)
     (tmp_path / SIDECAR_FILE).write_text(json.dumps(card.to_json()))
     assert read_card(tmp_path).calibration == calibration
-    isotonic = Calibration(IsotonicMap((0.1, 0.9), (0.2, 0.8)), IsotonicMap((0.5,), (0.5,)))
-    assert Calibration.from_json(json.loads(json.dumps(isotonic.to_json()))) == isotonic
+    for other in (
+        Calibration(IsotonicMap((0.1, 0.9), (0.2, 0.8)), IsotonicMap((0.5,), (0.5,))),
+        Calibration(PlattMap(0.5, -0.1), PlattMap(1.2, 0.0)),
+    ):
+        assert Calibration.from_json(json.loads(json.dumps(other.to_json()))) == other
 
 
 def test_a_malformed_calibration_in_a_card_is_one_line(tmp_path: Path) -> None:
@@ -129,5 +163,6 @@ def test_calibration_options_compose() -> None:
     assert isinstance(compose_config(["train/calibration=isotonic"]).train.calibration, Isotonic)
     assert isinstance(compose_config([]).train.calibration, Temperature)
     assert isinstance(compose_config(["train/calibration=none"]).train.calibration, NoCalibration)
+    assert isinstance(compose_config(["train/calibration=platt"]).train.calibration, Platt)
     with pytest.raises(ConfigError, match="must be below"):
         compose_config(["train.calibration.min_temperature=5", "train.calibration.max_temperature=2"])

@@ -23,7 +23,7 @@ from forecaster.candles import DAY_MS, Candle, CandleArray, timeframe_ms
 from forecaster.checks import Check, Status
 from forecaster.errors import ConfigError
 from forecaster.schema import bounded, choice
-from forecaster.sources.base import Connection, WarmUp, covered_until
+from forecaster.sources.base import Connection, LabelledHistory, WarmUp, covered_until
 from forecaster.sources.bybit.protocol import TIME_PATH
 
 if TYPE_CHECKING:
@@ -67,6 +67,14 @@ class BybitSource:
         if start is None:
             start = (end if end is not None else int(time.time() * 1000)) - int(days * DAY_MS)
         return asyncio.run(self._download(timeframe, start, end, paths))
+
+    def histories(
+        self, timeframe: str, start: int | None, end: int | None, days: float, paths: PathsConfig
+    ) -> list[LabelledHistory]:
+        """One history, labelled with the venue (e.g. bybit-spot); its gaps split it into segments later."""
+        return [
+            LabelledHistory(f"{self.name}-{self.category}", self.history(timeframe, start, end, days, paths))
+        ]
 
     async def _download(self, timeframe: str, start: int, end: int | None, paths: PathsConfig) -> CandleArray:
         from forecaster.sources.bybit.rest import BybitRest
