@@ -31,7 +31,7 @@ def _synthetic(n: int, seed: int = 0) -> Dataset:
     X = rng.normal(size=(n, 6))
     ret = 0.5 * X[:, 0] + rng.normal(size=n)
     y = np.stack([ret > 0, ret < 0], axis=1).astype(np.float32)
-    return Dataset(X, y, np.arange(n, dtype=np.int64) * 60_000, ret)
+    return Dataset(X, y, np.arange(n, dtype=np.int64) * 60_000, ret, np.full(n, ""))
 
 
 def _fitted(tmp_path: Path) -> tuple[Boosted, Dataset, Path]:
