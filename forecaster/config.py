@@ -157,6 +157,7 @@ class TrainConfig:
     grad_clip: float = bounded(1.0, gt=0)
     patience: int = bounded(3, ge=1)
     bootstrap: bool = False  # each ensemble member trains on its own resample of the rows
+    yardstick: bool = True  # also fit model=gbm's defaults on the same rows and report them beside the model
     progress: bool = True
 
 

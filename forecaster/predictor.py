@@ -22,6 +22,7 @@ from forecaster.features.base import FeatureSet
 from forecaster.features.window import FeatureWindow
 from forecaster.flat import direction, fitted
 from forecaster.models.base import LoadedModel, ProbabilityModel
+from forecaster.models.card import read_card
 from forecaster.models.describe import loaded_line
 from forecaster.recording import PredictionRecord
 
@@ -147,13 +148,14 @@ def load_model(
             "feature_fingerprint": features.fingerprint(),
             "timeframe": timeframe,
         }
+        trained_as = read_card(weights).spec.name
+        if trained_as != model.name:  # another option's weights: its files and format are not this one's
+            raise UserError(
+                f"the weights at {weights} were trained as {trained_as}, not {model.name}; "
+                f"run with model={trained_as}"
+            )
         loaded = model.load(weights, expect)
         if loaded.card is not None:
-            if loaded.card.spec.name != model.name:  # the card's network would run under this option's label
-                raise UserError(
-                    f"the weights at {weights} were trained as {loaded.card.spec.name}, not {model.name}; "
-                    f"run with model={loaded.card.spec.name}"
-                )
             log.info("%s", loaded_line(loaded.card, weights))
         return loaded
     if model.trainable:

@@ -4,6 +4,8 @@ Measured in a fresh interpreter with the settings live mode uses (synchronous CP
 persistent compile cache), against the same path with a NumPy forward of the same weights swapped
 in (the yardstick for JAX's dispatch overhead; the product keeps one Equinox code path). Cold start
 is measured on the real command: launch of `python -m forecaster mode=live` to its first prediction.
+`gbm`: the same path with model=gbm (LightGBM boosters fitted on synthetic history, saved and loaded
+as mode=train and mode=live do).
 
 `many_predictors`: one LiveSession per entry of `live.predictors` (32-member ensembles at 1m, 5m,
 15m and 60m), the time from receipt of a 1m candle until every predictor it closes a candle for
@@ -47,6 +49,8 @@ MANY_TIMEFRAMES = ("1m", "5m", "15m", "60m")
 MANY_MEMBERS = 32
 HOURS = 500  # top-of-the-hour minutes measured (every predictor closes a candle there)
 QUICK_HOURS = 20
+GBM_TRAIN_CANDLES = 20_000  # model=gbm's history: enough rows for its trees, quick to fit
+GBM_TRAIN_SHARE = 0.8  # the rest is its validation block
 
 
 class NumpyModel:
@@ -71,7 +75,6 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
     from forecaster.models.inference import CompiledModel
     from forecaster.models.network import TwoHeadNet
     from forecaster.predictor import build_predictor
-    from forecaster.recording import RunRecords
 
     config = compose_config(["tracking=off"])
     out: dict[str, object] = {"candles": candles}
@@ -82,21 +85,52 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
                 predictor.model.model, TwoHeadNet
             )
             predictor.model = NumpyModel(numpy_forward(predictor.model.model))
-        window = predictor.window.features.window
-        history = synthetic_history(candles + window).to_candles()
-        samples = np.empty(candles, dtype=np.int64)
-        with tempfile.TemporaryDirectory() as tmp, RunRecords(config.sink, Path(tmp)) as records:
-            session = _session("", predictor, config, records)
-            session.loop.warm_up(history[:window])
-            with contextlib.redirect_stdout(io.StringIO()):
-                for i, candle in enumerate(history[window:]):
-                    received = time.perf_counter_ns()
-                    _handle(session, candle, received)
-                    samples[i] = time.perf_counter_ns() - received
-        out[label] = _percentiles(samples)
+        out[label] = _percentiles(_per_candle(predictor, config, candles))
+    with tempfile.TemporaryDirectory() as tmp:
+        gbm = compose_config(["tracking=off", "model=gbm"])
+        out["gbm"] = _percentiles(
+            _per_candle(build_predictor(gbm, _trained_gbm(gbm, Path(tmp))), gbm, candles)
+        )
     equinox, yardstick = out["equinox"], out["numpy_forward"]
     out["ratio_p50"] = round(equinox["p50_ms"] / yardstick["p50_ms"], 2)  # type: ignore[index]
     return out
+
+
+def _per_candle(predictor: Predictor, config: Config, candles: int) -> np.ndarray:
+    """Nanoseconds from receipt to records written, for each of `candles` synthetic candles."""
+    from forecaster.recording import RunRecords
+
+    window = predictor.window.features.window
+    history = synthetic_history(candles + window).to_candles()
+    samples = np.empty(candles, dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp, RunRecords(config.sink, Path(tmp)) as records:
+        session = _session("", predictor, config, records)
+        session.loop.warm_up(history[:window])
+        with contextlib.redirect_stdout(io.StringIO()):
+            for i, candle in enumerate(history[window:]):
+                received = time.perf_counter_ns()
+                _handle(session, candle, received)
+                samples[i] = time.perf_counter_ns() - received
+    return samples
+
+
+def _trained_gbm(config: Config, folder: Path) -> Path:
+    """model=gbm fitted on synthetic history (as mode=train fits it) and saved in `folder`."""
+    from forecaster.models.card import ModelCard
+    from forecaster.training.dataset import make_dataset
+
+    features = config.features
+    data = make_dataset(synthetic_history(GBM_TRAIN_CANDLES), features, config.train.threshold_bps)
+    cut = int(len(data) * GBM_TRAIN_SHARE)
+    fitted = config.model.fit(data[:cut], data[cut:], config.train, config.seed)
+    card = ModelCard(
+        config.model.spec(features.n_features, config.seed),
+        trained=True,
+        feature_set=features.name,
+        feature_fingerprint=features.fingerprint(),
+        timeframe=config.timeframe.name,
+    )
+    return fitted.save(folder / "gbm", card)
 
 
 def _session(name: str, predictor: Predictor, config: Config, records: RunRecords) -> Session:

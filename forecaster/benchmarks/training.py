@@ -38,10 +38,10 @@ LABEL_NOISE = 0.5
 SEED = 0
 
 
-def synthetic(n: int, rng: np.random.Generator) -> Dataset:
+def synthetic(n: int, rng: np.random.Generator, n_features: int = N_FEATURES) -> Dataset:
     """Rows with a noisy linear target, so the loss moves as on real data; timing does not depend on it."""
-    X = rng.standard_normal((n, N_FEATURES))
-    score = X @ rng.standard_normal(N_FEATURES) + LABEL_NOISE * rng.standard_normal(n)
+    X = rng.standard_normal((n, n_features))
+    score = X @ rng.standard_normal(n_features) + LABEL_NOISE * rng.standard_normal(n)
     y = np.stack([score > 0, score < 0], axis=1).astype(np.float32)
     return Dataset(X, y, np.arange(n, dtype=np.int64), score, np.full(n, ""))
 

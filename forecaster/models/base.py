@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from forecaster.models.normalisation import Standardizer
     from forecaster.models.spec import ModelSpec
     from forecaster.training.dataset import Dataset
-    from forecaster.training.loop import EpochStats, TrainResult
+    from forecaster.training.loop import EpochStats
 
 
 class RowPredictor(Protocol):
@@ -38,6 +39,37 @@ class LoadedModel:
     card: ModelCard | None = None  # None unless trained weights were loaded
 
 
+class Fitted(Protocol):
+    """What an option's `fit` gives mode=train: one fold's best model, ready to score and to save.
+
+    Each option predicts and saves in its own way (Equinox leaves, LightGBM text), so mode=train
+    needs no knowledge of the model behind it.
+    """
+
+    @property
+    def standardizer(self) -> Standardizer | None:
+        """Fitted on the training rows and applied before the model; None: the model takes raw rows."""
+        ...
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (or boosting round) whose model this is, counted from 1."""
+        ...
+
+    @property
+    def epochs(self) -> int:
+        """Epochs (or boosting rounds) run before training stopped."""
+        ...
+
+    def probabilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_up, p_down) as float64 for raw feature rows X (N, F), through the inference code path."""
+        ...
+
+    def save(self, directory: str | os.PathLike[str], card: ModelCard) -> Path:
+        """The weights and their card in `directory` (never pickle); returns the folder."""
+        ...
+
+
 class ProbabilityModel(Protocol):
     """One model option (conf/model/<option>.yaml): its config keys are the implementing class's fields.
 
@@ -53,7 +85,7 @@ class ProbabilityModel(Protocol):
 
     @property
     def path(self) -> str | None:
-        """A folder with trained weights (model.eqx + model.json), or None."""
+        """A folder with trained weights (the option's weight files + model.json), or None."""
 
     @property
     def uri(self) -> str | None:
@@ -74,8 +106,8 @@ class ProbabilityModel(Protocol):
         config: TrainConfig,
         seed: int,
         on_epoch: Callable[[EpochStats], None] | None = None,
-    ) -> TrainResult:
-        """Train a fresh network on data_train, early-stopping on data_val (training.loop.train)."""
+    ) -> Fitted:
+        """Train a fresh model on data_train, early-stopping on data_val only."""
         ...
 
     def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:

@@ -7,10 +7,11 @@ modes can build a card without loading the network code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ CARD_FORMAT = 2
 # Format 1: the spec, trained and weights_sha256, plus the metadata dict of mode=train, no ensemble key.
 LEGACY_FORMAT = 1
 LEGACY_ENSEMBLE_NAME = "ensemble"  # format 1 stacked members for this model name even with one member
+SHA_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,52 @@ def read_card(directory: str | os.PathLike[str], expect: Mapping[str, Any] | Non
     if expect:
         card.check(expect, source=f"model at {folder}")
     return card
+
+
+def write_card(directory: str | os.PathLike[str], card: ModelCard, weights: Sequence[Path]) -> Path:
+    """Write `<dir>/model.json` with the SHA-256 of the weight files, atomically.
+
+    Call it after the weights are in place: a crash then never leaves a card for half-written weights.
+    """
+    folder = Path(directory)
+    data = replace(card, weights_sha256=weights_sha256(weights)).to_json()
+    card_path = folder / SIDECAR_FILE
+    partial = card_path.with_suffix(card_path.suffix + ".tmp")
+    partial.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(partial, card_path)
+    return folder
+
+
+def read_weights_card(
+    directory: str | os.PathLike[str], weights: Sequence[Path], expect: Mapping[str, Any] | None = None
+) -> ModelCard:
+    """The card of a saved model whose weight files exist and match the card's checksum.
+
+    Every problem a user can cause (missing, corrupt or mismatched files) is a one-line UserError.
+    """
+    folder = Path(directory)
+    for path in (folder / SIDECAR_FILE, *weights):
+        if not path.is_file():
+            raise UserError(
+                f"no saved model at {folder}: {path.name} is missing (train one or fix model.path)"
+            )
+    card = read_card(folder, expect)
+    if card.weights_sha256 != weights_sha256(weights):
+        names = " + ".join(path.name for path in weights)
+        raise UserError(
+            f"{folder}/{names} does not match the checksum in {SIDECAR_FILE}; it is corrupt or was replaced"
+        )
+    return card
+
+
+def weights_sha256(paths: Sequence[Path]) -> str:
+    """SHA-256 of the weight files' bytes, in order: one file gives that file's usual checksum."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            while chunk := handle.read(SHA_CHUNK_BYTES):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _identity(value: Any) -> Any:

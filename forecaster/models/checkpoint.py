@@ -6,11 +6,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +15,12 @@ import equinox as eqx
 import jax
 
 from forecaster.errors import UserError
-from forecaster.models.card import SIDECAR_FILE, ModelCard, read_card
+from forecaster.models.card import ModelCard, read_weights_card, write_card
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import Model, build
 from forecaster.models.spec import ModelSpec
 
 WEIGHTS_FILE = "model.eqx"
-SHA_CHUNK_BYTES = 1 << 20
 
 
 def save(directory: str | os.PathLike[str], model: Model, card: ModelCard) -> Path:
@@ -42,8 +38,7 @@ def save(directory: str | os.PathLike[str], model: Model, card: ModelCard) -> Pa
     partial = weights.with_suffix(".eqx.tmp")
     eqx.tree_serialise_leaves(partial, model)
     os.replace(partial, weights)
-    _write_json(folder / SIDECAR_FILE, replace(card, weights_sha256=_sha256(weights)).to_json())
-    return folder
+    return write_card(folder, card, [weights])
 
 
 def load(
@@ -53,18 +48,8 @@ def load(
 
     Every problem a user can cause (missing, corrupt or mismatched files) is a one-line UserError.
     """
-    folder = Path(directory)
-    card_path, weights = folder / SIDECAR_FILE, folder / WEIGHTS_FILE
-    for path in (card_path, weights):
-        if not path.is_file():
-            raise UserError(
-                f"no saved model at {folder}: {path.name} is missing (train one or fix model.path)"
-            )
-    card = read_card(folder, expect)
-    if card.weights_sha256 != _sha256(weights):
-        raise UserError(
-            f"{weights} does not match the checksum in {SIDECAR_FILE}; it is corrupt or was replaced"
-        )
+    weights = Path(directory) / WEIGHTS_FILE
+    card = read_weights_card(directory, [weights], expect)
     try:
         model = eqx.tree_deserialise_leaves(weights, _skeleton(card.spec))
     except Exception as exc:  # numpy/equinox raise several unrelated types for a bad file
@@ -88,17 +73,3 @@ def _skeleton(spec: ModelSpec) -> Model:
 def _structure(model: Model) -> Any:
     leaves, treedef = jax.tree.flatten(model)
     return treedef, [(getattr(leaf, "shape", None), getattr(leaf, "dtype", type(leaf))) for leaf in leaves]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(SHA_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    partial = path.with_suffix(path.suffix + ".tmp")
-    partial.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)

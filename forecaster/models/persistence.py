@@ -18,10 +18,10 @@ from forecaster.errors import UserError
 
 if TYPE_CHECKING:
     from forecaster.config import TrainConfig
-    from forecaster.models.base import LoadedModel
+    from forecaster.models.base import Fitted, LoadedModel
     from forecaster.models.spec import ModelSpec
     from forecaster.training.dataset import Dataset
-    from forecaster.training.loop import EpochStats, TrainResult
+    from forecaster.training.loop import EpochStats
 
 LAST_RETURN = 0  # column of ret_0 (the newest log-return) in every feature set
 
@@ -62,7 +62,7 @@ class Persistence:
         config: TrainConfig,
         seed: int,
         on_epoch: Callable[[EpochStats], None] | None = None,
-    ) -> TrainResult:
+    ) -> Fitted:
         self._no_weights()
 
     def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:

@@ -1,9 +1,10 @@
 """mode=train: history -> dataset -> walk-forward training -> test metrics against baselines -> weights.
 
 Each fold trains on everything before its validation block and is scored on its own test block;
-the persistence and majority baselines are scored on exactly the same test rows. The model of the
-last fold (trained on the most data) is saved in the run dir with its sidecar, logged to the
-MLflow run and registered as `forecaster-<model>-<timeframe>`.
+the persistence and majority baselines, and the gbm yardstick (train.yardstick), are scored on
+exactly the same rows. The model option fits, predicts and saves (models.base.Fitted), so this mode
+knows no model's internals. The model of the last fold (trained on the most data) is saved in the
+run dir with its sidecar, logged to the MLflow run and registered as `forecaster-<model>-<timeframe>`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from forecaster import __version__, backend
 from forecaster.candles import timeframe_ms
@@ -24,20 +27,24 @@ from forecaster.evaluation.sections import (
     MODEL,
     PAIRED,
     VS_PERSISTENCE,
+    Paired,
     named_scalars,
 )
 from forecaster.flat import fitted, margin_quantiles
 from forecaster.history import chosen_test_block, load_histories
-from forecaster.models.base import ProbabilityModel
+from forecaster.models.base import Fitted, ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
+from forecaster.models.gbm import GBM
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
 from forecaster.tracking import Tracker
 from forecaster.training.dataset import Dataset
 from forecaster.training.scores import (
+    VS_YARDSTICK,
     FoldScores,
+    Judged,
     calibration_summary,
     mean_reliability,
     mean_scores,
@@ -53,18 +60,21 @@ from forecaster.training.targets import training_rows
 from forecaster.training.venues import venue_figures
 
 if TYPE_CHECKING:
-    from forecaster.training.loop import EpochStats, TrainResult
+    from forecaster.calibration import Calibration
+    from forecaster.training.loop import EpochStats
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 PAIRED_KEY = f"{PAIRED}.{VS_PERSISTENCE}"  # MLflow names of the paired test, after val. / test.
+YARDSTICK_KEY = f"{PAIRED}.{VS_YARDSTICK}"
 COVERAGE_SLACK = 0.05  # flat=coverage deciding a share further than this from the one asked: warn
 ALL_FLAT = 0.99  # a FLAT share this high on validation means the rule, not the model, decides the result
+Pair = tuple[np.ndarray, np.ndarray]  # (p_up, p_down) of one block
 
 
 def _fold(
     k: int, split: Split, data: Dataset, model: ProbabilityModel, config: Config, tracker: Tracker
-) -> tuple[TrainResult, FoldScores]:
+) -> tuple[Fitted, FoldScores]:
     def on_epoch(stats: EpochStats) -> None:
         values = {
             "train_loss": stats.train_loss,
@@ -75,35 +85,76 @@ def _fold(
 
     n_train, n_val, n_test = split.sizes()
     log.info("fold %d: train %d, validation %d, test %d rows", k, n_train, n_val, n_test)
-    fitted_rows = training_rows(data[split.train], config.train.zero_moves, config.train.threshold_bps)
+    train_part, val_part, test_part = data[split.train], data[split.val], data[split.test]
+    fitted_rows = training_rows(train_part, config.train.zero_moves, config.train.threshold_bps)
     log.info(
         "fold %d: %d training rows under train.zero_moves=%s", k, len(fitted_rows), config.train.zero_moves
     )
-    result = model.fit(fitted_rows, data[split.val], config.train, config.seed, on_epoch)
-    log.info("fold %d: best epoch %d of %d", k, result.best_epoch, len(result.history))
-    from forecaster.training.loop import predict_probabilities  # JAX: not needed to validate a config
-
-    train_part, val_part, test_part = data[split.train], data[split.val], data[split.test]
-    raw_val = predict_probabilities(result.model, result.standardizer, val_part.X)
-    raw_test = predict_probabilities(result.model, result.standardizer, test_part.X)
-    calibration = config.train.calibration.fit(*raw_val, val_part.y[:, 0], val_part.y[:, 1])
+    result = model.fit(fitted_rows, val_part, config.train, config.seed, on_epoch)
+    log.info("fold %d: best epoch %d of %d", k, result.best_epoch, result.epochs)
+    raw_val, raw_test = result.probabilities(val_part.X), result.probabilities(test_part.X)
+    calibration, val_p, test_p = _calibrated(raw_val, raw_test, val_part, config)
     if calibration is not None:
         log.info("fold %d: calibrated on validation: %s", k, calibration.describe())
-    val_p, test_p = (
-        (raw_val, raw_test) if calibration is None else (calibration(*raw_val), calibration(*raw_test))
-    )
     reliability = {
         "val": reliability_change(raw_val, val_p, val_part),
         "test": reliability_change(raw_test, test_p, test_part),
     }
     quantiles = margin_quantiles(*val_p)
     rule = fitted(config.flat, quantiles)  # flat=coverage: the margin is chosen on validation only
-    val = score_block(val_p, train_part, val_part, rule, (k, "val"))
+    stick_val, stick_test = (
+        _yardstick(fitted_rows, val_part, test_part, config) if config.train.yardstick else (None, None)
+    )
+    val = score_block(val_p, train_part, val_part, rule, (k, "val"), stick_val)
     if config.flat.coverage is not None:
         log.info("fold %d: flat=coverage decides when |p_up - p_down| >= %.4f", k, rule.min_margin)
         _check_coverage(k, config.flat.coverage, val.scores[MODEL].flat_share)
-    test = score_block(test_p, train_part, test_part, rule, (k, "test"))
+    test = score_block(test_p, train_part, test_part, rule, (k, "test"), stick_test)
     return result, FoldScores(val, test, quantiles, calibration, reliability)
+
+
+def _calibrated(
+    raw_val: Pair, raw_test: Pair, val_part: Dataset, config: Config
+) -> tuple[Calibration | None, Pair, Pair]:
+    """train.calibration fitted on the validation rows, and both blocks' probabilities through it."""
+    calibration = config.train.calibration.fit(*raw_val, val_part.y[:, 0], val_part.y[:, 1])
+    if calibration is None:
+        return None, raw_val, raw_test
+    return calibration, calibration(*raw_val), calibration(*raw_test)
+
+
+def _yardstick(
+    train_part: Dataset, val_part: Dataset, test_part: Dataset, config: Config
+) -> tuple[Judged, Judged]:
+    """model=gbm's defaults on the fold's rows, calibrated and given its FLAT rule on validation exactly
+    as the model is: its calls on the validation and the test block."""
+    trees = GBM().fit(train_part, val_part, config.train, config.seed)
+    _, val_p, test_p = _calibrated(
+        trees.probabilities(val_part.X), trees.probabilities(test_part.X), val_part, config
+    )
+    rule = fitted(config.flat, margin_quantiles(*val_p))
+    return Judged(*val_p, rule), Judged(*test_p, rule)
+
+
+def _vs_yardstick(folds: list[FoldScores]) -> dict[str, Paired]:
+    """Per block, the model against the yardstick pooled over folds; empty without a yardstick."""
+    blocks = {
+        "val": [fold.val.vs_yardstick for fold in folds],
+        "test": [fold.test.vs_yardstick for fold in folds],
+    }
+    return {
+        block: pooled([t for t in tests if t is not None])
+        for block, tests in blocks.items()
+        if None not in tests
+    }
+
+
+def _yardstick_json(pooled_tests: dict[str, Paired], folds: list[FoldScores]) -> dict[str, object]:
+    tests = [fold.test.vs_yardstick for fold in folds]
+    return {
+        **{block: t.to_json() for block, t in pooled_tests.items()},
+        "folds": [t.to_json() for t in tests if t is not None],
+    }
 
 
 def _check_coverage(k: int, coverage: float, flat_share: float | None) -> None:
@@ -129,7 +180,6 @@ class Train:
                 f"model={model.name} needs no training; every training run reports it as a baseline"
             )
         backend.configure_jax(config.paths.jax_cache)
-        from forecaster.models.checkpoint import save
 
         histories = load_histories(config.source, config.data, config.timeframe.name, config.paths)
         features = config.features
@@ -177,6 +227,9 @@ class Train:
             tracker.log_metrics(named_scalars(scores, "test."), step=0)
             for block, bar in bars.items():
                 tracker.log_metrics(named_scalars({PAIRED_KEY: bar}, f"{block}."), step=0)
+            sticks = _vs_yardstick(fold_scores)
+            for block, stick in sticks.items():
+                tracker.log_metrics(named_scalars({YARDSTICK_KEY: stick}, f"{block}."), step=0)
             if (share := val_scores[MODEL].flat_share) is not None and share >= ALL_FLAT:
                 log.warning(
                     "the model abstains on %.1f%% of validation candles: its probabilities sit inside "
@@ -210,7 +263,7 @@ class Train:
                 last_fold_test=scores_json(reports[-1]),
                 code_version=__version__,
             )
-            model_dir = save(run_dir / MODEL_DIR, result.model, card)
+            model_dir = result.save(run_dir / MODEL_DIR, card)
             blocks = [part.outcomes for fold in fold_scores for part in (fold.val, fold.test)]
             outcomes = save_outcomes(run_dir / OUTCOMES_FILE, Outcomes.concat(blocks), config.timeframe.name)
             tracker.log_artifact(outcomes)
@@ -233,6 +286,8 @@ class Train:
                     "test": bars["test"].to_json(),
                     "folds": [report.test.vs_persistence.to_json() for report in fold_scores],
                 },
+                # the model against the gbm yardstick (train.yardstick), as against persistence above
+                **({"vs_yardstick": _yardstick_json(sticks, fold_scores)} if sticks else {}),
                 # ECE and log loss per head before and after calibration (mean over folds)
                 "calibration": reliability,
             }

@@ -6,9 +6,11 @@ live prediction takes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -20,6 +22,8 @@ from jax import Array
 from tqdm import tqdm
 
 from forecaster.config import TrainConfig
+from forecaster.models.card import ModelCard
+from forecaster.models.checkpoint import save
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import EnsembleNet, Model, build
 from forecaster.models.normalisation import Standardizer
@@ -56,6 +60,17 @@ class TrainResult:
     best_epoch: int  # 1-based; history[best_epoch - 1] describes `model`
     stopped_early: bool
     compile_seconds: float  # jit compile of the epoch and validation functions, before epoch 1
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def probabilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return predict_probabilities(self.model, self.standardizer, X)
+
+    def save(self, directory: str | os.PathLike[str], card: ModelCard) -> Path:
+        """model.eqx and model.json (forecaster.models.checkpoint)."""
+        return save(directory, self.model, card)
 
 
 def bce_per_member(logits: Array, y: Array, weights: Array | None = None) -> Array:

@@ -1,7 +1,9 @@
 """How mode=train scores a fold: the model and the baselines on the same rows of each block, the
-paired test against persistence, calibration before and after; and the tables train prints.
+paired tests against persistence and the gbm yardstick, calibration before and after; and the tables
+train prints.
 
-Persistence is the bar: every figure of the model has its persistence figure on the same rows.
+Persistence is the bar: every figure of the model has its persistence figure on the same rows. The
+yardstick (gradient-boosted trees on the same rows) shows whether the model leaves signal behind.
 """
 
 from __future__ import annotations
@@ -27,16 +29,29 @@ from forecaster.training.dataset import Dataset
 if TYPE_CHECKING:
     from forecaster.calibration import Calibration
 
+YARDSTICK = "yardstick"  # who of the gbm yardstick in the tables and metrics.json
+VS_YARDSTICK = f"{MODEL}_vs_{YARDSTICK}"
 SUMMARY_METRICS = ("decided_accuracy", "flat_share", "brier_up", "brier_down", "log_loss_up", "log_loss_down")
 
 
 @dataclass(frozen=True)
+class Judged:
+    """A predictor's (calibrated) probabilities on one block, and the FLAT rule that decides on them."""
+
+    p_up: np.ndarray
+    p_down: np.ndarray
+    rule: FlatConfig
+
+
+@dataclass(frozen=True)
 class BlockScores:
-    """The model and the baselines on the same rows of one block, and the model paired with persistence."""
+    """The model and the baselines on the same rows of one block, and the model paired with persistence
+    (and with the yardstick, when there is one)."""
 
     scores: dict[str, Scores]
     vs_persistence: Paired
     outcomes: Outcomes  # per candle, for the sweep leaderboard
+    vs_yardstick: Paired | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +71,10 @@ def score_block(
     block: Dataset,
     rule: FlatConfig,
     where: tuple[int, str],
+    yardstick: Judged | None = None,
 ) -> BlockScores:
-    """The model and both baselines on the same rows of one block (`where`: fold, val or test);
-    persistence is the bar."""
+    """The model, both baselines and the yardstick (if any) on the same rows of one block (`where`:
+    fold, val or test); persistence is the bar."""
     p_up, p_down = probabilities
     actual = actual_directions(block.next_ret)
     y_up, y_down = block.y[:, 0], block.y[:, 1]
@@ -71,10 +87,15 @@ def score_block(
     }
     for name, guess in guesses.items():
         out[name] = score(guess.directions, actual, guess.p_up, guess.p_down, y_up, y_down)
+    vs_yardstick = None
+    if yardstick is not None:
+        trees = directions(yardstick.p_up, yardstick.p_down, yardstick.rule)
+        out[YARDSTICK] = score(trees, actual, yardstick.p_up, yardstick.p_down, y_up, y_down)
+        vs_yardstick = paired_test(called, trees, actual)
     outcomes = Outcomes.of_block(
         *where, block.candle_ts, probabilities, called, block.next_ret, bar.directions
     )
-    return BlockScores(out, paired_test(called, bar.directions, actual), outcomes)
+    return BlockScores(out, paired_test(called, bar.directions, actual), outcomes, vs_yardstick)
 
 
 def reliability_change(
@@ -115,10 +136,17 @@ def calibration_summary(folds: list[FoldScores]) -> str:
 
 
 def paired_lines(folds: list[FoldScores]) -> list[str]:
-    """Per fold and pooled: the model against persistence on the test candles both decide."""
-    tests = [fold.test.vs_persistence for fold in folds]
-    named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
-    return [f"  {name}: {paired_line(VS_PERSISTENCE, t)}" for name, t in named]
+    """Per fold and pooled: the model against persistence (and the yardstick) on the test candles both
+    decide."""
+    lines = []
+    for against, tests in (
+        (VS_PERSISTENCE, [fold.test.vs_persistence for fold in folds]),
+        (VS_YARDSTICK, [t for fold in folds if (t := fold.test.vs_yardstick) is not None]),
+    ):
+        if tests:
+            named = [*((f"fold {k}", t) for k, t in enumerate(tests)), ("pooled", pooled(tests))]
+            lines += [f"  {name}: {paired_line(against, t)}" for name, t in named]
+    return lines
 
 
 def mean_scores(reports: list[dict[str, Scores]]) -> dict[str, Scores]:

@@ -127,6 +127,31 @@ def test_eval_of_a_trained_model_reproduces_training(tmp_path: Path) -> None:
     assert {"raw_p_up", "raw_p_down"} <= record.keys()
 
 
+def test_a_trained_gbm_is_replayed_with_the_numbers_training_reported(tmp_path: Path) -> None:
+    """model=gbm through the real CLI: LightGBM-text weights, then mode=eval through the live path."""
+    train_dir, run_dir = tmp_path / "train", tmp_path / "eval"
+    quiet = ["source=replay", "model=gbm", "tracking=off", "flat=off"]
+    args = ["mode=train", *quiet, "train.yardstick=false", "train.progress=false"]
+    training = run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path)
+    assert training.returncode == 0, training.stderr[-2000:]
+    assert sorted(p.name for p in (train_dir / "model").iterdir()) == [
+        "gbm_down.txt",
+        "gbm_up.txt",
+        "model.json",
+    ]
+    trained = json.loads((train_dir / "model" / "model.json").read_text())["last_fold_test"]
+    assert "yardstick" not in trained, "train.yardstick=false trains none"
+    result = run_cli(
+        "mode=eval", *quiet, f"model.path={train_dir / 'model'}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "INFO loaded gbm weights from " in result.stderr
+    model = json.loads((run_dir / "metrics.json").read_text())["model"]["summary"]
+    assert model["n"] == trained["model"]["n"]
+    for key in ("brier_up", "brier_down", "log_loss_up", "log_loss_down", "decided_accuracy"):
+        assert model[key] == pytest.approx(trained["model"][key], abs=1e-9), key
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -45,7 +45,11 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     )
     written = json.loads((run_dir / "metrics.json").read_text())
     metrics = written["test"]
-    assert set(metrics) == {"model", "persistence", "majority"}
+    assert set(metrics) == {"model", "persistence", "majority", "yardstick"}, (
+        "train.yardstick is on by default"
+    )
+    assert "model vs yardstick on the" in result.stdout or "model vs yardstick: no candle" in result.stdout
+    assert set(written["vs_yardstick"]) == {"val", "test", "folds"}
     assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
     assert set(written["val"]) == set(metrics) and len(written["val_folds"]) == len(written["folds"])
     assert written["val"]["model"]["n"] == metrics["model"]["n"], "validation and test blocks are as large"
@@ -55,6 +59,10 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == "2"
     assert "test.model.brier_up" in run.data.metrics and "fold0/val_loss" in run.data.metrics
     assert "val.model.brier_up" in run.data.metrics and "fold0/val.persistence.accuracy" in run.data.metrics
+    assert (
+        "test.yardstick.brier_up" in run.data.metrics
+        and "test.paired.model_vs_yardstick.n" in run.data.metrics
+    )
     (version,) = _client(tmp_path).search_model_versions("name='forecaster-twohead-1m'")
     assert version.run_id == run.info.run_id
     tags = version.tags

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from forecaster.errors import UserError
-from forecaster.models.card import CandleRange, ModelCard
-from forecaster.models.checkpoint import SIDECAR_FILE, WEIGHTS_FILE, load, load_compiled, save
+from forecaster.models.card import SIDECAR_FILE, CandleRange, ModelCard
+from forecaster.models.checkpoint import WEIGHTS_FILE, load, load_compiled, save
 from forecaster.models.inference import CompiledModel
 from forecaster.models.network import ACTIVATIONS, EnsembleNet, TwoHeadNet, build
 from forecaster.models.normalisation import Standardizer

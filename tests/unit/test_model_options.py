@@ -28,6 +28,7 @@ LIGHT_MODULES = (
     "forecaster.models.spec",
     "forecaster.models.twohead",
     "forecaster.models.persistence",
+    "forecaster.models.gbm",
     "forecaster.training",
     "forecaster.training.schedules",
     "forecaster.config",
@@ -38,11 +39,11 @@ LIGHT_MODULES = (
     "forecaster.modes.train",
     "forecaster.modes.eval",
 )
-HEAVY_MODULES = ("jax", "equinox", "optax")
+HEAVY_MODULES = ("jax", "equinox", "optax", "lightgbm")
 
 
 def test_options_and_schedules_import_without_jax() -> None:
-    """Config validation imports these before JAX loads; none may pull in JAX, Equinox or Optax."""
+    """Config validation imports these before JAX loads; none may pull in JAX, Equinox, Optax or LightGBM."""
     code = (
         f"import sys\nfor name in {LIGHT_MODULES!r}: __import__(name)\n"
         f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])"
