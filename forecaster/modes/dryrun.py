@@ -56,13 +56,14 @@ def check_model(config: Config) -> Check:
     model = config.model
     if not model.trainable:
         return Check("model weights", Status.SKIP, f"model={model.name} needs none")
-    if not (model.path or model.uri):
-        return Check(
-            "model weights",
-            Status.WARN,
-            f"model={model.name} has no model.path / model.uri: it would run untrained (trained=false)",
-        )
     try:
+        if not (model.path or model.uri):
+            model.untrained(config.features.n_features, config.seed)  # refuses where a model needs weights
+            return Check(
+                "model weights",
+                Status.WARN,
+                f"model={model.name} has no model.path / model.uri: it would run untrained (trained=false)",
+            )
         weights = weights_path(model, config.tracking, config.paths)
         loaded = load_model(model, config.features, config.timeframe.name, config.seed, weights)
     except UserError as exc:
