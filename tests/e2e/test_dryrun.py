@@ -74,6 +74,10 @@ def test_dryrun_loads_the_model_a_live_run_would(tmp_path: Path) -> None:
         untrained.returncode == 0
         and "[warn] model weights: model=twohead has no model.path" in untrained.stdout
     )
+    refused = run_cli("mode=dryrun", "model=gbm", "tracking=off", cwd=tmp_path)
+    assert (
+        refused.returncode == 1 and "[fail] model weights: model=gbm has nothing to predict" in refused.stdout
+    )
 
 
 def test_network_check_is_opt_in_and_only_warns(tmp_path: Path) -> None:
