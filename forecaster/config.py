@@ -157,6 +157,8 @@ class TrainConfig:
     grad_clip: float = bounded(1.0, gt=0)
     patience: int = bounded(3, ge=1)
     bootstrap: bool = False  # each ensemble member trains on its own resample of the rows
+    label_smoothing: float = bounded(0.0, ge=0, lt=1)  # training targets pulled towards 1/2 by this much
+    class_balance: bool = False  # weigh each head's up and not-up rows equally in the training loss
     yardstick: bool = True  # also fit model=gbm's defaults on the same rows and report them beside the model
     progress: bool = True
 

@@ -73,14 +73,19 @@ class TrainResult:
         return save(directory, self.model, card)
 
 
-def bce_per_member(logits: Array, y: Array, weights: Array | None = None) -> Array:
+def bce_per_member(
+    logits: Array, y: Array, weights: Array | None = None, balance: Array | None = None
+) -> Array:
     """Mean BCE-with-logits over rows and both heads, per member: logits (B, 2) -> (1,), (B, K, 2) -> (K,).
 
     `weights` (B, K): each member's weight of each row (the bootstrap); None weighs every row 1.
+    `balance` (2, 2): per head, the weight of a positive and of a negative target (class_weights).
     """
     if logits.ndim == y.ndim + 1:
         y = y[:, None, :]
     losses = optax.sigmoid_binary_cross_entropy(logits, y)
+    if balance is not None:
+        losses = losses * (y * balance[0] + (1.0 - y) * balance[1])
     members = losses.reshape(losses.shape[0], -1, N_TARGETS)
     if weights is None:
         return members.mean(axis=(0, 2))
@@ -103,6 +108,7 @@ class Steps:
     dropout: bool
     key: Array  # dropout key stream; folded with the global step number
     bootstrap: bool = False  # Y carries one weight column per member after the two targets
+    balance: Array | None = None  # (2, 2) class weights of the loss (train.class_balance); None: all 1
 
     def init(self, params: Any) -> Any:
         return jax.vmap(self.optimizer.init)(params) if self.ensemble else self.optimizer.init(params)
@@ -116,7 +122,7 @@ class Steps:
             keys = jax.random.split(key, len(x))
             logits = jax.vmap(lambda row, k: model(row, inference=False, key=k))(x, keys)
         targets, weights = (y[:, :N_TARGETS], y[:, N_TARGETS:]) if self.bootstrap else (y, None)
-        per_member = bce_per_member(logits, targets, weights)
+        per_member = bce_per_member(logits, targets, weights, self.balance)
         return per_member.sum(), per_member.mean()
 
     def step(self, params: Any, state: Any, x: Array, y: Array, step_no: Array) -> tuple[Any, Any, Array]:
@@ -168,8 +174,30 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
     )
 
 
-def make_steps(spec: ModelSpec, model: Model, config: TrainConfig, total_steps: int, seed: int) -> Steps:
+def class_weights(y: np.ndarray) -> np.ndarray:
+    """(2, 2): per head, 0.5 / share of positives and 0.5 / share of negatives, so that both classes
+    weigh the same in the loss (1 and 1 when balanced); a class with no rows gets weight 1."""
+    positive = np.asarray(y, np.float64).mean(axis=0)
+    shares = np.stack([positive, 1.0 - positive])
+    return np.where(shares > 0, 0.5 / np.where(shares > 0, shares, 1.0), 1.0).astype(np.float32)
+
+
+def smoothed(y: np.ndarray, smoothing: float) -> np.ndarray:
+    """Targets pulled towards 1/2 by `smoothing` (0: unchanged): y (1 - s) + s / 2."""
+    return y * (1.0 - smoothing) + smoothing / 2.0
+
+
+def make_steps(
+    spec: ModelSpec,
+    model: Model,
+    config: TrainConfig,
+    total_steps: int,
+    seed: int,
+    targets: np.ndarray | None = None,
+) -> Steps:
+    """The jitted pieces for `model`; `targets` (the training rows' y) set the class weights."""
     _, static = eqx.partition(model, eqx.is_inexact_array)
+    balance = jnp.asarray(class_weights(targets)) if config.class_balance and targets is not None else None
     return Steps(
         static=static,
         optimizer=make_optimizer(config, total_steps),
@@ -177,6 +205,7 @@ def make_steps(spec: ModelSpec, model: Model, config: TrainConfig, total_steps: 
         dropout=spec.dropout > 0,
         key=jax.random.fold_in(jax.random.PRNGKey(seed), DROPOUT_STREAM),
         bootstrap=config.bootstrap,
+        balance=balance,
     )
 
 
@@ -233,11 +262,11 @@ def train(
     batch = min(config.batch_size, len(data_train))
     steps_per_epoch = len(data_train) // batch
     model = build(spec)
-    steps = make_steps(spec, model, config, config.epochs * steps_per_epoch, seed)
+    steps = make_steps(spec, model, config, config.epochs * steps_per_epoch, seed, data_train.y)
     params, _ = eqx.partition(model, eqx.is_inexact_array)
     state = steps.init(params)
     X = jnp.asarray(standardizer(data_train.X), dtype=jnp.float32)
-    targets = data_train.y
+    targets = smoothed(data_train.y, config.label_smoothing)
     if config.bootstrap:
         # Online bootstrap: each member weighs each row by its own Poisson(1) count, so members see
         # different resamples of the same minibatches (one vmapped step serves them all).

@@ -18,7 +18,15 @@ from forecaster.features.basic import BasicFeatures
 from forecaster.models.network import EnsembleNet, TwoHeadNet
 from forecaster.models.spec import ModelSpec
 from forecaster.training.dataset import Dataset, make_dataset
-from forecaster.training.loop import EpochStats, TrainResult, bce_per_member, predict_probabilities, train
+from forecaster.training.loop import (
+    EpochStats,
+    TrainResult,
+    bce_per_member,
+    class_weights,
+    predict_probabilities,
+    smoothed,
+    train,
+)
 from forecaster.training.schedules import Constant, WarmupCosine
 from forecaster.training.splits import SplitError, split, walk_forward
 
@@ -236,6 +244,27 @@ def test_bootstrap_weights_are_a_weighted_mean_per_member() -> None:
     np.testing.assert_allclose(np.asarray(bce_per_member(logits, y, weights)), expected, rtol=1e-6)
     nobody = jax.numpy.zeros((2, 2))  # a member that drew no row at all gets loss 0, not NaN
     assert np.asarray(bce_per_member(logits, y, nobody)).tolist() == [0.0, 0.0]
+
+
+def test_class_weights_make_both_classes_count_the_same() -> None:
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # up: 3 of 4; down: 2 of 4
+    weights = class_weights(y)
+    np.testing.assert_allclose(weights, [[0.5 / 0.75, 1.0], [0.5 / 0.25, 1.0]])
+    logits = jax.numpy.zeros((4, 2))
+    balanced = bce_per_member(logits, jax.numpy.asarray(y), None, jax.numpy.asarray(weights))
+    np.testing.assert_allclose(np.asarray(balanced), [np.log(2.0)], rtol=1e-6)  # weights average to 1
+    assert class_weights(np.ones((3, 2))).tolist() == [[0.5, 0.5], [1.0, 1.0]]  # no negatives: weight 1
+
+
+def test_label_smoothing_pulls_targets_to_one_half(planted: Dataset) -> None:
+    assert smoothed(np.array([0.0, 1.0]), 0.2).tolist() == [0.1, 0.9]
+    assert smoothed(np.array([0.0, 1.0]), 0.0).tolist() == [0.0, 1.0]
+    train_part, val_part, test_part = parts(planted)
+    config = dataclasses.replace(FAST, epochs=2, label_smoothing=0.2, class_balance=True)
+    result = train(ModelSpec("logreg", FEATURES.n_features, ()), train_part, val_part, config, 0)
+    p_up, p_down = predict_probabilities(result.model, result.standardizer, test_part.X)
+    assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.85
+    assert max(p_up.max(), p_down.max()) < 0.9 + 1e-6  # a smoothed target of 0.9 caps the fit
 
 
 def _leaves(result: TrainResult) -> list[np.ndarray]:
