@@ -157,6 +157,7 @@ class TrainConfig:
     grad_clip: float = bounded(1.0, gt=0)
     patience: int = bounded(3, ge=1)
     bootstrap: bool = False  # each ensemble member trains on its own resample of the rows
+    clip_z: float | None = bounded(None, gt=0)  # standardised inputs cut to +-clip_z; null: no cut
     label_smoothing: float = bounded(0.0, ge=0, lt=1)  # training targets pulled towards 1/2 by this much
     class_balance: bool = False  # weigh each head's up and not-up rows equally in the training loss
     yardstick: bool = True  # also fit model=gbm's defaults on the same rows and report them beside the model

@@ -258,7 +258,7 @@ def train(
     """
     if len(data_train) == 0 or len(data_val) == 0:
         raise SplitError("training and validation parts must both have rows; need more history")
-    standardizer = Standardizer.fit(data_train.X)
+    standardizer = Standardizer.fit(data_train.X, config.clip_z)
     batch = min(config.batch_size, len(data_train))
     steps_per_epoch = len(data_train) // batch
     model = build(spec)

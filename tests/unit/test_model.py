@@ -235,6 +235,20 @@ def test_standardizer_fits_applies_and_round_trips(rows: np.ndarray) -> None:
         Standardizer.fit(np.full((3, 2), np.nan))
 
 
+def test_clipped_standardizer_cuts_tails_and_round_trips(rows: np.ndarray) -> None:
+    train = rows.copy()
+    train[0, 0] = 1e6  # one outlier, 50+ standard deviations out
+    clipped = Standardizer.fit(train, clip=3.0)
+    out = clipped(train)
+    assert out.max() == 3.0 and out.min() >= -3.0
+    np.testing.assert_array_equal(out, np.clip(Standardizer.fit(train)(train), -3.0, 3.0))
+    saved = json.loads(json.dumps(clipped.to_dict()))
+    assert saved["clip"] == 3.0 and "clip" not in Standardizer.fit(train).to_dict()
+    np.testing.assert_array_equal(Standardizer.from_dict(saved)(train[0]), clipped(train[0]))
+    with pytest.raises(UserError, match="malformed"):
+        Standardizer.from_dict({**saved, "clip": 0.0})
+
+
 def test_activation_names_of_the_spec_are_the_networks() -> None:
     assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
