@@ -50,6 +50,7 @@ class Standardizer:
     def from_dict(cls, data: Mapping[str, Any]) -> Standardizer:
         mean, std = np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)
         clip = data.get("clip")
-        if mean.shape != std.shape or mean.ndim != 1 or not (std > 0).all() or (clip is not None and clip <= 0):
+        bad_clip = clip is not None and clip <= 0
+        if mean.shape != std.shape or mean.ndim != 1 or not (std > 0).all() or bad_clip:
             raise UserError("normalisation stats in the model sidecar are malformed; re-train the model")
         return cls(mean, std, None if clip is None else float(clip))
