@@ -72,7 +72,19 @@ class BlockFigures(Section):
     wilson_high: float | None = None
     p_vs_chance: float | None = None  # exact one-sided binomial p of the decided hits against 50 %
     vs_persistence: Paired | None = None
+    moved: int = 0  # decided calls on candles whose next candle moved
+    moved_accuracy: float | None = None  # accuracy of those: zero moves left out, as persistence's bar
     undefined: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FoldFigures(Section):
+    """One predictor on one walk-forward fold's test candles (the candles every job scored)."""
+
+    fold: int
+    first_ms: int  # the first and last candle t of the fold's rows
+    last_ms: int
+    figures: BlockFigures
 
 
 @dataclass(frozen=True)
@@ -84,12 +96,14 @@ class JobResult(Section):
     test: BlockFigures | None = None
     holm_p: float | None = None  # the test block's paired p vs persistence, Holm-adjusted over the jobs
     registered: Registered | None = None
+    folds: tuple[FoldFigures, ...] = ()  # the test block by walk-forward fold
 
 
 @dataclass(frozen=True)
 class Leaderboard:
     jobs: tuple[JobResult, ...]
     persistence: Mapping[str, BlockFigures]  # by block, on the same shared candles
+    persistence_folds: tuple[FoldFigures, ...]  # the test block by fold, on the same candles
     select: str
     best_of: str
     chosen: int | None  # index into jobs of the best on validation; None: no job decided enough
@@ -118,6 +132,7 @@ class Leaderboard:
             "corrected_by": self.best_of,
             "corrected_p": self.corrected_p,
             PERSISTENCE: {block: figures.to_json() for block, figures in self.persistence.items()},
+            "persistence_folds": [fold.to_json() for fold in self.persistence_folds],
             "jobs": [job.to_json() for job in self.jobs],
         }
 
@@ -140,6 +155,8 @@ def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> B
     n = len(called)
     decided_mask = called != FLAT_CODE
     decided, hits = int(decided_mask.sum()), int((decided_mask & (called == actual)).sum())
+    moved_mask = decided_mask & (actual != FLAT_CODE)
+    moved = int(moved_mask.sum())
     base = BlockFigures(
         n=n,
         decided=decided,
@@ -148,12 +165,25 @@ def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> B
         score=float(scores(called, actual).mean(dtype=np.float64)),
         edge=None if bar is None else float(edges(called, bar, actual).mean(dtype=np.float64)),
         vs_persistence=None if bar is None else paired_codes(called, bar, actual),
+        moved=moved,
+        moved_accuracy=hits / moved if moved else None,
     )
     if not decided:
         return replace(base, undefined={"accuracy": NOTHING_DECIDED})
     low, high = wilson_interval(hits, decided)
     chance = binomial_p_value(hits, decided, CHANCE)
     return replace(base, accuracy=hits / decided, wilson_low=low, wilson_high=high, p_vs_chance=chance)
+
+
+def by_fold(rows: Outcomes, called: np.ndarray, bar: np.ndarray | None) -> tuple[FoldFigures, ...]:
+    """`figures` of `called` (one code per row of `rows`) on each fold's rows, oldest fold first."""
+    out = []
+    for fold in np.unique(rows.fold):
+        mine = rows.fold == fold
+        times = rows.candle_ts[mine]
+        part = figures(called[mine], rows.actual[mine], None if bar is None else bar[mine])
+        out.append(FoldFigures(int(fold), int(times.min()), int(times.max()), part))
+    return tuple(out)
 
 
 def _shared(rows: Sequence[Outcomes], block: str) -> list[Outcomes]:
@@ -202,6 +232,8 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
     per_block: dict[str, list[BlockFigures]] = {}
     bar: dict[str, BlockFigures] = {}
     test_edges: list[np.ndarray] = []
+    folds: list[tuple[FoldFigures, ...]] = []
+    bar_folds: tuple[FoldFigures, ...] = ()
     for block in BLOCKS:
         shared = _shared([job.outcomes.block_rows(block) for job in finished if job.outcomes], block)
         persistence = shared[0].persistence
@@ -209,6 +241,8 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
         per_block[block] = [figures(rows.called, rows.actual, persistence) for rows in shared]
         if block == TEST:
             test_edges = [edges(rows.called, persistence, rows.actual) for rows in shared]
+            folds = [by_fold(rows, rows.called, persistence) for rows in shared]
+            bar_folds = by_fold(shared[0], persistence, None)
     differentials = np.stack(test_edges).astype(np.float32)
     best = best_of_n(
         differentials, settings.bootstrap_draws, settings.mean_block, np.random.default_rng(seed)
@@ -232,11 +266,13 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
                 per_block[TEST][k],
                 adjusted[k],
                 job.registered,
+                folds[k],
             )
         )
     return Leaderboard(
         jobs=tuple(results),
         persistence=bar,
+        persistence_folds=bar_folds,
         select=settings.select,
         best_of=settings.best_of,
         chosen=_choose(results, settings.select, settings.min_decided),

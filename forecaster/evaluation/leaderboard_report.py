@@ -7,10 +7,18 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from forecaster.evaluation.leaderboard import TEST, VALIDATION, BlockFigures, JobResult, Leaderboard
+from forecaster.evaluation.leaderboard import (
+    TEST,
+    VALIDATION,
+    BlockFigures,
+    FoldFigures,
+    JobResult,
+    Leaderboard,
+)
 from forecaster.evaluation.report import SIGNIFICANCE
 from forecaster.evaluation.sections import PERSISTENCE
-from forecaster.evaluation.statistics import CHANCE
+from forecaster.evaluation.statistics import CHANCE, wilson_interval
+from forecaster.models.describe import utc_minute
 
 BEST_OF_NAMES = {"spa": "SPA", "reality_check": "Reality Check"}
 LABEL_WIDTH = 64  # the console's job column at most; longer labels are cut (the files keep them whole)
@@ -149,8 +157,65 @@ def verdict(board: Leaderboard) -> str:
     return f"verdict: {chosen}; {corrected}: {conclusion}"
 
 
+def moved_text(figures: BlockFigures, min_decided: int) -> str:
+    """Accuracy on the decided calls whose next candle moved (zero moves left out), with its interval."""
+    if figures.moved_accuracy is None or figures.moved < min_decided:
+        return f"too few calls ({figures.moved})"
+    low, high = wilson_interval(figures.hits, figures.moved)  # a call against a zero move never hits
+    return f"{figures.moved_accuracy:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+FOLD_HEADERS = (
+    "fold",
+    "candles (UTC)",
+    "decided",
+    "accuracy [95% CI]",
+    "non-zero moves",
+    "accuracy on non-zero moves [95% CI]",
+    "p vs persistence",
+)
+
+
+def _fold_cells(fold: FoldFigures, min_decided: int) -> list[str]:
+    figures = fold.figures
+    return [
+        str(fold.fold),
+        f"{utc_minute(fold.first_ms)} .. {utc_minute(fold.last_ms)}",
+        str(figures.decided),
+        accuracy_text(figures, min_decided),
+        str(figures.moved),
+        moved_text(figures, min_decided),
+        _p(_paired_p(figures)),
+    ]
+
+
+def fold_lines(board: Leaderboard) -> list[str]:
+    """The chosen job and persistence on each fold's test candles, for the console."""
+    job = board.chosen_job
+    if job is None or not job.folds:
+        return []
+    lines = [f"test block by fold, {job.label} (chosen) and persistence, accuracy on non-zero moves:"]
+    for mine, bar in zip(job.folds, board.persistence_folds, strict=True):
+        lines.append(
+            f"  fold {mine.fold} {utc_minute(mine.first_ms)}..{utc_minute(mine.last_ms)}: "
+            f"{moved_text(mine.figures, board.min_decided)} of {mine.figures.moved} vs persistence "
+            f"{moved_text(bar.figures, board.min_decided)}, paired p={_p(_paired_p(mine.figures))}"
+        )
+    return lines
+
+
 def console_lines(board: Leaderboard) -> list[str]:
-    return [*console_table(board), verdict(board)]
+    return [*console_table(board), *fold_lines(board), verdict(board)]
+
+
+def fold_table(board: Leaderboard) -> list[str]:
+    """Markdown: every judged job and persistence on each fold's test candles."""
+    rows = [_md_row(["job", *FOLD_HEADERS]), _md_row(["---"] * (len(FOLD_HEADERS) + 1))]
+    for job in board.judged:
+        label = f"**{job.label}** (chosen)" if job is board.chosen_job else job.label
+        rows += [_md_row([label, *_fold_cells(fold, board.min_decided)]) for fold in job.folds]
+    rows += [_md_row([PERSISTENCE, *_fold_cells(f, board.min_decided)]) for f in board.persistence_folds]
+    return rows
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -190,6 +255,14 @@ def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Se
         *(f"- {note}" for note in notes),
         "",
         verdict(board),
+        "",
+        "## The test block by walk-forward fold",
+        "",
+        "Each fold's test candles were predicted by a model trained on earlier candles only. Accuracy "
+        "on non-zero moves leaves out the decided calls whose next candle did not move; p vs "
+        "persistence: exact one-sided McNemar on the fold's candles both decide.",
+        "",
+        *fold_table(board),
         "",
     ]
     if plot is not None:

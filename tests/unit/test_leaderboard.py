@@ -20,7 +20,7 @@ from forecaster.evaluation.leaderboard import JUDGED, Job, Registered, leaderboa
 from forecaster.evaluation.leaderboard_report import console_lines, render_csv, render_markdown
 from forecaster.evaluation.multiple_testing import holm
 from forecaster.evaluation.outcomes import OUTCOMES_FILE, Outcomes, load_outcomes, save_outcomes
-from forecaster.evaluation.statistics import wilson_interval
+from forecaster.evaluation.statistics import FLAT_CODE, wilson_interval
 from forecaster.sweeps import jobs_in_dir, labels
 
 MINUTE = 60_000
@@ -43,19 +43,26 @@ def _calls(rng: np.random.Generator, ret: np.ndarray, edge: float, flat: float) 
     return np.where(rng.uniform(size=len(ret)) < flat, FLAT, calls)
 
 
-def _job(label: str, edge: float, skip: int = 0, seed: int = 1, flat: float = 0.2, n: int = 2000) -> Job:
-    """A job whose validation block is the first half of the market and test block the second; `skip`
-    drops its first rows (a longer feature window)."""
+def _job(
+    label: str, edge: float, skip: int = 0, seed: int = 1, flat: float = 0.2, n: int = 2000, folds: int = 1
+) -> Job:
+    """A job whose validation block is the first half of the market and test block the second (cut
+    into `folds` walk-forward folds); `skip` drops its first rows (a longer feature window)."""
     ts, ret, persistence = _market(n)
     rng = np.random.default_rng(seed)
     calls = _calls(rng, ret, edge, flat)
     p = rng.uniform(size=n)
     half = n // 2
+    step = (n - half) // folds
+    tests = [
+        ("test", k, slice(half + k * step, n if k == folds - 1 else half + (k + 1) * step))
+        for k in range(folds)
+    ]
     parts = [
         Outcomes.of_block(
-            0, block, ts[rows], (p[rows], 1 - p[rows]), calls[rows], ret[rows], persistence[rows]
+            fold, block, ts[rows], (p[rows], 1 - p[rows]), calls[rows], ret[rows], persistence[rows]
         )
-        for block, rows in (("val", slice(skip, half)), ("test", slice(half, n)))
+        for block, fold, rows in (("val", 0, slice(skip, half)), *tests)
     ]
     return Job(label, f"/sweep/{label}", Outcomes.concat(parts), "1m", Registered("forecaster-x-1m", label))
 
@@ -166,6 +173,31 @@ def test_the_text_names_every_job_and_ends_with_one_verdict() -> None:
     assert "| **chosen** | lr=0.01 | judged |" in markdown and "champion alias: set" in markdown
     rows = render_csv(board).splitlines()
     assert len(rows) == 4 and rows[2].startswith("lr=0.01,judged,") and rows[2].endswith(",True")
+    json.dumps(board.to_json(), allow_nan=False)
+
+
+def test_the_test_block_is_also_judged_fold_by_fold_on_non_zero_moves() -> None:
+    board = leaderboard([_job("a", 0.0, folds=3), _job("b", 0.3, seed=2, folds=3)], SETTINGS, 0)
+    job = board.jobs[1]
+    assert job.test is not None and [f.fold for f in job.folds] == [0, 1, 2]
+    assert sum(f.figures.decided for f in job.folds) == job.test.decided
+    assert sum(f.figures.hits for f in job.folds) == job.test.hits
+    assert sum(f.figures.n for f in board.persistence_folds) == board.persistence["test"].n
+    first = job.folds[0]
+    assert first.first_ms == 1000 * MINUTE and first.last_ms < job.folds[1].first_ms
+    outcomes = _job("b", 0.3, seed=2, folds=3).outcomes
+    assert outcomes is not None
+    rows = outcomes.block_rows("test")
+    mine = rows.fold == 0
+    decided = rows.called[mine] != FLAT_CODE
+    moved = decided & (rows.actual[mine] != FLAT_CODE)
+    assert first.figures.moved == int(moved.sum()) < first.figures.decided
+    assert first.figures.moved_accuracy == pytest.approx(first.figures.hits / moved.sum())
+    lines = console_lines(board)
+    assert sum(line.startswith("  fold ") for line in lines) == 3
+    markdown = render_markdown(board, "multirun/x", None, [])
+    assert "## The test block by walk-forward fold" in markdown
+    assert markdown.count("| **b** (chosen) | ") == 3 and markdown.count("| persistence | 2 |") == 1
     json.dumps(board.to_json(), allow_nan=False)
 
 
