@@ -4,8 +4,9 @@ Measured in a fresh interpreter with the settings live mode uses (synchronous CP
 persistent compile cache), against the same path with a NumPy forward of the same weights swapped
 in (the yardstick for JAX's dispatch overhead; the product keeps one Equinox code path). Cold start
 is measured on the real command: launch of `python -m forecaster mode=live` to its first prediction.
-`gbm`: the same path with model=gbm (LightGBM boosters fitted on synthetic history, saved and loaded
-as mode=train and mode=live do).
+`rich_twohead`: the same path with features=rich (42 inputs from the incremental feature blocks).
+`gbm` and `rich_gbm`: the same path with model=gbm (LightGBM boosters fitted on synthetic history,
+saved and loaded as mode=train and mode=live do), on the basic and the rich features.
 
 `many_predictors`: one LiveSession per entry of `live.predictors` (32-member ensembles at 1m, 5m,
 15m and 60m), the time from receipt of a 1m candle until every predictor it closes a candle for
@@ -86,11 +87,14 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
             )
             predictor.model = NumpyModel(numpy_forward(predictor.model.model))
         out[label] = _percentiles(_per_candle(predictor, config, candles))
-    with tempfile.TemporaryDirectory() as tmp:
-        gbm = compose_config(["tracking=off", "model=gbm"])
-        out["gbm"] = _percentiles(
-            _per_candle(build_predictor(gbm, _trained_gbm(gbm, Path(tmp))), gbm, candles)
-        )
+    rich = compose_config(["tracking=off", "features=rich"])
+    out["rich_twohead"] = _percentiles(_per_candle(build_predictor(rich, None), rich, candles))
+    for label, features in (("gbm", "basic"), ("rich_gbm", "rich")):
+        with tempfile.TemporaryDirectory() as tmp:
+            gbm = compose_config(["tracking=off", "model=gbm", f"features={features}"])
+            out[label] = _percentiles(
+                _per_candle(build_predictor(gbm, _trained_gbm(gbm, Path(tmp))), gbm, candles)
+            )
     equinox, yardstick = out["equinox"], out["numpy_forward"]
     out["ratio_p50"] = round(equinox["p50_ms"] / yardstick["p50_ms"], 2)  # type: ignore[index]
     return out
