@@ -25,7 +25,14 @@ import numpy as np
 
 from forecaster.errors import ConfigError, UserError
 from forecaster.models.base import Fitted, LoadedModel, check_weights_source, needs_training
-from forecaster.models.card import SIDECAR_FILE, ModelCard, read_card, read_weights_card, write_card
+from forecaster.models.card import (
+    SIDECAR_FILE,
+    ModelCard,
+    read_card,
+    read_saved_json,
+    read_weights_card,
+    write_card,
+)
 from forecaster.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -197,7 +204,7 @@ class BlendFit:
         return write_card(folder, card, [members, *(folder / m.name / SIDECAR_FILE for m in self.members)])
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BlendRows:
     """The live row predictor: per member standardizer -> model -> its card's calibration, combined.
 
@@ -252,19 +259,18 @@ def member_card(card: ModelCard, member: Member) -> ModelCard:
 
 def _read_members(folder: Path) -> tuple[list[str], tuple[float, ...]]:
     """The member folders and weights of blend.json, each folder there; one-line UserErrors."""
-    path = folder / MEMBERS_FILE
-    if not path.is_file():
-        raise UserError(
-            f"no saved blend at {folder}: {MEMBERS_FILE} is missing (train one or fix model.path)"
-        )
+    data = read_saved_json(folder, MEMBERS_FILE, "blend members file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         names = [str(name) for name in data["members"]]
         weights = tuple(float(w) for w in data["weights"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a readable blend members file ({exc}); re-save the model") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"{folder / MEMBERS_FILE} lacks its members or weights ({exc}); re-save the model"
+        ) from exc
     if len(names) != len(weights):
-        raise UserError(f"{path} has {len(weights)} weights for {len(names)} members; re-save the model")
+        raise UserError(
+            f"{folder / MEMBERS_FILE} has {len(weights)} weights for {len(names)} members; re-save the model"
+        )
     for name in names:
         if not (folder / name).is_dir():
             raise UserError(f"the blend at {folder} lacks its member folder {name}/; re-save the model")
