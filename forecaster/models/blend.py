@@ -133,9 +133,10 @@ class Blend:
                 "none" if calibration is None else calibration.describe(),
             )
             members.append(Member(name, option.spec(data_train.X.shape[1], seed), fitted, calibration))
-        return BlendFit(tuple(members), self.normalised_weights())
+        return BlendFit(tuple(members), self._normalised_weights())
 
-    def normalised_weights(self) -> tuple[float, ...]:
+    def _normalised_weights(self) -> tuple[float, ...]:
+        """`weights` (or equal ones) scaled to sum 1, as the combiner and blend.json take them."""
         weights = self.weights or (1.0,) * len(self.members)
         return tuple(w / sum(weights) for w in weights)
 
@@ -179,6 +180,7 @@ class BlendFit:
 
     @property
     def best_epoch(self) -> int:
+        """The latest member's (epochs for networks, boosting rounds for the gbm)."""
         return max(member.fitted.best_epoch for member in self.members)
 
     @property
