@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,15 +304,11 @@ def entry_config(config: Config, entry: PredictorEntry, where: str = "live.predi
 
 
 def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
-    for group, option in (("model", entry.model), ("flat", entry.flat)):
-        if option is not None and option not in (options := group_options(group)):
-            raise ConfigError(f"{where}{group}={option} is not allowed; choose one of: {', '.join(options)}")
-    option = OmegaConf.to_container(group_option("model", entry.model), resolve=True)
-    assert isinstance(option, dict)
-    model_node = {str(key): value for key, value in option.items()}
     overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
-    model_node.update({key: value for key, value in overrides.items() if value is not None})
-    model = build(model_node, f"{where}model")
+    keys = {key: value for key, value in overrides.items() if value is not None}
+    model = model_option(entry.model, keys, f"{where}model", f"{where}model")
+    if entry.flat is not None and entry.flat not in (options := group_options("flat")):
+        raise ConfigError(f"{where}flat={entry.flat} is not allowed; choose one of: {', '.join(options)}")
     flat = config.flat
     if entry.flat is not None:
         flat = OmegaConf.to_object(OmegaConf.merge(FlatConfig, group_option("flat", entry.flat)))
@@ -319,6 +316,19 @@ def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
     thresholds = {"min_prob": entry.min_prob, "min_margin": entry.min_margin, "max_spread": entry.max_spread}
     flat = dataclasses.replace(flat, **{k: v for k, v in thresholds.items() if v is not None})
     return dataclasses.replace(config, model=model, flat=flat, timeframe=TimeframeConfig(entry.timeframe))
+
+
+def model_option(name: str, keys: Mapping[str, Any], where: str, at: str) -> ProbabilityModel:
+    """conf/model/<name>.yaml with `keys` over its defaults, checked and built as `model=<name>` is.
+
+    `where` names the setting that chose `name` and `at` the node of `keys`, for one-line errors.
+    """
+    with hydra_context():
+        if name not in (options := group_options("model")):
+            raise ConfigError(f"{where}={name} is not allowed; choose one of: {', '.join(options)}")
+        option = OmegaConf.to_container(group_option("model", name), resolve=True)
+    assert isinstance(option, dict)
+    return build({**{str(key): value for key, value in option.items()}, **keys}, at)
 
 
 def _check_objective(key: str | None) -> None:

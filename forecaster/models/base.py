@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from forecaster.errors import ConfigError, UserError
+
 if TYPE_CHECKING:
     from forecaster.config import TrainConfig
     from forecaster.models.card import ModelCard
@@ -113,3 +115,17 @@ class ProbabilityModel(Protocol):
     def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:
         """Trained weights from `path`, checked against `expect` (ModelCard.check)."""
         ...
+
+
+def check_weights_source(path: str | None, uri: str | None) -> None:
+    """Trained weights come from model.path or model.uri, never both."""
+    if path and uri:
+        raise ConfigError("model.path and model.uri are both set; give only one of them")
+
+
+def needs_training(name: str) -> UserError:
+    """The refusal of an option that has nothing to predict with before it is trained (gbm, blend)."""
+    return UserError(
+        f"model={name} has nothing to predict with before training: "
+        f"run mode=train model={name}, then give model.path or model.uri"
+    )

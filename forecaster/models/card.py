@@ -131,14 +131,7 @@ def read_card(directory: str | os.PathLike[str], expect: Mapping[str, Any] | Non
     """
     folder = Path(directory)
     card_path = folder / SIDECAR_FILE
-    if not card_path.is_file():
-        raise UserError(
-            f"no saved model at {folder}: {SIDECAR_FILE} is missing (train one or fix model.path)"
-        )
-    try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{card_path} is not a readable model sidecar ({exc}); re-save the model") from exc
+    data = read_saved_json(folder, SIDECAR_FILE, "model sidecar")
     if not isinstance(data, dict) or data.get("format") not in (LEGACY_FORMAT, CARD_FORMAT):
         raise UserError(
             f"{card_path} is not a format-{CARD_FORMAT} (or format-{LEGACY_FORMAT}) model sidecar; "
@@ -151,6 +144,17 @@ def read_card(directory: str | os.PathLike[str], expect: Mapping[str, Any] | Non
     if expect:
         card.check(expect, source=f"model at {folder}")
     return card
+
+
+def read_saved_json(folder: Path, name: str, what: str) -> Any:
+    """The JSON of a saved model's file `<folder>/<name>`; missing or unreadable is a one-line UserError."""
+    path = folder / name
+    if not path.is_file():
+        raise UserError(f"no saved model at {folder}: {name} is missing (train one or fix model.path)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not a readable {what} ({exc}); re-save the model") from exc
 
 
 def write_card(directory: str | os.PathLike[str], card: ModelCard, weights: Sequence[Path]) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from forecaster.errors import ConfigError, UserError
+from forecaster.models.base import check_weights_source, needs_training
 from forecaster.models.spec import ModelSpec
 from forecaster.schema import bounded
 
@@ -49,18 +49,14 @@ class GBM:
     uri: str | None = None
 
     def __post_init__(self) -> None:
-        if self.path and self.uri:
-            raise ConfigError("model.path and model.uri are both set; give only one of them")
+        check_weights_source(self.path, self.uri)
 
     def spec(self, n_features: int, seed: int) -> ModelSpec:
         """The card's spec: trees have no hidden layers; the boosters themselves are the weights."""
         return ModelSpec(name=self.name, n_features=n_features, hidden=(), seed=self._seed(seed))
 
     def untrained(self, n_features: int, seed: int) -> RowPredictor:
-        raise UserError(
-            f"model={self.name} has nothing to predict with before training: "
-            f"run mode=train model={self.name}, then give model.path or model.uri"
-        )
+        raise needs_training(self.name)
 
     def fit(
         self,

@@ -11,8 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from forecaster.errors import ConfigError
-from forecaster.models.base import LoadedModel
+from forecaster.models.base import LoadedModel, check_weights_source
 from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
 from forecaster.schema import bounded, choice
 
@@ -34,8 +33,7 @@ class NetworkModel:
     uri: str | None
 
     def __post_init__(self) -> None:
-        if self.path and self.uri:
-            raise ConfigError("model.path and model.uri are both set; give only one of them")
+        check_weights_source(self.path, self.uri)
 
     def trunk(self) -> dict[str, Any]:
         """The spec's hidden/activation/dropout; no hidden layers: two logistic regressions on the input."""

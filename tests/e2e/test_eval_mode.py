@@ -152,6 +152,40 @@ def test_a_trained_gbm_is_replayed_with_the_numbers_training_reported(tmp_path: 
         assert model[key] == pytest.approx(trained["model"][key], abs=1e-9), key
 
 
+def test_a_trained_blend_is_replayed_with_the_numbers_training_reported(tmp_path: Path) -> None:
+    """model=blend through the real CLI: each member in its own folder and format, with its own card
+    (standardizer, calibration), then mode=eval through the live path."""
+    train_dir, run_dir = tmp_path / "train", tmp_path / "eval"
+    quiet = ["source=replay", "model=blend", "tracking=off", "flat=off"]
+    quick = ["model.members=[logreg,gbm]", "+model.keys.gbm.n_estimators=20", "+model.keys.gbm.num_threads=1"]
+    args = ["mode=train", *quiet, *quick, "train.epochs=2", "train.yardstick=false", "train.progress=false"]
+    training = run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path)
+    assert training.returncode == 0, training.stderr[-2000:]
+    folder = train_dir / "model"
+    assert sorted(p.name for p in folder.iterdir()) == ["blend.json", "gbm", "logreg", "model.json"]
+    assert sorted(p.name for p in (folder / "logreg").iterdir()) == ["model.eqx", "model.json"]
+    cards = {name: json.loads((folder / name / "model.json").read_text()) for name in ("logreg", "gbm")}
+    assert cards["logreg"]["normalisation"] is not None and cards["gbm"]["normalisation"] is None
+    assert all(card["calibration"]["method"] == "temperature" for card in cards.values())
+    blend = json.loads((folder / "model.json").read_text())
+    assert blend["name"] == "blend" and blend["members"] == 2 and blend["calibration"] is not None
+    result = run_cli(
+        "mode=eval",
+        *quiet,
+        "eval.plots=false",
+        f"model.path={folder}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "INFO loaded blend weights from " in result.stderr
+    model = json.loads((run_dir / "metrics.json").read_text())["model"]["summary"]
+    trained = blend["last_fold_test"]["model"]
+    assert model["n"] == trained["n"]
+    for key in ("brier_up", "brier_down", "log_loss_up", "log_loss_down"):  # logreg runs in float32
+        assert model[key] == pytest.approx(trained[key], abs=1e-6), key
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -29,6 +29,7 @@ LIGHT_MODULES = (
     "forecaster.models.twohead",
     "forecaster.models.persistence",
     "forecaster.models.gbm",
+    "forecaster.models.blend",
     "forecaster.training",
     "forecaster.training.schedules",
     "forecaster.config",
