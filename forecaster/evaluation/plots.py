@@ -8,6 +8,7 @@ Inputs are the sections of `forecaster.evaluation.evaluate`, so plots and metric
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +43,7 @@ DARK_CELL = 0.6  # share of the colour range above which cell text turns white
 SETTLE_SHARE = 10  # the y axis of the running accuracy ignores the first 1/SETTLE_SHARE of it
 Y_MARGIN = 0.05  # the y axis shows at least chance +- this
 BOARD_BASE_HEIGHT, BOARD_ROW_HEIGHT = 1.6, 0.4  # the leaderboard grows with its jobs (inches)
+BOARD_LABEL_CHARS = 48  # job labels (the settings a job changed) are wrapped at this width
 BOARD_OFFSET = 0.15  # validation above, test below each job's line
 BOARD_COLOURS = {"val": "tab:orange", "test": "tab:blue"}
 
@@ -245,7 +247,10 @@ def leaderboard(board: Leaderboard, path: str | Path) -> Path:
     persistence's on the same candles; the job chosen on validation in bold. Jobs with fewer than
     min_decided decided calls in a block show no point there."""
     jobs = board.judged
-    figure = Figure(figsize=(WIDE[0], BOARD_BASE_HEIGHT + BOARD_ROW_HEIGHT * len(jobs)), layout="constrained")
+    labels = [textwrap.fill(job.label, BOARD_LABEL_CHARS) for job in jobs]
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    height = BOARD_BASE_HEIGHT + BOARD_ROW_HEIGHT * lines * len(jobs)
+    figure = Figure(figsize=(WIDE[0], height), layout="constrained")
     ax = figure.subplots()
     for offset, block in zip((-BOARD_OFFSET, BOARD_OFFSET), BLOCKS, strict=True):
         colour = BOARD_COLOURS[block]
@@ -273,7 +278,7 @@ def leaderboard(board: Leaderboard, path: str | Path) -> Path:
         if bar is not None:
             ax.axvline(bar, ls="--", color=colour, alpha=0.6, label=f"persistence, {block}")
     ax.axvline(CHANCE, ls=":", color="0.5", label="chance (50%)")
-    ax.set_yticks(range(len(jobs)), [job.label for job in jobs])
+    ax.set_yticks(range(len(jobs)), labels, fontsize="small")
     chosen = board.chosen_job
     for tick, job in zip(ax.get_yticklabels(), jobs, strict=True):
         if job is chosen:
