@@ -43,7 +43,9 @@ DARK_CELL = 0.6  # share of the colour range above which cell text turns white
 SETTLE_SHARE = 10  # the y axis of the running accuracy ignores the first 1/SETTLE_SHARE of it
 Y_MARGIN = 0.05  # the y axis shows at least chance +- this
 BOARD_BASE_HEIGHT, BOARD_ROW_HEIGHT = 1.6, 0.4  # the leaderboard grows with its jobs (inches)
-BOARD_LABEL_CHARS = 48  # job labels (the settings a job changed) are wrapped at this width
+BOARD_LABEL_CHARS = 60  # job labels (the settings a job changed) are wrapped at this width
+BOARD_LINE_HEIGHT = 0.2  # inches per line of a wrapped label: a row is at least this tall per line
+BOARD_WIDTH = 12.0
 BOARD_OFFSET = 0.15  # validation above, test below each job's line
 BOARD_COLOURS = {"val": "tab:orange", "test": "tab:blue"}
 
@@ -249,8 +251,8 @@ def leaderboard(board: Leaderboard, path: str | Path) -> Path:
     jobs = board.judged
     labels = [textwrap.fill(job.label, BOARD_LABEL_CHARS) for job in jobs]
     lines = max((label.count("\n") + 1 for label in labels), default=1)
-    height = BOARD_BASE_HEIGHT + BOARD_ROW_HEIGHT * lines * len(jobs)
-    figure = Figure(figsize=(WIDE[0], height), layout="constrained")
+    height = BOARD_BASE_HEIGHT + max(BOARD_ROW_HEIGHT, BOARD_LINE_HEIGHT * lines) * len(jobs)
+    figure = Figure(figsize=(BOARD_WIDTH, height), layout="constrained")
     ax = figure.subplots()
     for offset, block in zip((-BOARD_OFFSET, BOARD_OFFSET), BLOCKS, strict=True):
         colour = BOARD_COLOURS[block]
