@@ -92,6 +92,24 @@ def test_experiment_presets_set_several_groups() -> None:
     assert _compose("experiment=ensemble_5m", "flat=loose").flat.name == "loose", "the command line wins"
 
 
+def test_the_rich_experiments_compose_what_validation_chose() -> None:
+    rich_1m = _compose("experiment=rich_1m")
+    assert (rich_1m.model.name, rich_1m.model.members, rich_1m.features.name, rich_1m.flat.name) == (
+        "blend",
+        ("twohead", "gbm"),
+        "rich",
+        "off",
+    )
+    assert rich_1m.model.options[0].hidden == (32,)  # the twohead member, first in the list
+    for timeframe in ("5m", "15m"):
+        config = _compose(f"experiment=rich_{timeframe}")
+        assert (config.model.name, config.model.hidden, config.timeframe.name) == (
+            "twohead",
+            (32,),
+            timeframe,
+        )
+
+
 def test_values_are_converted_to_their_types() -> None:
     config = _compose("flat.min_prob=0.7", "source.ping_interval_s=5", "live.max_candles=3")
     assert config.flat.min_prob == 0.7
