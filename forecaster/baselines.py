@@ -30,6 +30,17 @@ def persistence_from_moves(moves: np.ndarray) -> BaselinePredictions:
     return BaselinePredictions(np.asarray(moves), p_up, p_down)
 
 
+def reversal(bar: BaselinePredictions) -> BaselinePredictions:
+    """The last move reversed: persistence's mirror. Where persistence is right on fewer than half of
+    the non-zero moves (a mean-reverting period), this scores above 50 % with no model at all, so a
+    model's edge over persistence is worth something only if it also beats this."""
+    moves = bar.directions
+    directions = np.where(
+        moves == Direction.UP, Direction.DOWN, np.where(moves == Direction.DOWN, Direction.UP, Direction.FLAT)
+    )
+    return BaselinePredictions(directions, bar.p_down, bar.p_up)
+
+
 @dataclass(frozen=True)
 class Majority:
     """Always the direction that was more frequent in training, with its base rates as probabilities."""

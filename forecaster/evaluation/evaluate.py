@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from forecaster.baselines import BaselinePredictions, Majority, persistence_from_moves
+from forecaster.baselines import BaselinePredictions, Majority, persistence_from_moves, reversal
 from forecaster.config import FlatConfig
 from forecaster.direction import Direction
 from forecaster.evaluation.comparisons import economics, paired_test
@@ -30,6 +30,7 @@ from forecaster.evaluation.join import Joined
 from forecaster.evaluation.sections import (
     MODEL,
     PERSISTENCE,
+    REVERSAL,
     VS_PERSISTENCE,
     Confusion,
     Decided,
@@ -291,14 +292,12 @@ def evaluate(
 
 
 def _baselines(joined: Joined) -> dict[str, BaselinePredictions]:
-    """Persistence (the move into t again) and majority (in-sample) on the joined candles."""
+    """Persistence (the move into t again), its reversal and majority (in-sample) on the joined candles."""
     majority = Majority.fit(
         (joined.actual == Direction.UP).astype(float), (joined.actual == Direction.DOWN).astype(float)
     )
-    return {
-        PERSISTENCE: persistence_from_moves(joined.last_move),
-        "majority": majority.batch(joined.actual),
-    }
+    bar = persistence_from_moves(joined.last_move)
+    return {PERSISTENCE: bar, REVERSAL: reversal(bar), "majority": majority.batch(joined.actual)}
 
 
 def evaluate_predictions(

@@ -25,8 +25,15 @@ from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import paired_codes
 from forecaster.evaluation.multiple_testing import BestOfN, best_of_n, holm
 from forecaster.evaluation.outcomes import BLOCKS, Outcomes
-from forecaster.evaluation.sections import PERSISTENCE, Paired, Section
-from forecaster.evaluation.statistics import CHANCE, FLAT_CODE, binomial_p_value, wilson_interval
+from forecaster.evaluation.sections import PERSISTENCE, REVERSAL, Paired, Section
+from forecaster.evaluation.statistics import (
+    CHANCE,
+    DOWN_CODE,
+    FLAT_CODE,
+    UP_CODE,
+    binomial_p_value,
+    wilson_interval,
+)
 
 VALIDATION, TEST = BLOCKS
 JUDGED = "judged"  # a job's status when its outcomes are on the board
@@ -104,6 +111,8 @@ class Leaderboard:
     jobs: tuple[JobResult, ...]
     persistence: Mapping[str, BlockFigures]  # by block, on the same shared candles
     persistence_folds: tuple[FoldFigures, ...]  # the test block by fold, on the same candles
+    reversal: Mapping[str, BlockFigures]  # persistence reversed (mean reversion alone), by block
+    reversal_folds: tuple[FoldFigures, ...]
     select: str
     best_of: str
     chosen: int | None  # index into jobs of the best on validation; None: no job decided enough
@@ -133,6 +142,8 @@ class Leaderboard:
             "corrected_p": self.corrected_p,
             PERSISTENCE: {block: figures.to_json() for block, figures in self.persistence.items()},
             "persistence_folds": [fold.to_json() for fold in self.persistence_folds],
+            REVERSAL: {block: figures.to_json() for block, figures in self.reversal.items()},
+            "reversal_folds": [fold.to_json() for fold in self.reversal_folds],
             "jobs": [job.to_json() for job in self.jobs],
         }
 
@@ -173,6 +184,13 @@ def figures(called: np.ndarray, actual: np.ndarray, bar: np.ndarray | None) -> B
     low, high = wilson_interval(hits, decided)
     chance = binomial_p_value(hits, decided, CHANCE)
     return replace(base, accuracy=hits / decided, wilson_low=low, wilson_high=high, p_vs_chance=chance)
+
+
+def reversed_codes(codes: np.ndarray) -> np.ndarray:
+    """UP and DOWN codes swapped, FLAT kept: persistence's calls -> the reversal baseline's."""
+    return np.where(codes == UP_CODE, DOWN_CODE, np.where(codes == DOWN_CODE, UP_CODE, codes)).astype(
+        codes.dtype
+    )
 
 
 def by_fold(rows: Outcomes, called: np.ndarray, bar: np.ndarray | None) -> tuple[FoldFigures, ...]:
@@ -231,18 +249,22 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
         )
     per_block: dict[str, list[BlockFigures]] = {}
     bar: dict[str, BlockFigures] = {}
+    mirror: dict[str, BlockFigures] = {}
     test_edges: list[np.ndarray] = []
     folds: list[tuple[FoldFigures, ...]] = []
     bar_folds: tuple[FoldFigures, ...] = ()
+    mirror_folds: tuple[FoldFigures, ...] = ()
     for block in BLOCKS:
         shared = _shared([job.outcomes.block_rows(block) for job in finished if job.outcomes], block)
         persistence = shared[0].persistence
         bar[block] = figures(persistence, shared[0].actual, None)
+        mirror[block] = figures(reversed_codes(persistence), shared[0].actual, None)
         per_block[block] = [figures(rows.called, rows.actual, persistence) for rows in shared]
         if block == TEST:
             test_edges = [edges(rows.called, persistence, rows.actual) for rows in shared]
             folds = [by_fold(rows, rows.called, persistence) for rows in shared]
             bar_folds = by_fold(shared[0], persistence, None)
+            mirror_folds = by_fold(shared[0], reversed_codes(persistence), None)
     differentials = np.stack(test_edges).astype(np.float32)
     best = best_of_n(
         differentials, settings.bootstrap_draws, settings.mean_block, np.random.default_rng(seed)
@@ -273,6 +295,8 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
         jobs=tuple(results),
         persistence=bar,
         persistence_folds=bar_folds,
+        reversal=mirror,
+        reversal_folds=mirror_folds,
         select=settings.select,
         best_of=settings.best_of,
         chosen=_choose(results, settings.select, settings.min_decided),

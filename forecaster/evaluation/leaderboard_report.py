@@ -16,7 +16,7 @@ from forecaster.evaluation.leaderboard import (
     Leaderboard,
 )
 from forecaster.evaluation.report import SIGNIFICANCE
-from forecaster.evaluation.sections import PERSISTENCE
+from forecaster.evaluation.sections import PERSISTENCE, REVERSAL
 from forecaster.evaluation.statistics import CHANCE, wilson_interval
 from forecaster.models.describe import utc_minute
 
@@ -107,6 +107,12 @@ def _persistence_cells(board: Leaderboard) -> list[str]:
     return _cells(row, board.min_decided)
 
 
+def _reversal_cells(board: Leaderboard) -> list[str]:
+    return _cells(
+        JobResult(REVERSAL, "", "", board.reversal[VALIDATION], board.reversal[TEST]), board.min_decided
+    )
+
+
 def console_table(board: Leaderboard) -> list[str]:
     """One line per job (the chosen one marked *), persistence last; unfinished jobs say so. edge: over
     persistence, per candle; p: the test block's paired p vs persistence; Holm p: the same adjusted
@@ -123,6 +129,7 @@ def console_table(board: Leaderboard) -> list[str]:
             continue
         lines.append(_console_row(f"{mark} {label:<{width}}", _cells(job, board.min_decided)))
     lines.append(_console_row(f"  {PERSISTENCE:<{width}}", _persistence_cells(board)))
+    lines.append(_console_row(f"  {REVERSAL:<{width}}", _reversal_cells(board)))
     return lines
 
 
@@ -142,7 +149,11 @@ def verdict(board: Leaderboard) -> str:
     )
     bar = board.persistence[TEST].accuracy
     if bar is not None and bar < CHANCE:
-        conclusion += f" (persistence is right on only {bar:.1%} of its test calls: a low bar)"
+        mirror = board.reversal[TEST].accuracy
+        conclusion += (
+            f" (persistence is right on only {bar:.1%} of its test calls: a low bar; "
+            f"reversed, the last move is right on {_pct(mirror)})"
+        )
     job = board.chosen_job
     if job is None or job.test is None:
         chosen = f"no job decided {board.min_decided} validation calls (eval.min_decided)"
@@ -194,12 +205,13 @@ def fold_lines(board: Leaderboard) -> list[str]:
     job = board.chosen_job
     if job is None or not job.folds:
         return []
-    lines = [f"test block by fold, {job.label} (chosen) and persistence, accuracy on non-zero moves:"]
-    for mine, bar in zip(job.folds, board.persistence_folds, strict=True):
+    lines = [f"test block by fold, {job.label} (chosen), accuracy on non-zero moves:"]
+    for mine, bar, mirror in zip(job.folds, board.persistence_folds, board.reversal_folds, strict=True):
         lines.append(
             f"  fold {mine.fold} {utc_minute(mine.first_ms)}..{utc_minute(mine.last_ms)}: "
             f"{moved_text(mine.figures, board.min_decided)} of {mine.figures.moved} vs persistence "
-            f"{moved_text(bar.figures, board.min_decided)}, paired p={_p(_paired_p(mine.figures))}"
+            f"{moved_text(bar.figures, board.min_decided)} (paired p={_p(_paired_p(mine.figures))}), "
+            f"reversal {moved_text(mirror.figures, board.min_decided)}"
         )
     return lines
 
@@ -214,7 +226,8 @@ def fold_table(board: Leaderboard) -> list[str]:
     for job in board.judged:
         label = f"**{job.label}** (chosen)" if job is board.chosen_job else job.label
         rows += [_md_row([label, *_fold_cells(fold, board.min_decided)]) for fold in job.folds]
-    rows += [_md_row([PERSISTENCE, *_fold_cells(f, board.min_decided)]) for f in board.persistence_folds]
+    for name, folds in ((PERSISTENCE, board.persistence_folds), (REVERSAL, board.reversal_folds)):
+        rows += [_md_row([name, *_fold_cells(fold, board.min_decided)]) for fold in folds]
     return rows
 
 
@@ -229,6 +242,7 @@ def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Se
         cells = _cells(job, board.min_decided) if job.val is not None else ["-"] * len(HEADERS)
         rows.append(_md_row(["**chosen**" if index == board.chosen else "", job.label, job.status, *cells]))
     rows.append(_md_row(["", PERSISTENCE, "the bar", *_persistence_cells(board)]))
+    rows.append(_md_row(["", REVERSAL, "the last move reversed", *_reversal_cells(board)]))
     judged = board.judged
     val_n, test_n = board.persistence[VALIDATION].n, board.persistence[TEST].n
     parts = [

@@ -26,6 +26,7 @@ JOIN = "join"  # EvaluationSet's JSON key of the join report
 MODEL = "model"  # who of the evaluated model; the baselines and compared models are judged beside it
 PAIRED = "paired"  # EvaluationSet's JSON key of the paired tests
 PERSISTENCE = "persistence"  # the baseline every model is paired against: the bar, not 50 %
+REVERSAL = "reversal"  # persistence's mirror, the last move reversed: what mean reversion alone scores
 VS_PERSISTENCE = f"{MODEL}_vs_{PERSISTENCE}"  # the paired test every evaluation and training run has
 
 

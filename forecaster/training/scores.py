@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecaster.baselines import Majority
+from forecaster.baselines import Majority, reversal
 from forecaster.config import FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.evaluation.comparisons import paired_test, pooled
 from forecaster.evaluation.evaluate import head_section, score
 from forecaster.evaluation.outcomes import Outcomes
 from forecaster.evaluation.report import paired_line
-from forecaster.evaluation.sections import MODEL, PERSISTENCE, VS_PERSISTENCE, Paired, Scores
+from forecaster.evaluation.sections import MODEL, PERSISTENCE, REVERSAL, VS_PERSISTENCE, Paired, Scores
 from forecaster.flat import directions
 from forecaster.models.persistence import Persistence
 from forecaster.training.dataset import Dataset
@@ -83,6 +83,7 @@ def score_block(
     bar = Persistence().batch(block.X)
     guesses = {
         PERSISTENCE: bar,
+        REVERSAL: reversal(bar),
         "majority": Majority.fit(train_part.y[:, 0], train_part.y[:, 1]).batch(block.X),
     }
     for name, guess in guesses.items():

@@ -45,7 +45,7 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     )
     written = json.loads((run_dir / "metrics.json").read_text())
     metrics = written["test"]
-    assert set(metrics) == {"model", "persistence", "majority", "yardstick"}, (
+    assert set(metrics) == {"model", "persistence", "reversal", "majority", "yardstick"}, (
         "train.yardstick is on by default"
     )
     assert "model vs yardstick on the" in result.stdout or "model vs yardstick: no candle" in result.stdout

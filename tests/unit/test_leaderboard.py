@@ -194,10 +194,15 @@ def test_the_test_block_is_also_judged_fold_by_fold_on_non_zero_moves() -> None:
     assert first.figures.moved == int(moved.sum()) < first.figures.decided
     assert first.figures.moved_accuracy == pytest.approx(first.figures.hits / moved.sum())
     lines = console_lines(board)
-    assert sum(line.startswith("  fold ") for line in lines) == 3
+    assert sum(line.startswith("  fold ") for line in lines) == 3 and "reversal" in lines[4]
+    mirror = board.reversal["test"]
+    assert mirror.n == board.persistence["test"].n and mirror.decided == board.persistence["test"].decided
+    moved = board.persistence["test"].moved
+    assert mirror.hits + board.persistence["test"].hits == moved, "on a move, exactly one of the two is right"
     markdown = render_markdown(board, "multirun/x", None, [])
     assert "## The test block by walk-forward fold" in markdown
     assert markdown.count("| **b** (chosen) | ") == 3 and markdown.count("| persistence | 2 |") == 1
+    assert markdown.count("| reversal | ") == 4 and "| reversal | the last move reversed |" in markdown
     json.dumps(board.to_json(), allow_nan=False)
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from forecaster.baselines import Majority
+from forecaster.baselines import Majority, reversal
 from forecaster.config import FlatConfig
 from forecaster.direction import actual_directions
 from forecaster.evaluation import statistics
@@ -73,6 +73,9 @@ def test_baselines() -> None:
     assert persistence.directions.tolist() == ["UP", "DOWN", "FLAT"]
     assert persistence.p_up.tolist() == [1.0, 0.0, 0.5] and persistence.p_down.tolist() == [0.0, 1.0, 0.5]
     assert Persistence()(rows[1]) == (0.0, 1.0, 0.0)
+    mirror = reversal(persistence)
+    assert mirror.directions.tolist() == ["DOWN", "UP", "FLAT"]
+    assert mirror.p_up.tolist() == [0.0, 1.0, 0.5] and mirror.p_down.tolist() == [1.0, 0.0, 0.5]
     majority = Majority.fit(np.array([1, 0, 0, 0]), np.array([0, 1, 1, 0]))
     assert majority.direction == "DOWN" and majority.batch(rows).directions.tolist() == ["DOWN"] * 3
     assert actual_directions(np.array([0.1, -0.1, 0.0])).tolist() == ["UP", "DOWN", "FLAT"]
