@@ -59,9 +59,10 @@ def test_eval_of_a_live_session(tmp_path: Path, live_session: Path) -> None:
     assert "verdict: " in result.stdout.splitlines()[-3]
     report = (run_dir / "report.md").read_text()
     assert "## Model and baselines on the same candles" in report and "| persistence |" in report
+    assert "| reversal |" in report
     assert sorted(p.name for p in (run_dir / "plots").glob("*.png")) == [
         "confusion.png", "coverage.png", "cumulative_accuracy.png", "majority_confusion.png",
-        "persistence_confusion.png", "reliability.png",
+        "persistence_confusion.png", "reliability.png", "reversal_confusion.png",
     ]  # fmt: skip
     assert "model            decided" in result.stdout
 
