@@ -7,8 +7,10 @@ emulator, MLflow stores) is marked `slow`, so `pytest -m "not slow"` is the quic
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,14 @@ SHARED_DATA = SHARED / "data"
 FIXTURES = SHARED / "bybit" / "fixtures"
 E2E = Path(__file__).resolve().parent / "e2e"
 EMULATOR_SPEED = "600"  # ten 1m candles per second
+# One JAX compilation cache for every command the session runs, whatever its cwd: each program is
+# compiled once per session, as on a user's machine after the first run, instead of once per test
+# (compiling is about half of a short training run's CPU time). Kept in the environment because
+# this file is imported twice, as `conftest` by pytest and as `tests.conftest` by the tests.
+_JAX_CACHE_VAR = "_FORECASTER_TESTS_JAX_CACHE"
+if _JAX_CACHE_VAR not in os.environ:
+    os.environ[_JAX_CACHE_VAR] = tempfile.mkdtemp(prefix="forecaster-tests-jax-")
+JAX_CACHE = Path(os.environ[_JAX_CACHE_VAR])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,10 +41,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_jax_cache() -> Iterator[None]:
+    yield
+    shutil.rmtree(JAX_CACHE, ignore_errors=True)
+
+
+def share_jax_cache(cwd: Path) -> None:
+    """Make the default paths.jax_cache of a command run in `cwd` the session's shared JAX_CACHE."""
+    link = cwd / ".cache" / "forecaster" / "jax"
+    if not link.exists() and not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(JAX_CACHE, target_is_directory=True)
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """`python -m forecaster ARGS` as a user runs it, in `cwd` (so outputs/ and mlruns/ land there)."""
+    share_jax_cache(cwd)
     return subprocess.run(
         [sys.executable, "-m", "forecaster", *args],
         cwd=cwd,
@@ -43,6 +68,19 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_logreg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `mode=train model=logreg` (one epoch, no tracking) that several tests read: its weights folder."""
+    home = tmp_path_factory.mktemp("logreg")
+    run_dir = home / "train"
+    trained = run_cli(
+        "mode=train", "source=replay", "model=logreg", "train.epochs=1", "train.progress=false",
+        "tracking=off", f"hydra.run.dir={run_dir}", cwd=home,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    return run_dir / "model"
 
 
 @pytest.fixture

@@ -53,15 +53,9 @@ def test_dryrun_finds_the_configured_data(tmp_path: Path) -> None:
     assert "[fail] replay data present: missing.csv.gz not found" in result.stdout
 
 
-def test_dryrun_loads_the_model_a_live_run_would(tmp_path: Path) -> None:
+def test_dryrun_loads_the_model_a_live_run_would(tmp_path: Path, trained_logreg: Path) -> None:
     """Weights that would fail a live session (missing, another model option) fail the dryrun first."""
-    train_dir = tmp_path / "train"
-    trained = run_cli(
-        "mode=train", "source=replay", "model=logreg", "train.epochs=1", "train.progress=false",
-        "tracking=off", f"hydra.run.dir={train_dir}", cwd=tmp_path,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    weights = f"model.path={train_dir / 'model'}"
+    weights = f"model.path={trained_logreg}"
     ok = run_cli("mode=dryrun", "model=logreg", weights, "tracking=off", cwd=tmp_path)
     assert ok.returncode == 0 and "[ok  ] model weights: loaded logreg weights from" in ok.stdout
     wrong = run_cli("mode=dryrun", "model=twohead", weights, "tracking=off", cwd=tmp_path)

@@ -201,22 +201,14 @@ def test_bad_eval_requests_are_one_clear_line(tmp_path: Path, args: list[str], m
     assert "Traceback" not in result.stderr
 
 
-def test_eval_compares_a_trained_logreg_on_the_same_candles(tmp_path: Path, live_session: Path) -> None:
-    train_dir = tmp_path / "logreg"
-    args = [
-        "mode=train",
-        "source=replay",
-        "model=logreg",
-        "train.epochs=1",
-        "train.progress=false",
-        "tracking=off",
-    ]
-    assert run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path).returncode == 0
+def test_eval_compares_a_trained_logreg_on_the_same_candles(
+    tmp_path: Path, live_session: Path, trained_logreg: Path
+) -> None:
     run_dir = tmp_path / "eval"
     args = [
         "mode=eval",
         f"eval.records={live_session}",
-        f"eval.compare={train_dir / 'model'}",
+        f"eval.compare={trained_logreg}",
         "tracking=off",
     ]
     result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -227,4 +219,4 @@ def test_eval_compares_a_trained_logreg_on_the_same_candles(tmp_path: Path, live
     assert 0 < compared["n"] <= metrics["model"]["n"] and compared["n"] == 150 - 60
     assert "| compared_logreg |" in (run_dir / "report.md").read_text()
     assert "compared_logreg" in result.stdout
-    assert f"INFO loaded logreg weights from {train_dir / 'model'}" in result.stderr, "as model=logreg"
+    assert f"INFO loaded logreg weights from {trained_logreg}" in result.stderr, "as model=logreg"

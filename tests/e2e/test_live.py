@@ -20,7 +20,7 @@ from forecaster.candles import read_csv
 from forecaster.data import SAMPLE_CSV
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri
-from tests.conftest import run_cli
+from tests.conftest import run_cli, share_jax_cache
 
 SAMPLE = read_csv(SAMPLE_CSV)
 CLOSE = dict(zip(SAMPLE.start_ms.tolist(), SAMPLE.close.tolist(), strict=True))
@@ -62,6 +62,7 @@ def test_live_session_end_to_end(tmp_path: Path, emulator: list[str]) -> None:
 def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emulator: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "forecaster", "mode=live", *emulator, f"hydra.run.dir={run_dir}"]
+    share_jax_cache(tmp_path)
     with (tmp_path / "stderr.txt").open("w") as stderr:
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 60

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,21 @@ def _runs(tmp_path: Path) -> list:
     return client.search_runs(experiment, "tags.mode = 'train'", order_by=["start_time"])
 
 
-def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
-    run_dir = tmp_path / "train"
-    result = run_cli(*QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One QUICK training with MLflow on, in its own folder: (that folder, the finished command).
+    Its run dir is <folder>/train, and it stays the only training run in <folder>/mlruns."""
+    home = tmp_path_factory.mktemp("trained")
+    result = run_cli(*QUICK, f"hydra.run.dir={home / 'train'}", cwd=home)
     assert result.returncode == 0, result.stderr[-2000:]
+    return home, result
+
+
+def test_train_then_live_with_the_registered_model(
+    trained: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    tmp_path, result = trained
+    run_dir = tmp_path / "train"
     assert "persistence" in result.stdout and "majority" in result.stdout
     sidecar = json.loads((run_dir / "model" / "model.json").read_text())
     assert sidecar["trained"] is True and sidecar["timeframe"] == "1m" and sidecar["feature_set"] == "basic"
@@ -89,9 +101,10 @@ def test_train_then_live_with_the_registered_model(tmp_path: Path) -> None:
     assert "(untrained)" not in live.stdout
 
 
-def test_a_model_for_another_timeframe_or_model_option_is_refused(tmp_path: Path) -> None:
-    run_dir = tmp_path / "train"
-    assert run_cli(*QUICK, "tracking=off", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+def test_a_model_for_another_timeframe_or_model_option_is_refused(
+    tmp_path: Path, trained: tuple[Path, subprocess.CompletedProcess]
+) -> None:
+    run_dir = trained[0] / "train"
     result = run_cli(
         "mode=live", "source=replay", "timeframe=5m", f"model.path={run_dir / 'model'}", cwd=tmp_path
     )
