@@ -104,6 +104,9 @@ class JobResult(Section):
     holm_p: float | None = None  # the test block's paired p vs persistence, Holm-adjusted over the jobs
     registered: Registered | None = None
     folds: tuple[FoldFigures, ...] = ()  # the test block by walk-forward fold
+    vs_reversal: Paired | None = (
+        None  # the test block paired with the reversal baseline: beyond mean reversion?
+    )
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
     mirror: dict[str, BlockFigures] = {}
     test_edges: list[np.ndarray] = []
     folds: list[tuple[FoldFigures, ...]] = []
+    beyond: list[Paired] = []
     bar_folds: tuple[FoldFigures, ...] = ()
     mirror_folds: tuple[FoldFigures, ...] = ()
     for block in BLOCKS:
@@ -263,6 +267,7 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
         if block == TEST:
             test_edges = [edges(rows.called, persistence, rows.actual) for rows in shared]
             folds = [by_fold(rows, rows.called, persistence) for rows in shared]
+            beyond = [paired_codes(rows.called, reversed_codes(persistence), rows.actual) for rows in shared]
             bar_folds = by_fold(shared[0], persistence, None)
             mirror_folds = by_fold(shared[0], reversed_codes(persistence), None)
     differentials = np.stack(test_edges).astype(np.float32)
@@ -289,6 +294,7 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
                 adjusted[k],
                 job.registered,
                 folds[k],
+                beyond[k],
             )
         )
     return Leaderboard(

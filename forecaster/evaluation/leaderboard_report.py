@@ -163,7 +163,8 @@ def verdict(board: Leaderboard) -> str:
         chosen = (
             f"best on validation ({board.select}): {job.label}: test {accuracy} "
             f"of {test.decided} decided (vs 50% p={_p(test.p_vs_chance)}), vs persistence "
-            f"p={_p(_paired_p(test))} (Holm {_p(job.holm_p)})"
+            f"p={_p(_paired_p(test))} (Holm {_p(job.holm_p)}), vs reversal "
+            f"p={_p(None if job.vs_reversal is None else job.vs_reversal.p_value)}"
         )
     return f"verdict: {chosen}; {corrected}: {conclusion}"
 

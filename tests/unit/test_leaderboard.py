@@ -198,6 +198,11 @@ def test_the_test_block_is_also_judged_fold_by_fold_on_non_zero_moves() -> None:
     mirror = board.reversal["test"]
     assert mirror.n == board.persistence["test"].n and mirror.decided == board.persistence["test"].decided
     moved = board.persistence["test"].moved
+    beyond = job.vs_reversal
+    assert job.test.vs_persistence is not None and beyond is not None
+    assert beyond.n == job.test.vs_persistence.n, "reversal decides where persistence does"
+    assert beyond.hits == job.test.vs_persistence.hits, "the job's calls on the same candles"
+    assert f"vs reversal p={beyond.p_value:.3g}" in lines[-1]
     assert mirror.hits + board.persistence["test"].hits == moved, "on a move, exactly one of the two is right"
     markdown = render_markdown(board, "multirun/x", None, [])
     assert "## The test block by walk-forward fold" in markdown
