@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m forecaster.demo
 
+# Test files run in parallel on up to 4 cores (pytest-xdist; a file's tests stay in one worker, so
+# its module fixtures are built once); the suite is mostly subprocesses, so a second core halves it.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

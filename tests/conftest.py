@@ -41,10 +41,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_jax_cache() -> Iterator[None]:
-    yield
-    shutil.rmtree(JAX_CACHE, ignore_errors=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The shared cache goes when the whole run ends: with pytest-xdist, in the controller, after
+    every worker (which inherit its environment, so all use the one cache)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(JAX_CACHE, ignore_errors=True)
 
 
 def share_jax_cache(cwd: Path) -> None:
