@@ -19,6 +19,7 @@ from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, 
 
 N = 12  # candles per fault test: about 1.2 s of emulated market
 AFTER = NOW - 5 * MINUTE_MS  # the consumer already has candles up to here: the first 4 come from REST
+SLOW_SPEED = 60.0  # one candle per second, for a test whose outcome depends on how fast it connects
 
 
 async def stream_with(faults: Faults, n: int = N, **overrides: object) -> tuple[list, StreamCounters]:
@@ -87,7 +88,9 @@ async def test_clock_jump_is_backfilled() -> None:
 
 
 async def test_without_after_starts_at_first_confirm() -> None:
-    async with emulator() as emu:
+    # One candle per second: connecting must take less than one emulated minute for the candle open
+    # at "now" to be the first to close, which 0.1 s (the default speed) does not leave on busy cores.
+    async with emulator(speed=SLOW_SPEED) as emu:
         source = fast_source(emu)
         async with BybitRest(source) as rest, BybitKlineStream(source, rest) as stream:
             got = await take(stream, 3)
