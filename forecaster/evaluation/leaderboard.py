@@ -261,15 +261,16 @@ def leaderboard(jobs: Sequence[Job], settings: EvalConfig, seed: int) -> Leaderb
     for block in BLOCKS:
         shared = _shared([job.outcomes.block_rows(block) for job in finished if job.outcomes], block)
         persistence = shared[0].persistence
+        reversal = reversed_codes(persistence)
         bar[block] = figures(persistence, shared[0].actual, None)
-        mirror[block] = figures(reversed_codes(persistence), shared[0].actual, None)
+        mirror[block] = figures(reversal, shared[0].actual, None)
         per_block[block] = [figures(rows.called, rows.actual, persistence) for rows in shared]
         if block == TEST:
             test_edges = [edges(rows.called, persistence, rows.actual) for rows in shared]
             folds = [by_fold(rows, rows.called, persistence) for rows in shared]
-            beyond = [paired_codes(rows.called, reversed_codes(persistence), rows.actual) for rows in shared]
+            beyond = [paired_codes(rows.called, reversal, rows.actual) for rows in shared]
             bar_folds = by_fold(shared[0], persistence, None)
-            mirror_folds = by_fold(shared[0], reversed_codes(persistence), None)
+            mirror_folds = by_fold(shared[0], reversal, None)
     differentials = np.stack(test_edges).astype(np.float32)
     best = best_of_n(
         differentials, settings.bootstrap_draws, settings.mean_block, np.random.default_rng(seed)
