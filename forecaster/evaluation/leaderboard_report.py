@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from forecaster.evaluation.leaderboard import (
@@ -43,14 +43,17 @@ def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def _hits_text(hits: int, calls: int, min_decided: int) -> str:
+    """'51.2% [50.1, 52.3]' (hits of calls, with the Wilson interval), or why there is no percentage."""
+    if calls < min_decided:
+        return f"too few calls ({calls})"
+    low, high = wilson_interval(hits, calls)
+    return f"{hits / calls:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
 def accuracy_text(figures: BlockFigures | None, min_decided: int) -> str:
-    """'51.2% [50.1, 52.3]', or why there is no percentage."""
-    if figures is None:
-        return "-"
-    if figures.accuracy is None or figures.decided < min_decided:
-        return f"too few calls ({figures.decided})"
-    low, high = figures.wilson_low or 0.0, figures.wilson_high or 0.0
-    return f"{figures.accuracy:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+    """Decided accuracy with its interval, or why there is none."""
+    return "-" if figures is None else _hits_text(figures.hits, figures.decided, min_decided)
 
 
 def _paired_p(figures: BlockFigures | None) -> float | None:
@@ -101,16 +104,9 @@ def _console_row(start: str, cells: list[str]) -> str:
     return start + "".join(f"  {cells[k]:>{width}}" for k, _, width in SHOWN)
 
 
-def _persistence_cells(board: Leaderboard) -> list[str]:
-    val, test = board.persistence[VALIDATION], board.persistence[TEST]
-    row = JobResult(PERSISTENCE, "", "", val, test)
-    return _cells(row, board.min_decided)
-
-
-def _reversal_cells(board: Leaderboard) -> list[str]:
-    return _cells(
-        JobResult(REVERSAL, "", "", board.reversal[VALIDATION], board.reversal[TEST]), board.min_decided
-    )
+def _baseline_cells(name: str, by_block: Mapping[str, BlockFigures], min_decided: int) -> list[str]:
+    """A baseline's row (persistence, reversal) in COLUMNS order."""
+    return _cells(JobResult(name, "", "", by_block[VALIDATION], by_block[TEST]), min_decided)
 
 
 def console_table(board: Leaderboard) -> list[str]:
@@ -128,8 +124,14 @@ def console_table(board: Leaderboard) -> list[str]:
             lines.append(f"{mark} {label:<{width}}  {job.status}")
             continue
         lines.append(_console_row(f"{mark} {label:<{width}}", _cells(job, board.min_decided)))
-    lines.append(_console_row(f"  {PERSISTENCE:<{width}}", _persistence_cells(board)))
-    lines.append(_console_row(f"  {REVERSAL:<{width}}", _reversal_cells(board)))
+    lines.append(
+        _console_row(
+            f"  {PERSISTENCE:<{width}}", _baseline_cells(PERSISTENCE, board.persistence, board.min_decided)
+        )
+    )
+    lines.append(
+        _console_row(f"  {REVERSAL:<{width}}", _baseline_cells(REVERSAL, board.reversal, board.min_decided))
+    )
     return lines
 
 
@@ -170,11 +172,9 @@ def verdict(board: Leaderboard) -> str:
 
 
 def moved_text(figures: BlockFigures, min_decided: int) -> str:
-    """Accuracy on the decided calls whose next candle moved (zero moves left out), with its interval."""
-    if figures.moved_accuracy is None or figures.moved < min_decided:
-        return f"too few calls ({figures.moved})"
-    low, high = wilson_interval(figures.hits, figures.moved)  # a call against a zero move never hits
-    return f"{figures.moved_accuracy:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+    """Accuracy on the decided calls whose next candle moved (zero moves left out), with its interval;
+    a call against a zero move never hits, so the hits are the same."""
+    return _hits_text(figures.hits, figures.moved, min_decided)
 
 
 FOLD_HEADERS = (
@@ -242,8 +242,21 @@ def render_markdown(board: Leaderboard, sweep: str, plot: Path | None, notes: Se
     for index, job in enumerate(board.jobs):
         cells = _cells(job, board.min_decided) if job.val is not None else ["-"] * len(HEADERS)
         rows.append(_md_row(["**chosen**" if index == board.chosen else "", job.label, job.status, *cells]))
-    rows.append(_md_row(["", PERSISTENCE, "the bar", *_persistence_cells(board)]))
-    rows.append(_md_row(["", REVERSAL, "the last move reversed", *_reversal_cells(board)]))
+    rows.append(
+        _md_row(
+            ["", PERSISTENCE, "the bar", *_baseline_cells(PERSISTENCE, board.persistence, board.min_decided)]
+        )
+    )
+    rows.append(
+        _md_row(
+            [
+                "",
+                REVERSAL,
+                "the last move reversed",
+                *_baseline_cells(REVERSAL, board.reversal, board.min_decided),
+            ]
+        )
+    )
     judged = board.judged
     val_n, test_n = board.persistence[VALIDATION].n, board.persistence[TEST].n
     parts = [
