@@ -14,10 +14,10 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from forecaster.checks import Check, Status
 from forecaster.errors import UserError
@@ -38,11 +38,31 @@ RECORDS_ARTIFACT = "records"
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 STORE_CHECK = "MLflow store usable"
+SESSIONS_TAG = "forecaster.sessions"  # sessions of a live run (restarts in its run dir resume it)
+END_REASON_TAG = "forecaster.end_reason"
+
+
+class MetricPoint(NamedTuple):
+    """One metric value, in the order of MLflow's Metric(key, value, timestamp, step)."""
+
+    key: str
+    value: float
+    timestamp_ms: int
+    step: int
+
+
+def metric_points(metrics: Mapping[str, float], step: int) -> list[MetricPoint]:
+    now = int(time.time() * 1000)
+    return [MetricPoint(key, float(value), now, step) for key, value in metrics.items()]
 
 
 class Tracker(Protocol):
+    run_id: str | None  # the open run; None before start / after finish, and with tracking off
+
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None: ...
+    def resume(self, run_id: str, params: Mapping[str, Any], pinned: tuple[str, ...]) -> str | None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def log_points(self, points: Sequence[MetricPoint]) -> None: ...
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None: ...
     def register_model(
         self, model_dir: Path, name: str, tags: Mapping[str, str], description: str
@@ -62,15 +82,34 @@ class TrackingBackend(Protocol):
     def open(self, paths: PathsConfig) -> Tracker: ...
     def store_uri(self, paths: PathsConfig) -> str: ...
     def check(self, paths: PathsConfig) -> Check: ...
+    def buffering(self) -> Buffering: ...
+
+
+@dataclass(frozen=True)
+class Buffering:
+    """How a live session's tracker thread writes (forecaster.live.background); conf/tracking/mlflow.yaml."""
+
+    flush_s: float = 5.0
+    buffer_points: int = 100_000
+    shutdown_timeout_s: float = 20.0
+    retry_max_s: float = 60.0
 
 
 class NullTracker:
     """tracking=off: every call is accepted and nothing is stored."""
 
+    run_id: str | None = None
+
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         pass
 
+    def resume(self, run_id: str, params: Mapping[str, Any], pinned: tuple[str, ...]) -> str | None:
+        return "tracking is off"
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_points(self, points: Sequence[MetricPoint]) -> None:
         pass
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
@@ -108,7 +147,7 @@ class MlflowTracker:
             self.experiment_id = self._experiment_id(experiment, artifact_root)
         self.metrics_batch = metrics_batch
         self.run_id: str | None = None
-        self._pending: list[Any] = []
+        self._pending: list[MetricPoint] = []
 
     def _experiment_id(self, name: str, artifact_root: Path | None) -> str:
         from mlflow.exceptions import MlflowException
@@ -135,30 +174,86 @@ class MlflowTracker:
             ) from exc
 
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        try:
+            run = self.client.create_run(
+                self.experiment_id, run_name=sweep_run_name(run_name), tags=dict(tags)
+            )
+            self.run_id = run.info.run_id
+            self._log_params(params)
+        except Exception as exc:  # a server that went away since the store was opened, a locked db
+            raise UserError(
+                f"MLflow store {self.uri} did not take a new run ({str(exc).splitlines()[0]}); "
+                "check that it is up or run with tracking=off"
+            ) from exc
+
+    def _log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, run_name=sweep_run_name(run_name), tags=dict(tags))
-        self.run_id = run.info.run_id
         items = [Param(key, str(value)) for key, value in params.items()]
         for first in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[first : first + MAX_PARAMS_PER_BATCH])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        from mlflow.entities import Metric
+    def resume(self, run_id: str, params: Mapping[str, Any], pinned: tuple[str, ...]) -> str | None:
+        """Reopen `run_id` (a restart in the same run dir); None when resumed, else why it cannot be.
 
-        now = int(time.time() * 1000)
-        self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        A run whose params under the `pinned` prefixes differ (another model, say) is not resumed:
+        its metrics would mix two different sessions. A dead RUNNING one is then marked FAILED with
+        that reason, so no run is left RUNNING. Other params keep their first values (MLflow never
+        changes a logged param); the new ones are added.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            return f"MLflow run {run_id} is not in {self.uri} ({str(exc).splitlines()[0]})"
+        if run.info.lifecycle_stage != "active" or run.info.experiment_id != self.experiment_id:
+            return f"MLflow run {run_id} is deleted or in another experiment"
+        logged = run.data.params
+        new = {key: str(value) for key, value in params.items()}
+        changed = sorted(k for k in new.keys() & logged.keys() if new[k] != logged[k])
+        moved = [key for key in changed if key.startswith(pinned)]
+        if moved:
+            reason = f"the session changed ({', '.join(f'{k}: {logged[k]} -> {new[k]}' for k in moved[:3])})"
+            if run.info.status == "RUNNING":
+                self.client.set_tag(run_id, END_REASON_TAG, f"not resumable: {reason}")
+                self.client.set_terminated(run_id, status="FAILED")
+            return reason
+        if changed:
+            log.info(
+                "params kept at the run's first values (MLflow never changes one): %s", ", ".join(changed)
+            )
+        self.client.update_run(run_id, status="RUNNING")
+        sessions = int(run.data.tags.get(SESSIONS_TAG, "1")) + 1
+        self.client.set_tag(run_id, SESSIONS_TAG, str(sessions))
+        self.run_id = run_id
+        self._log_params({key: new[key] for key in new.keys() - logged.keys()})
+        log.info(
+            "resuming MLflow run %s (session %d; it was %s%s)",
+            run_id,
+            sessions,
+            run.info.status,
+            ": its process had died" if run.info.status == "RUNNING" else "",
+        )
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._pending.extend(metric_points(metrics, step))
         if len(self._pending) >= self.metrics_batch:
             self.flush()
 
     def flush(self) -> None:
+        self.log_points(self._pending)
+        self._pending = []
+
+    def log_points(self, points: Sequence[MetricPoint]) -> None:
+        """Write now, in MLflow's largest batches; raises what the store raises."""
+        from mlflow.entities import Metric
+
         if self.run_id is None:
             return
-        while self._pending:
-            batch, self._pending = (
-                self._pending[:MAX_METRICS_PER_BATCH],
-                self._pending[MAX_METRICS_PER_BATCH:],
-            )
+        for first in range(0, len(points), MAX_METRICS_PER_BATCH):
+            batch = [Metric(*point) for point in points[first : first + MAX_METRICS_PER_BATCH]]
             self.client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
@@ -248,6 +343,9 @@ class NoTracking:
     def check(self, paths: PathsConfig) -> Check:
         return Check(STORE_CHECK, Status.SKIP, "tracking=off")
 
+    def buffering(self) -> Buffering:
+        return Buffering()
+
 
 @dataclass(frozen=True)
 class MlflowTracking:
@@ -258,6 +356,15 @@ class MlflowTracking:
     uri: str | None = None
     experiment: str = "forecaster"
     metrics_batch: int = bounded(200, ge=1)
+    request_timeout_s: int = bounded(10, ge=1)
+    max_retries: int = bounded(2, ge=0)
+    flush_s: float = bounded(5.0, gt=0)
+    buffer_points: int = bounded(100_000, ge=1)
+    shutdown_timeout_s: float = bounded(20.0, gt=0)
+    retry_max_s: float = bounded(60.0, gt=0)
+
+    def buffering(self) -> Buffering:
+        return Buffering(self.flush_s, self.buffer_points, self.shutdown_timeout_s, self.retry_max_s)
 
     def store_uri(self, paths: PathsConfig) -> str:
         return self.uri or default_uri(paths.mlruns)
@@ -274,6 +381,10 @@ class MlflowTracking:
                     "point paths.mlruns at a writable directory or run with tracking=off"
                 ) from exc
             artifact_root = Path(paths.mlruns) / "artifacts"
+        # A tracking server that is down must cost seconds, not MLflow's default minutes of retries.
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         return MlflowTracker(self.store_uri(paths), self.experiment, artifact_root, self.metrics_batch)
 
     def check(self, paths: PathsConfig) -> Check:

@@ -139,12 +139,19 @@ def _trained_gbm(config: Config, folder: Path) -> Path:
 
 def _session(name: str, predictor: Predictor, config: Config, records: RunRecords) -> Session:
     """A live session's loop and sinks as mode=live builds them, tracking off."""
+    from forecaster.live.background import BackgroundTracker
     from forecaster.live.loop import PredictorLoop
     from forecaster.live.runner import Session
+    from forecaster.live.session_state import SessionState, Steps
     from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
-    from forecaster.tracking import NullTracker
+    from forecaster.live.uploads import RecordUploads
+    from forecaster.tracking import NoTracking, NullTracker
 
-    uploads = TrackerSink(NullTracker(), records, name, config.live.upload_every)
+    run_dir = records.candles.path.parent
+    tracker = BackgroundTracker(NullTracker(), NoTracking().buffering(), "off")
+    files = RecordUploads([writer.path for writer in records.writers()], "records", run_dir / ".uploads")
+    steps = Steps(SessionState(), run_dir)
+    uploads = TrackerSink(tracker, files, steps, name, config.live.upload_every)
     return Session(
         PredictorLoop(name, predictor, config.live), [RecordsSink(records), ConsoleSink(), uploads]
     )

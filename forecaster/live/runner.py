@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING
 
+from forecaster.candles import MINUTE_MS
+from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
+from forecaster.live.session_state import Steps
 from forecaster.live.sinks import Sink
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
-from forecaster.tracking import Tracker
 
 if TYPE_CHECKING:
     from forecaster.config import PathsConfig
@@ -38,10 +40,15 @@ def counts(sessions: Sequence[Session]) -> str:
 
 
 async def run_sessions(
-    source: CandleSource, paths: PathsConfig, sessions: Sequence[Session], tracker: Tracker
+    source: CandleSource,
+    paths: PathsConfig,
+    sessions: Sequence[Session],
+    tracker: BackgroundTracker,
+    steps: Steps,
+    on_signal: Callable[[int], None],
 ) -> str:
     """Consume until every loop is done, the end of a replay, or a signal; the run status."""
-    with stop_on_signals() as stop:
+    with stop_on_signals(on_signal) as stop:
         warmups = [session.loop.warm_up_request() for session in sessions]
         async with open_feed(MinuteFeed(source, paths, warmups), stop) as feed:
             if feed is None:
@@ -50,7 +57,6 @@ async def run_sessions(
             for session, warm in zip(sessions, feed.warmed, strict=True):
                 session.loop.warm_up(warm)
             minutes = aiter(feed)
-            seen = 0
             while (minute := await next_or_stop(minutes, stop)) is not None:
                 received = time.perf_counter_ns()
                 for session in sessions:
@@ -60,10 +66,9 @@ async def run_sessions(
                     if event is not None:
                         for sink in session.sinks:
                             sink.handle(event)
-                seen += 1
                 if is_dataclass(feed.counters) and not isinstance(feed.counters, type):
                     stream = {f"stream_{k}": float(v) for k, v in asdict(feed.counters).items()}
-                    tracker.log_metrics(stream, step=seen)
+                    tracker.log_metrics(stream, steps.of(minute.start_ms, MINUTE_MS))
                 if all(session.loop.done for session in sessions):
                     log.info("live.max_candles reached")
                     return FINISHED

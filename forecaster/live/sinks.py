@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+from forecaster.candles import timeframe_ms
+from forecaster.live.background import BackgroundTracker, Upload
 from forecaster.live.loop import CandleEvent
+from forecaster.live.session_state import Steps
 from forecaster.recording import RunRecords
-from forecaster.tracking import RECORDS_ARTIFACT, Tracker
 
 
 class Sink(Protocol):
@@ -66,13 +68,18 @@ class ConsoleSink:
 
 
 class TrackerSink:
-    """Per-candle metrics (prefixed `<name>/` for a named predictor), and the records every `upload_every`."""
+    """Per-candle metrics (prefixed `<name>/` for a named predictor), and the records every `upload_every`.
 
-    def __init__(self, tracker: Tracker, records: RunRecords, name: str, upload_every: int) -> None:
+    Both only hand work to the background tracker: nothing here waits on MLflow.
+    """
+
+    def __init__(
+        self, tracker: BackgroundTracker, uploads: Upload, steps: Steps, name: str, upload_every: int
+    ) -> None:
         self.tracker = tracker
-        self.records = records
+        self.uploads = uploads
+        self.steps = steps
         self.prefix = f"{name}/" if name else ""
-        self.folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
         self.upload_every = upload_every
 
     def handle(self, event: CandleEvent) -> None:
@@ -81,16 +88,10 @@ class TrackerSink:
         metrics = {**event.metrics, "candle_ms": event.handled_ms}
         if event.prediction is not None:
             metrics["latency_ms"] = event.prediction.latency_ms
-        self.tracker.log_metrics(
-            {f"{self.prefix}{key}": value for key, value in metrics.items()}, event.count
-        )
+        step = self.steps.of(event.candle.start_ms, timeframe_ms(event.candle.timeframe))
+        self.tracker.log_metrics({f"{self.prefix}{key}": value for key, value in metrics.items()}, step)
         if event.count % self.upload_every == 0:
-            self.upload()
-
-    def upload(self) -> None:
-        for writer in self.records.writers():
-            if writer.path.exists():
-                self.tracker.log_artifact(writer.path, self.folder)
+            self.tracker.upload(self.uploads)
 
     def close(self) -> None:
-        self.upload()
+        self.tracker.upload(self.uploads)

@@ -21,16 +21,23 @@ from pathlib import Path
 
 from forecaster import backend
 from forecaster.config import Config, entry_config
+from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.runner import FAILED, Session, counts, run_sessions
+from forecaster.live.session_state import SessionState, Steps
+from forecaster.live.shutdown import ShutdownGuard
 from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
+from forecaster.live.uploads import UPLOADS_STATE, RecordUploads
 from forecaster.modes.base import RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords
 from forecaster.registry import weights_path
 from forecaster.run_labels import flatten, run_tags
+from forecaster.tracking import RECORDS_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
+# A restart in the run dir resumes its MLflow run unless one of these changed: it is another session.
+PINNED_PARAMS = ("model.", "timeframe.", "features.", "flat.", "predictor.", "live.predictors")
 
 
 def predictor_configs(config: Config) -> dict[str, Config]:
@@ -64,32 +71,64 @@ class Live:
             name: build_predictor(each, weights_path(each.model, each.tracking, each.paths))
             for name, each in configs.items()
         }
+        store = config.tracking.store_uri(config.paths)
+        state = SessionState.load(run_dir)
         tracker = config.tracking.open(config.paths)
-        single = f"live-{config.model.name}-{config.timeframe.name}"
-        run_name = single if "" in configs else f"live-{len(configs)}-predictors"
+        _open_run(tracker, state, store, config, configs, run_dir)
+        background = BackgroundTracker(tracker, config.tracking.buffering(), store)
+        steps = Steps(state, run_dir)
+        guard = ShutdownGuard(config.live.shutdown_timeout_s)
         console = ConsoleSink()
         with contextlib.ExitStack() as stack:
             sessions, uploaders = [], []
             for name, predictor in predictors.items():
                 records = stack.enter_context(RunRecords(config.sink, run_dir / name))
                 loop = PredictorLoop(name, predictor, config.live, records.candles.last_key)
-                uploads = TrackerSink(tracker, records, name, config.live.upload_every)
-                uploaders.append(uploads)
-                sessions.append(Session(loop, [RecordsSink(records), console, uploads]))
-            tracker.start(run_name, _params(config, configs), run_tags(config, run_dir))
+                files = [writer.path for writer in records.writers()]
+                folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
+                uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
+                uploader = TrackerSink(background, uploads, steps, name, config.live.upload_every)
+                uploaders.append(uploader)
+                sessions.append(Session(loop, [RecordsSink(records), console, uploader]))
             status = FAILED
             try:
-                status = asyncio.run(run_sessions(config.source, config.paths, sessions, tracker))
-            finally:
-                for uploads in uploaders:
-                    uploads.close()
-                tracker.finish(status)
-                log.info(
-                    "%d candles, %d predictions (%s); records in %s; %s",
-                    sum(s.loop.candles for s in sessions),
-                    sum(s.loop.predictor.counters.predictions for s in sessions),
-                    counts(sessions),
-                    run_dir,
-                    tracker.describe(),
+                status = asyncio.run(
+                    run_sessions(config.source, config.paths, sessions, background, steps, guard.signalled)
                 )
+            finally:
+                with guard.absorbing():
+                    for uploader in uploaders:
+                        uploader.close()
+                    background.close(status)
+                    log.info(
+                        "%d candles, %d predictions (%s); records in %s; %s",
+                        sum(s.loop.candles for s in sessions),
+                        sum(s.loop.predictor.counters.predictions for s in sessions),
+                        counts(sessions),
+                        run_dir,
+                        tracker.describe(),
+                    )
         return RunResult()
+
+
+def _open_run(
+    tracker: Tracker,
+    state: SessionState,
+    store: str,
+    config: Config,
+    configs: dict[str, Config],
+    run_dir: Path,
+) -> None:
+    """Resume the run dir's MLflow run, or start one; either way the run dir remembers it."""
+    params = _params(config, configs)
+    previous = state.run_to_resume(store)
+    why = tracker.resume(previous, params, PINNED_PARAMS) if previous else None
+    if previous is None or why is not None:
+        if why is not None:
+            log.info("starting a new MLflow run: %s", why)
+        single = f"live-{config.model.name}-{config.timeframe.name}"
+        run_name = single if "" in configs else f"live-{len(configs)}-predictors"
+        tracker.start(run_name, params, run_tags(config, run_dir))
+    if tracker.run_id is not None:
+        state.store, state.run_id = store, tracker.run_id
+        state.save(run_dir)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from forecaster.candles import Candle
@@ -77,7 +77,12 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
 
 
 async def next_or_stop(candles: AsyncIterator[Candle], stop: asyncio.Event) -> Candle | None:
-    """The next candle, or None when the stream ends or `stop` is set first."""
+    """The next candle, or None when the stream ends or `stop` is set first.
+
+    Once stopped, candles already queued are not taken: a restart in the run dir backfills them.
+    """
+    if stop.is_set():
+        return None
     try:
         return await until_stopped(anext(candles), stop)
     except (Stopped, StopAsyncIteration):
@@ -100,12 +105,21 @@ async def open_feed(feed: MinuteFeed, stop: asyncio.Event) -> AsyncIterator[Minu
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[asyncio.Event]:
-    """SIGINT / SIGTERM set the event instead of interrupting: the current candle is finished first."""
+def stop_on_signals(notify: Callable[[int], None] | None = None) -> Iterator[asyncio.Event]:
+    """SIGINT / SIGTERM set the event instead of interrupting: the current candle is finished first.
+
+    `notify` hears of every signal (forecaster.live.shutdown.ShutdownGuard: a deadline for the rest).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def handle(signum: int) -> None:
+        stop.set()
+        if notify is not None:
+            notify(signum)
+
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, handle, sig)
     try:
         yield stop
     finally:

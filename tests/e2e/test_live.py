@@ -84,7 +84,10 @@ def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emu
     runs = client.search_runs(
         client.get_experiment_by_name("forecaster").experiment_id, order_by=["start_time"]
     )
-    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+    (run,) = runs  # the restart resumed the run dir's run, and its steps go on where they stopped
+    assert run.info.status == "FINISHED" and run.data.tags["forecaster.sessions"] == "2"
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "latency_ms"))
+    assert len(steps) == len(candles) and steps == list(range(steps[0], steps[0] + len(candles)))
 
 
 def test_facts_mode_prints_only_new_lines(tmp_path: Path, emulator: list[str]) -> None:
