@@ -132,6 +132,8 @@ def mlflow_client(uri: str) -> Any:
     not to phone home and not to announce its store migrations."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # urllib3 logs every HTTP retry; a tracker that is down is reported once per outage instead
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
