@@ -37,6 +37,7 @@ from forecaster.predictor import NS_PER_MS
 if TYPE_CHECKING:
     from forecaster.candles import Candle
     from forecaster.config import Config
+    from forecaster.live.background import BackgroundTracker
     from forecaster.live.runner import Session
     from forecaster.predictor import Predictor
     from forecaster.recording import RunRecords
@@ -137,8 +138,14 @@ def _trained_gbm(config: Config, folder: Path) -> Path:
     return fitted.save(folder / "gbm", card)
 
 
-def _session(name: str, predictor: Predictor, config: Config, records: RunRecords) -> Session:
-    """A live session's loop and sinks as mode=live builds them, tracking off."""
+def _session(
+    name: str,
+    predictor: Predictor,
+    config: Config,
+    records: RunRecords,
+    tracker: BackgroundTracker | None = None,
+) -> Session:
+    """A live session's loop and sinks as mode=live builds them; tracking off unless `tracker`."""
     from forecaster.live.background import BackgroundTracker
     from forecaster.live.loop import PredictorLoop
     from forecaster.live.runner import Session
@@ -148,10 +155,10 @@ def _session(name: str, predictor: Predictor, config: Config, records: RunRecord
     from forecaster.tracking import NoTracking, NullTracker
 
     run_dir = records.candles.path.parent
-    tracker = BackgroundTracker(NullTracker(), NoTracking().buffering(), "off")
+    if tracker is None:
+        tracker = BackgroundTracker(NullTracker(), NoTracking().buffering(), NoTracking.name)
     files = RecordUploads([writer.path for writer in records.writers()], "records", run_dir / ".uploads")
-    steps = Steps(SessionState(), run_dir)
-    uploads = TrackerSink(tracker, files, steps, name, config.live.upload_every)
+    uploads = TrackerSink(tracker, files, Steps(SessionState(), run_dir), name, config.live)
     return Session(
         PredictorLoop(name, predictor, config.live), [RecordsSink(records), ConsoleSink(), uploads]
     )

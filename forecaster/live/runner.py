@@ -20,8 +20,7 @@ from forecaster.live.sinks import Sink
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
 
 if TYPE_CHECKING:
-    from forecaster.config import PathsConfig
-    from forecaster.sources.base import CandleSource
+    from forecaster.config import Config
 
 log = logging.getLogger(__name__)
 FINISHED, KILLED, FAILED = "FINISHED", "KILLED", "FAILED"
@@ -40,8 +39,7 @@ def counts(sessions: Sequence[Session]) -> str:
 
 
 async def run_sessions(
-    source: CandleSource,
-    paths: PathsConfig,
+    config: Config,
     sessions: Sequence[Session],
     tracker: BackgroundTracker,
     steps: Steps,
@@ -50,13 +48,14 @@ async def run_sessions(
     """Consume until every loop is done, the end of a replay, or a signal; the run status."""
     with stop_on_signals(on_signal) as stop:
         warmups = [session.loop.warm_up_request() for session in sessions]
-        async with open_feed(MinuteFeed(source, paths, warmups), stop) as feed:
+        async with open_feed(MinuteFeed(config.source, config.paths, warmups), stop) as feed:
             if feed is None:
                 log.info("signal received during the warm-up: stopping")
                 return KILLED
             for session, warm in zip(sessions, feed.warmed, strict=True):
                 session.loop.warm_up(warm)
             minutes = aiter(feed)
+            seen = 0
             while (minute := await next_or_stop(minutes, stop)) is not None:
                 received = time.perf_counter_ns()
                 for session in sessions:
@@ -66,9 +65,9 @@ async def run_sessions(
                     if event is not None:
                         for sink in session.sinks:
                             sink.handle(event)
-                if is_dataclass(feed.counters) and not isinstance(feed.counters, type):
-                    stream = {f"stream_{k}": float(v) for k, v in asdict(feed.counters).items()}
-                    tracker.log_metrics(stream, steps.of(minute.start_ms, MINUTE_MS))
+                seen += 1
+                if seen % config.live.metrics_every == 0:
+                    _log_stream(tracker, feed.counters, steps.of(minute.start_ms, MINUTE_MS))
                 if all(session.loop.done for session in sessions):
                     log.info("live.max_candles reached")
                     return FINISHED
@@ -77,3 +76,9 @@ async def run_sessions(
         return KILLED
     log.info("the source has no more candles")
     return FINISHED
+
+
+def _log_stream(tracker: BackgroundTracker, counters: object, step: int) -> None:
+    """The stream's counters (reconnects, backfills, ...), for a source that keeps any."""
+    if is_dataclass(counters) and not isinstance(counters, type):
+        tracker.log_metrics({f"stream_{k}": float(v) for k, v in asdict(counters).items()}, step)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from forecaster.candles import timeframe_ms
+from forecaster.config import LiveConfig
 from forecaster.live.background import BackgroundTracker, Upload
 from forecaster.live.loop import CandleEvent
 from forecaster.live.session_state import Steps
@@ -68,28 +69,37 @@ class ConsoleSink:
 
 
 class TrackerSink:
-    """Per-candle metrics (prefixed `<name>/` for a named predictor), and the records every `upload_every`.
+    """Metrics of every `metrics_every`-th new candle (prefixed `<name>/` for a named predictor), with
+    the slowest candle since the last ones; a sync of the records every `upload_every`.
 
     Both only hand work to the background tracker: nothing here waits on MLflow.
     """
 
     def __init__(
-        self, tracker: BackgroundTracker, uploads: Upload, steps: Steps, name: str, upload_every: int
+        self, tracker: BackgroundTracker, uploads: Upload, steps: Steps, name: str, live: LiveConfig
     ) -> None:
         self.tracker = tracker
         self.uploads = uploads
         self.steps = steps
         self.prefix = f"{name}/" if name else ""
-        self.upload_every = upload_every
+        self.metrics_every = live.metrics_every
+        self.upload_every = live.upload_every
+        self._slowest: dict[str, float] = {}
 
     def handle(self, event: CandleEvent) -> None:
         if not event.new:
             return
-        metrics = {**event.metrics, "candle_ms": event.handled_ms}
+        timings = {"candle_ms": event.handled_ms}
         if event.prediction is not None:
-            metrics["latency_ms"] = event.prediction.latency_ms
-        step = self.steps.of(event.candle.start_ms, timeframe_ms(event.candle.timeframe))
-        self.tracker.log_metrics({f"{self.prefix}{key}": value for key, value in metrics.items()}, step)
+            timings["latency_ms"] = event.prediction.latency_ms
+        for key, value in timings.items():
+            self._slowest[key] = max(value, self._slowest.get(key, value))
+        if event.count % self.metrics_every == 0:
+            slowest = {f"{key}_max": value for key, value in self._slowest.items()}
+            metrics = {**event.metrics, **timings, **slowest}
+            step = self.steps.of(event.candle.start_ms, timeframe_ms(event.candle.timeframe))
+            self.tracker.log_metrics({f"{self.prefix}{k}": v for k, v in metrics.items()}, step)
+            self._slowest = {}
         if event.count % self.upload_every == 0:
             self.tracker.upload(self.uploads)
 

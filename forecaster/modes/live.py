@@ -87,13 +87,13 @@ class Live:
                 files = [writer.path for writer in records.writers()]
                 folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
                 uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
-                uploader = TrackerSink(background, uploads, steps, name, config.live.upload_every)
+                uploader = TrackerSink(background, uploads, steps, name, config.live)
                 uploaders.append(uploader)
                 sessions.append(Session(loop, [RecordsSink(records), console, uploader]))
             status = FAILED
             try:
                 status = asyncio.run(
-                    run_sessions(config.source, config.paths, sessions, background, steps, guard.signalled)
+                    run_sessions(config, sessions, background, steps, guard.signalled)
                 )
             finally:
                 with guard.absorbing():
