@@ -17,6 +17,7 @@ from forecaster.config import Config
 from forecaster.facts import FactTracker
 from forecaster.modes.base import RunResult
 from forecaster.recording import FACT_KEY, FactRecord, JsonlWriter
+from forecaster.run_lock import RunLock
 from forecaster.schema import bounded
 from forecaster.sources.base import WarmUp
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
@@ -75,7 +76,10 @@ class Facts:
     last_n: int = bounded(5, ge=1)
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        with JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer:
+        with (
+            RunLock(run_dir, self.name),
+            JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer,
+        ):
             shown = asyncio.run(_follow(config, self.last_n, writer))
         log.info("%d facts; written to %s", shown, writer.path)
         return RunResult()

@@ -29,6 +29,7 @@ from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords
 from forecaster.registry import weights_path
 from forecaster.run_labels import flatten, run_tags
+from forecaster.run_lock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class Live:
     name: str = "live"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
+        with RunLock(run_dir, self.name):
+            return self._run(config, run_dir)
+
+    def _run(self, config: Config, run_dir: Path) -> RunResult:
         backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
         configs = predictor_configs(config)
         predictors = {
