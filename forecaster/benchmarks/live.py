@@ -139,14 +139,16 @@ def _trained_gbm(config: Config, folder: Path) -> Path:
 
 def _session(name: str, predictor: Predictor, config: Config, records: RunRecords) -> Session:
     """A live session's loop and sinks as mode=live builds them, tracking off."""
+    from forecaster.disk_space import DiskFloor
     from forecaster.live.loop import PredictorLoop
     from forecaster.live.runner import Session
     from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
     from forecaster.tracking import NullTracker
 
     uploads = TrackerSink(NullTracker(), records, name, config.live.upload_every)
+    floor = DiskFloor(records.candles.path.parent, config.live.min_free_mb, config.live.disk_check_s)
     return Session(
-        PredictorLoop(name, predictor, config.live), [RecordsSink(records), ConsoleSink(), uploads]
+        PredictorLoop(name, predictor, config.live), [RecordsSink(records, floor), ConsoleSink(), uploads]
     )
 
 

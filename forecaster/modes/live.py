@@ -21,6 +21,7 @@ from pathlib import Path
 
 from forecaster import backend
 from forecaster.config import Config, entry_config
+from forecaster.disk_space import DiskFloor
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.runner import FAILED, Session, counts, run_sessions
 from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
@@ -73,6 +74,8 @@ class Live:
         single = f"live-{config.model.name}-{config.timeframe.name}"
         run_name = single if "" in configs else f"live-{len(configs)}-predictors"
         console = ConsoleSink()
+        floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
+        floor.check()
         with contextlib.ExitStack() as stack:
             sessions, uploaders = [], []
             for name, predictor in predictors.items():
@@ -80,7 +83,7 @@ class Live:
                 loop = PredictorLoop(name, predictor, config.live, records.candles.last_key)
                 uploads = TrackerSink(tracker, records, name, config.live.upload_every)
                 uploaders.append(uploads)
-                sessions.append(Session(loop, [RecordsSink(records), console, uploads]))
+                sessions.append(Session(loop, [RecordsSink(records, floor), console, uploads]))
             tracker.start(run_name, _params(config, configs), run_tags(config, run_dir))
             status = FAILED
             try:
