@@ -163,3 +163,26 @@ def test_the_free_space_floor_stops_the_session_before_the_disk_is_full(
     assert candles, "the session ran before the floor stopped it"
     assert not read_jsonl(run_dir / "candles.jsonl", "ts_start").torn_tail
     assert _keys(run_dir / "predictions.jsonl", "candle_ts") == candles
+
+
+def test_a_read_only_run_dir_is_one_line(tmp_path: Path) -> None:
+    result = run_on_tmpfs(tmp_path, "ro,size=4k", "mode=live", "source=replay", "tracking=off")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(tmp_path / "disk" / "run") in line and "Read-only file system" in line
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_a_signal_during_start_up_is_one_line(tmp_path: Path, signum: int, code: int) -> None:
+    share_jax_cache(tmp_path)
+    args = [sys.executable, "-m", "forecaster", "mode=live", "source=replay", "tracking=off"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # inside the imports of Hydra and the config's composition
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr[-2000:]
+    name = signal.Signals(signum).name
+    assert stderr.splitlines() == [f"forecaster: interrupted during start-up ({name}); nothing was recorded"]
