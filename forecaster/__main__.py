@@ -1,189 +1,22 @@
-"""Entry point: `python -m forecaster [overrides]`.
+"""Entry point: `python -m forecaster [overrides]` (and the `forecaster` console script).
 
-The command line is composed and validated before Hydra runs anything (and before JAX or MLflow
-are imported), so a bad config costs a fraction of a second and prints one line, exit code 2.
+A thin wrapper around forecaster.cli, whose imports (Hydra, OmegaConf) take a while: Ctrl-C or
+SIGTERM before the chosen mode runs ends in one line and exit 130 / 143, not a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import logging
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
-import hydra
-from hydra import compose
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
-
-from forecaster import backend
-from forecaster.config import (
-    CONFIG_NAME,
-    Config,
-    config_source,
-    initialize_hydra,
-    register_schema,
-    to_config,
-    unknown_key_message,
-)
-from forecaster.errors import ConfigError, UserError
-from forecaster.parts import allowed_keys, factory_of, is_part
-
-log = logging.getLogger("forecaster")
-EXIT_USER_ERROR = 2
-SEARCH_OVERRIDES = ("hydra/sweeper=", "hparams_search=")  # what brings a sweeper that expands interval()
-# Hydra's own command-line flags (hydra --help): those that take a value, and those that only print.
-VALUE_FLAGS = (
-    ("--cfg", "-c"),
-    ("--package", "-p"),
-    ("--config-path", "-cp"),
-    ("--config-name", "-cn"),
-    ("--config-dir", "-cd"),
-    ("--experimental-rerun",),
-)
-SWITCHES = (("--run", "-r"), ("--multirun", "-m"), ("--resolve",))
-PRINT_ONLY = (("--help", "-h"), ("--hydra-help",), ("--version",), ("--shell-completion", "-sc"))
-
-
-def command_line(argv: list[str]) -> tuple[bool, list[str]]:
-    """(whether the command only prints help or info, its overrides), as Hydra reads them."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("overrides", nargs="*")
-    for names in VALUE_FLAGS:
-        parser.add_argument(*names)
-    for names in (*SWITCHES, *PRINT_ONLY):
-        parser.add_argument(*names, action="store_true", dest=_dest(names))
-    parser.add_argument("--info", "-i", nargs="?", const="all")
-    args, _ = parser.parse_known_args(argv)
-    printing = args.info is not None or any(getattr(args, _dest(names)) for names in PRINT_ONLY)
-    return printing, list(args.overrides)
-
-
-def _dest(names: tuple[str, ...]) -> str:
-    """argparse's attribute for a flag: "--hydra-help" -> "hydra_help"."""
-    return names[0].lstrip("-").replace("-", "_")
-
-
-def check_command_line(argv: list[str]) -> None:
-    """Compose every value each override may take (sweeps included) and validate it; raise ConfigError."""
-    printing, overrides = command_line(argv)
-    if printing:
-        return
-    for variant in _override_variants(overrides):
-        with initialize_hydra():
-            try:
-                to_config(compose(config_name=CONFIG_NAME, overrides=variant))
-            except ConfigError:
-                raise
-            except (HydraException, OmegaConfBaseException, ValueError) as exc:
-                raise ConfigError(f"{_one_line(exc, variant)} (in: {' '.join(variant)})") from exc
-
-
-def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
-    """The first value of every sweep, then each other value of each sweep in turn.
-
-    This checks every value once without composing the whole cartesian product.
-    """
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        raise ConfigError(_one_line(exc, overrides)) from exc
-    choices: list[list[str]] = []
-    for override in parsed:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            choices.append([f"{key}={override.get_value_element_as_str()}"])
-            continue
-        if override.is_interval_sweep() and not any(o.startswith(SEARCH_OVERRIDES) for o in overrides):
-            raise ConfigError(
-                f"{key}: interval(...) needs a search sweeper (hparams_search=...); list values instead"
-            )
-        try:
-            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-        except Exception:  # searches such as interval(...) are the sweeper's to expand
-            continue
-    base = [values[0] for values in choices]
-    yield base
-    for index, values in enumerate(choices):
-        for value in values[1:]:
-            yield [*base[:index], value, *base[index + 1 :]]
-
-
-def _one_line(exc: BaseException, overrides: list[str]) -> str:
-    """Hydra/OmegaConf errors are multi-line with object dumps; keep what names the key and the fix."""
-    missing = next((e for e in _causes(exc) if isinstance(e, MissingConfigException)), None)
-    if missing is not None and missing.options:
-        group = (missing.missing_cfg_file or "").rpartition("/")[0] or "config group"
-        wanted = (missing.missing_cfg_file or "").rpartition("/")[2]
-        return f"{group}={wanted} does not exist; choose one of: {', '.join(sorted(missing.options))}"
-    omega = next((e for e in _causes(exc) if isinstance(e, OmegaConfBaseException)), None)
-    if isinstance(omega, (ConfigKeyError, ConfigAttributeError)) and omega.full_key:
-        owner = omega.object_type
-        if "." not in omega.full_key and dataclasses.is_dataclass(owner) and owner is not Config:
-            # inside a list of structured entries OmegaConf reports the key without its path
-            allowed = ", ".join(f.name for f in dataclasses.fields(owner))
-            return f"unknown key '{omega.full_key}' in a {owner.__name__}; allowed keys: {allowed}"
-        return _part_key_message(omega.full_key, overrides) or unknown_key_message(omega.full_key)
-    if omega is not None and getattr(omega, "full_key", None):
-        return f"{omega.full_key}: {str(getattr(omega, 'msg', omega)).splitlines()[0]}"
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(exc).__name__
-
-
-def _part_key_message(full_key: str, overrides: list[str]) -> str | None:
-    """An unknown key inside a pluggable part: the message names the keys its class allows."""
-    parent = full_key.rpartition(".")[0]
-    if not parent:
-        return None
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != full_key]
-    try:
-        node = OmegaConf.select(compose(config_name=CONFIG_NAME, overrides=others), parent)
-    except (HydraException, OmegaConfBaseException):
-        return None
-    if not is_part(node):
-        return None
-    allowed = ", ".join(allowed_keys(factory_of(node, parent)))
-    return f"unknown key '{full_key}'; allowed keys in '{parent}': {allowed}"
-
-
-def _causes(exc: BaseException | None) -> Iterator[BaseException]:
-    while exc is not None:
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def run(cfg: DictConfig) -> float | None:
-    """One Hydra job: validate, build the parts, run the chosen mode.
-
-    Returns the job's `optimized_metric` when one is configured: what a search sweeper optimises.
-    """
-    try:
-        backend.select_platform()
-        config = to_config(cfg)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        result = config.mode.run(config, run_dir)
-        objective = result.objective(config.optimized_metric) if config.optimized_metric else None
-    except UserError as exc:
-        log.error("%s", exc)
-        sys.exit(EXIT_USER_ERROR)
-    if result.exit_code:
-        sys.exit(result.exit_code)
-    return objective
-
 
 def main() -> None:
-    register_schema()
+    from forecaster.interrupts import exit_interrupted, interrupt_on_sigterm
+
     try:
-        check_command_line(sys.argv[1:])
-    except ConfigError as exc:
-        print(f"forecaster: config error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    hydra.main(version_base="1.3", config_path=config_source(), config_name=CONFIG_NAME)(run)()
+        interrupt_on_sigterm()
+        from forecaster import cli
+
+        cli.main()
+    except KeyboardInterrupt as exc:
+        exit_interrupted(exc, "during start-up", "; nothing was recorded", at_once=True)
 
 
 if __name__ == "__main__":

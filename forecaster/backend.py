@@ -16,6 +16,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecaster.interrupts import deferred_signals
+
 log = logging.getLogger(__name__)
 
 CUDA_PLUGIN_MODULES = ("jax_cuda12_plugin", "jax_cuda13_plugin")
@@ -62,7 +64,8 @@ def configure_jax(cache_dir: str, *, sync_dispatch: bool = False) -> None:
     forecaster/benchmarks/model.py); it suits per-candle inference, not training loops, which
     overlap the next batch's preparation with the running step.
     """
-    import jax
+    with deferred_signals():
+        import jax
 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(Path(cache_dir).resolve()))

@@ -115,6 +115,8 @@ class LiveConfig:
     penalty: float = -1.0  # score of a wrong decided prediction
     flat_score: float = 0.0  # score of an abstention
     predictors: list[PredictorEntry] = field(default_factory=list)  # empty: the run's model/timeframe/flat
+    min_free_mb: float = bounded(100.0, ge=0)  # below this free on the run dir's disk: stop; 0: no floor
+    disk_check_s: float = bounded(10.0, ge=0)  # seconds between free-space checks (0: before every candle)
 
     def __post_init__(self) -> None:
         labels = [entry.label for entry in self.predictors]

@@ -146,6 +146,7 @@ def _session(
     tracker: BackgroundTracker | None = None,
 ) -> Session:
     """A live session's loop and sinks as mode=live builds them; tracking off unless `tracker`."""
+    from forecaster.disk_space import DiskFloor
     from forecaster.live.background import BackgroundTracker
     from forecaster.live.loop import PredictorLoop
     from forecaster.live.runner import Session
@@ -159,8 +160,9 @@ def _session(
         tracker = BackgroundTracker(NullTracker(), NoTracking().buffering(), NoTracking.name)
     files = RecordUploads([writer.path for writer in records.writers()], "records", run_dir / ".uploads")
     uploads = TrackerSink(tracker, files, Steps(SessionState(), run_dir), name, config.live)
+    floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
     return Session(
-        PredictorLoop(name, predictor, config.live), [RecordsSink(records), ConsoleSink(), uploads]
+        PredictorLoop(name, predictor, config.live), [RecordsSink(records, floor), ConsoleSink(), uploads]
     )
 
 

@@ -63,7 +63,7 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
         session = _session("", predictor, config, records, tracker)
         session.loop.warm_up(history[:window])
         with contextlib.redirect_stdout(io.StringIO()):
-            started = time.process_time()
+            started, settled = time.process_time(), _rss_bytes()
             for i, candle in enumerate(history[window:]):
                 if i == settle:
                     settled = _rss_bytes()

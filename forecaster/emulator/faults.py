@@ -22,8 +22,16 @@ class Faults:
     time (the same candles on every connection) and "after N" counts the kline pushes of one
     connection; on REST "every N" counts requests. Tests flip these fields while the server runs."""
 
-    drop_after: int = _fault(0, "WS: the server cuts each connection abruptly after N kline pushes")
-    stall_after: int = _fault(0, "WS: after N kline pushes the connection stays open, silent, no pong")
+    drop_after: int = _fault(
+        0,
+        "WS: the server cuts each connection abruptly after N kline pushes; with --stall-after too, "
+        "the connections take turns: the 1st, 3rd, ... are cut, the 2nd, 4th, ... stall",
+    )
+    stall_after: int = _fault(
+        0,
+        "WS: after N kline pushes the connection stays open, silent, no pong; with --drop-after too, "
+        "only the 2nd, 4th, ... connection stalls",
+    )
     malformed_every: int = _fault(0, "WS: a broken frame before every Nth kline push of a connection")
     duplicate_every: int = _fault(0, "WS: the confirm push of every Nth candle is sent twice")
     reorder_every: int = _fault(0, "WS: every Nth candle's confirm comes after the next candle's confirm")
@@ -33,6 +41,16 @@ class Faults:
     rate_limit: int = _fault(0, "REST: requests allowed per rate_window_s; beyond: retCode 10006")
     rate_window_s: float = _fault(1.0, "seconds per rate_limit window")
     ban_factor: float = _fault(2.0, "REST: beyond rate_limit * ban_factor: HTTP 403 (IP ban page)")
+
+    def cut_after(self, connection: int) -> tuple[int, int]:
+        """(drop_after, stall_after) for the n-th connection (from 1) of the server.
+
+        On one connection the smaller of the two would always fire first and the other never: with
+        both set the connections take turns, so that one emulator run shows both failures.
+        """
+        if not (self.drop_after and self.stall_after):
+            return self.drop_after, self.stall_after
+        return (self.drop_after, 0) if connection % 2 else (0, self.stall_after)
 
     @staticmethod
     def hits(every: int, index: int) -> bool:

@@ -83,12 +83,19 @@ class KlineParams:
 
 
 class WsSession:
-    """One client connection: counts pushes and applies the per-connection faults."""
+    """One client connection (the server's `number`-th, from 1): counts pushes and applies the
+    per-connection faults."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, request: web.Request, faults: Faults, stats: EmulatorStats
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        faults: Faults,
+        stats: EmulatorStats,
+        number: int,
     ) -> None:
         self.ws = ws
+        self.number = number
         self.request = request
         self.faults = faults
         self.stats = stats
@@ -111,9 +118,10 @@ class WsSession:
             self.malformed += 1
             await self.ws.send_str(broken_frame(self.malformed, topic, item, ts))
         await self.ws.send_str(json.dumps({"topic": topic, "data": [item], "ts": ts, "type": "snapshot"}))
-        if self.faults.stall_after and self.pushed >= self.faults.stall_after:
+        drop_after, stall_after = self.faults.cut_after(self.number)
+        if stall_after and self.pushed >= stall_after:
             self.stalled = True
-        if self.faults.drop_after and self.pushed >= self.faults.drop_after and self.request.transport:
+        if drop_after and self.pushed >= drop_after and self.request.transport:
             self.request.transport.abort()  # no close frame: what a network failure looks like
 
     def cancel_topics(self) -> None:
@@ -233,7 +241,7 @@ class Emulator:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.stats.ws_connections += 1
-        session = WsSession(ws, request, self.faults, self.stats)
+        session = WsSession(ws, request, self.faults, self.stats, self.stats.ws_connections)
         request.app[SOCKETS].add(ws)
         try:
             async for msg in ws:

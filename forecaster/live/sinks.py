@@ -12,6 +12,7 @@ from typing import Protocol
 
 from forecaster.candles import timeframe_ms
 from forecaster.config import LiveConfig
+from forecaster.disk_space import DiskFloor, writing
 from forecaster.live.background import BackgroundTracker, Upload
 from forecaster.live.loop import CandleEvent
 from forecaster.live.session_state import Steps
@@ -24,15 +25,22 @@ class Sink(Protocol):
 
 
 class RecordsSink:
-    def __init__(self, records: RunRecords) -> None:
+    """A failed write or a disk below its floor raises UserError: the session stops, records intact."""
+
+    def __init__(self, records: RunRecords, floor: DiskFloor) -> None:
         self.records = records
+        self.floor = floor
 
     def handle(self, event: CandleEvent) -> None:
+        self.floor.check()
         if event.fact is not None:
-            self.records.add_fact(event.fact)
+            with writing(self.records.facts):
+                self.records.add_fact(event.fact)
         if event.prediction is not None:
-            self.records.add_prediction(event.prediction)
-        self.records.add_candle(event.candle)
+            with writing(self.records.predictions):
+                self.records.add_prediction(event.prediction)
+        with writing(self.records.candles):
+            self.records.add_candle(event.candle)
 
     def close(self) -> None:
         self.records.close()

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from forecaster.candles import Aggregator
 from forecaster.config import Config
+from forecaster.disk_space import DiskFloor, writing
 from forecaster.facts import FactTracker
 from forecaster.modes.base import RunResult
 from forecaster.recording import FACT_KEY, FactRecord, JsonlWriter
+from forecaster.run_lock import RunLock
 from forecaster.schema import bounded
 from forecaster.sources.base import WarmUp
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
@@ -34,7 +36,7 @@ def fact_line(fact: FactRecord) -> str:
     )
 
 
-async def _follow(config: Config, last_n: int, writer: JsonlWriter) -> int:
+async def _follow(config: Config, last_n: int, writer: JsonlWriter, floor: DiskFloor) -> int:
     tracker = FactTracker()
     aggregator = Aggregator(config.timeframe.name)
     shown = 0
@@ -42,7 +44,9 @@ async def _follow(config: Config, last_n: int, writer: JsonlWriter) -> int:
     def show(fact: FactRecord | None) -> None:
         nonlocal shown
         if fact is not None:
-            writer.append(asdict(fact))
+            floor.check()
+            with writing(writer):
+                writer.append(asdict(fact))
             print(fact_line(fact), flush=True)
             shown += 1
 
@@ -75,7 +79,12 @@ class Facts:
     last_n: int = bounded(5, ge=1)
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        with JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer:
-            shown = asyncio.run(_follow(config, self.last_n, writer))
+        floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
+        with (
+            RunLock(run_dir, self.name),
+            JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer,
+        ):
+            floor.check()
+            shown = asyncio.run(_follow(config, self.last_n, writer, floor))
         log.info("%d facts; written to %s", shown, writer.path)
         return RunResult()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from forecaster import backend
 from forecaster.config import Config, entry_config
+from forecaster.disk_space import DiskFloor
 from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.runner import FAILED, Session, counts, run_sessions
@@ -33,6 +34,7 @@ from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords
 from forecaster.registry import weights_path
 from forecaster.run_labels import flatten, run_tags
+from forecaster.run_lock import RunLock
 from forecaster.tracking import RECORDS_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,12 @@ class Live:
     name: str = "live"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
+        with RunLock(run_dir, self.name):
+            return self._run(config, run_dir)
+
+    def _run(self, config: Config, run_dir: Path) -> RunResult:
+        floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
+        floor.check()
         backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
         configs = predictor_configs(config)
         predictors = {
@@ -79,22 +87,20 @@ class Live:
         steps = Steps(state, run_dir)
         guard = ShutdownGuard(config.live.shutdown_timeout_s)
         console = ConsoleSink()
+        status = FAILED
         with contextlib.ExitStack() as stack:
-            sessions, uploaders = [], []
-            for name, predictor in predictors.items():
-                records = stack.enter_context(RunRecords(config.sink, run_dir / name))
-                loop = PredictorLoop(name, predictor, config.live, records.candles.last_key)
-                files = [writer.path for writer in records.writers()]
-                folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
-                uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
-                uploader = TrackerSink(background, uploads, steps, name, config.live)
-                uploaders.append(uploader)
-                sessions.append(Session(loop, [RecordsSink(records), console, uploader]))
-            status = FAILED
+            sessions: list[Session] = []
+            uploaders: list[TrackerSink] = []
             try:
-                status = asyncio.run(
-                    run_sessions(config, sessions, background, steps, guard.signalled)
-                )
+                for name, predictor in predictors.items():
+                    records = stack.enter_context(RunRecords(config.sink, run_dir / name))
+                    loop = PredictorLoop(name, predictor, config.live, records.candles.last_key)
+                    files = [writer.path for writer in records.writers()]
+                    folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
+                    uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
+                    uploaders.append(TrackerSink(background, uploads, steps, name, config.live))
+                    sessions.append(Session(loop, [RecordsSink(records, floor), console, uploaders[-1]]))
+                status = asyncio.run(run_sessions(config, sessions, background, steps, guard.signalled))
             finally:
                 with guard.absorbing():
                     for uploader in uploaders:

@@ -67,6 +67,14 @@ async def test_each_ws_fault_still_gives_the_exact_sequence(faults: Faults, coun
     assert getattr(counters, counter) > baseline, counters
 
 
+async def test_drop_and_stall_take_turns_in_one_run() -> None:
+    """Both set: connection 1 is cut, connection 2 goes silent, ...; the stream stays exact."""
+    got, counters = await stream_with(Faults(drop_after=5, stall_after=5), n=3 * N)
+    assert_exact(got)
+    assert counters.stale > 0, counters
+    assert counters.reconnects > counters.stale, f"no dropped connection: {counters}"
+
+
 async def test_rest_faults_during_backfill_are_retried() -> None:
     """Drops force backfills while REST answers 503, rate-limits and is slow: still exact."""
     faults = Faults(drop_after=7, http_error_every=3, rate_limit=4, rate_window_s=0.2, rest_delay_s=0.01)

@@ -7,6 +7,7 @@ from pathlib import Path
 from forecaster.candles import read_csv
 from forecaster.config import compose_config
 from forecaster.data import SAMPLE_CSV
+from forecaster.disk_space import DiskFloor
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.sinks import RecordsSink
 from forecaster.predictor import build_predictor
@@ -50,7 +51,7 @@ def test_higher_timeframes_aggregate_the_minutes() -> None:
 def test_the_records_sink_writes_the_candle_last(tmp_path: Path) -> None:
     loop = _loop()
     with RunRecords(compose_config([]).sink, tmp_path) as records:
-        sink = RecordsSink(records)
+        sink = RecordsSink(records, DiskFloor(tmp_path, min_free_mb=0, every_s=0))
         for minute in MINUTES[:80]:
             event = loop.on_minute(minute, 0)
             if event is not None:
