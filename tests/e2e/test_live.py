@@ -55,13 +55,15 @@ def test_live_session_end_to_end(tmp_path: Path, emulator: list[str]) -> None:
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
     (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "twohead"
-    assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120
+    assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120 // 10, "live.metrics_every"
+    assert len(client.get_metric_history(run.info.run_id, "latency_ms_max")) == 120 // 10
     assert "records/predictions.jsonl" in [a.path for a in client.list_artifacts(run.info.run_id, "records")]
 
 
 def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emulator: list[str]) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "forecaster", "mode=live", *emulator, f"hydra.run.dir={run_dir}"]
+    args = [sys.executable, "-m", "forecaster", "mode=live", *emulator, "live.metrics_every=1"]
+    args.append(f"hydra.run.dir={run_dir}")
     share_jax_cache(tmp_path)
     with (tmp_path / "stderr.txt").open("w") as stderr:
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -73,7 +75,10 @@ def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emu
         assert proc.wait(30) == 0
     first = _keys(run_dir / "candles.jsonl", "ts_start")
     time.sleep(1.5)  # candles close while nothing runs: the restart must backfill them
-    again = run_cli("mode=live", *emulator, "live.max_candles=30", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    again = run_cli(
+        "mode=live", *emulator, "live.max_candles=30", "live.metrics_every=1", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     candles = _keys(run_dir / "candles.jsonl", "ts_start")
     assert candles[: len(first)] == first and len(candles) == len(first) + 30

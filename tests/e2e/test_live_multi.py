@@ -66,7 +66,7 @@ def _check_predictor(run_dir: Path, model: str, timeframe: str) -> list[int]:
 
 def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emulator: list[str]) -> None:
     run_dir = tmp_path / "run"
-    args = [*emulator, PREDICTORS, f"hydra.run.dir={run_dir}"]
+    args = [*emulator, PREDICTORS, "live.metrics_every=1", f"hydra.run.dir={run_dir}"]
     first = run_cli("mode=live", *args, f"live.max_candles={MAX_CANDLES}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stderr.count("Bybit WS kline.1.BTCUSDT: connected") == 1, "one connection for all"

@@ -115,7 +115,7 @@ def test_a_tracking_server_outage_stalls_nothing_and_double_sigterm_still_exits_
     tmp_path: Path, emulator: list[str], server: MlflowServer
 ) -> None:
     run_dir = tmp_path / "run"
-    quick = ["tracking.flush_s=0.2", "tracking.retry_max_s=1", "live.upload_every=20"]
+    quick = ["tracking.flush_s=0.2", "tracking.retry_max_s=1", "live.upload_every=20", "live.metrics_every=1"]
     proc = _live(tmp_path, run_dir, *emulator, f"tracking.uri={server.uri}", *quick)
     _until(lambda: _predicted(run_dir) >= 20, proc, tmp_path)
 
@@ -172,12 +172,15 @@ def test_a_tracking_server_outage_stalls_nothing_and_double_sigterm_still_exits_
 
 def test_sigkill_then_restart_leaves_exactly_one_run(tmp_path: Path, emulator: list[str]) -> None:
     run_dir = tmp_path / "run"
-    proc = _live(tmp_path, run_dir, *emulator)
+    proc = _live(tmp_path, run_dir, *emulator, "live.metrics_every=1")
     _until(lambda: _predicted(run_dir) >= 20, proc, tmp_path)
     proc.kill()
     proc.wait()
     killed = len(_keys(run_dir / "candles.jsonl", "ts_start"))
-    again = run_cli("mode=live", *emulator, "live.max_candles=10", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    again = run_cli(
+        "mode=live", *emulator, "live.max_candles=10", "live.metrics_every=1", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     assert "it was RUNNING: its process had died" in again.stderr
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
