@@ -92,11 +92,12 @@ def run(quick: bool) -> dict[str, object]:
             "off": (None, False),
             "on_every_candle": (1, True),
             "on_default": (None, True),
+            "on_every_60": (60, True),
         }
         for label, (every, tracked) in variants.items():
             out[label] = _fresh(f"measure({candles}, {cache!r}, {every!r}, {tracked!r})")
     base = out["off"]["cpu_ms_per_candle"]  # type: ignore[index]
-    for label in ("on_every_candle", "on_default"):
+    for label in ("on_every_candle", "on_default", "on_every_60"):
         cost = out[label]["cpu_ms_per_candle"]  # type: ignore[index]
         out[f"{label}_adds"] = f"{(cost / base - 1):+.0%}"
     return out

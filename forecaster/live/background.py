@@ -1,11 +1,13 @@
 """A live session's tracker, off the hot path: the stream only appends to a bounded buffer.
 
-One daemon thread writes the buffered metric points to the tracker in batches and syncs the record
-uploads. When the store fails (a tracking server down, a locked database) the session goes on: the
-thread logs one warning per outage, keeps the newest `buffer_points` points (the oldest beyond that
-are dropped and counted), retries with backoff and catches up when the store answers again. At
-shutdown it gets `shutdown_timeout_s` to send what is left and close the run; a run it could not
-close stays RUNNING, and the next start in the same run dir resumes it.
+Only values that changed are queued (counters that stay 0 for weeks cost nothing); each key's
+last value is sent at close. One daemon thread writes the buffered metric points to the tracker
+in batches and syncs the record uploads. When the store fails (a tracking server down, a locked
+database) the session goes on: the thread logs one warning per outage, keeps the newest
+`buffer_points` points (the oldest beyond that are dropped and counted), retries with backoff and
+catches up when the store answers again. At shutdown it gets `shutdown_timeout_s` to send what is
+left and close the run; a run it could not close stays RUNNING, and the next start in the same run
+dir resumes it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class BackgroundTracker:
         self.dropped = 0  # metric points lost to a full buffer
         self.sent = 0
         self._points: deque[MetricPoint] = deque()
+        self._last: dict[str, float] = {}  # the last value queued per key
+        self._held: dict[str, MetricPoint] = {}  # unchanged values not queued since
         self._uploads: dict[int, Upload] = {}  # pending syncs, one per record folder
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -51,8 +55,16 @@ class BackgroundTracker:
         self._thread.start()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queue the values that changed since their last point; an unchanged one is held back and
+        sent only at close, so every chart still reaches the session's last step."""
         with self._lock:
-            self._points.extend(metric_points(metrics, step))
+            for point in metric_points(metrics, step):
+                if self._last.get(point.key) == point.value:
+                    self._held[point.key] = point
+                    continue
+                self._last[point.key] = point.value
+                self._held.pop(point.key, None)
+                self._points.append(point)
             self._bound()
             full = len(self._points) >= MAX_METRICS_PER_BATCH
         if full:
@@ -66,6 +78,9 @@ class BackgroundTracker:
 
     def close(self, status: str) -> bool:
         """Send what is left, close the run as `status`; False when that took past shutdown_timeout_s."""
+        with self._lock:
+            self._points.extend(self._held.values())
+            self._held.clear()
         self._status = status
         self._wake.set()
         self._thread.join(self.buffering.shutdown_timeout_s)

@@ -133,3 +133,14 @@ def test_a_stopped_session_takes_no_queued_candle() -> None:
         return taken
 
     assert asyncio.run(drain()) == [0, 1, 2]
+
+
+def test_unchanged_values_are_held_back_until_close(tracker: MlflowTracker) -> None:
+    run_id = tracker.run_id
+    background = BackgroundTracker(tracker, QUICK, tracker.uri)
+    for step in range(10):
+        background.log_metrics({"gaps": float(step >= 5), "emitted": float(step)}, step)
+    assert background.close("FINISHED")
+    gaps = [(m.step, m.value) for m in tracker.client.get_metric_history(run_id, "gaps")]
+    assert sorted(gaps) == [(0, 0.0), (5, 1.0), (9, 1.0)], "changes, and the last value at the end"
+    assert len(tracker.client.get_metric_history(run_id, "emitted")) == 10
