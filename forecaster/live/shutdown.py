@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from forecaster.sources.feed import STOP_SIGNALS
+from forecaster.interrupts import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
