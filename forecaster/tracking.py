@@ -318,7 +318,10 @@ def default_uri(mlruns: str) -> str:
 
 
 def download_records(store: str, run_id: str, destination: Path) -> Path:
-    """The `records/` artefacts of an MLflow run (a live session) -> a local folder."""
+    """The `records/` artefacts of an MLflow run (a live session) -> a local folder of record files
+    (uploaded segments assembled)."""
+    from forecaster.live.uploads import assemble_records
+
     try:
         path = mlflow_client(store).download_artifacts(run_id, RECORDS_ARTIFACT, str(destination))
     except Exception as exc:
@@ -326,6 +329,7 @@ def download_records(store: str, run_id: str, destination: Path) -> Path:
             f"eval.records={run_id} is neither a folder nor an MLflow run with records in {store} "
             f"({str(exc).splitlines()[0]})"
         ) from exc
+    assemble_records(Path(path))
     return Path(path)
 
 

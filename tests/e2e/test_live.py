@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from forecaster.candles import read_csv
 from forecaster.data import SAMPLE_CSV
 from forecaster.recording import read_jsonl
-from forecaster.tracking import default_uri
+from forecaster.tracking import default_uri, download_records
 from tests.conftest import run_cli, share_jax_cache
 
 SAMPLE = read_csv(SAMPLE_CSV)
@@ -57,7 +57,9 @@ def test_live_session_end_to_end(tmp_path: Path, emulator: list[str]) -> None:
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "twohead"
     assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120 // 10, "live.metrics_every"
     assert len(client.get_metric_history(run.info.run_id, "latency_ms_max")) == 120 // 10
-    assert "records/predictions.jsonl" in [a.path for a in client.list_artifacts(run.info.run_id, "records")]
+    uploaded = download_records(default_uri(str(tmp_path / "mlruns")), run.info.run_id, tmp_path / "download")
+    for name in ("candles.jsonl", "predictions.jsonl", "facts.jsonl"):
+        assert (uploaded / name).read_bytes() == (run_dir / name).read_bytes(), "uploaded segments add up"
 
 
 def test_sigterm_then_restart_leaves_no_gap_and_no_duplicate(tmp_path: Path, emulator: list[str]) -> None:
