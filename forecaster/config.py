@@ -109,7 +109,7 @@ class LiveConfig:
     max_candles: int | None = bounded(None, ge=1)  # per predictor; the session ends when all are done
     rolling_window: int = bounded(100, ge=1)
     upload_every: int = bounded(60, ge=1)
-    metrics_every: int = bounded(10, ge=1)  # candles per MLflow metrics point
+    metrics_every: int = bounded(60, ge=1)  # candles per MLflow metrics point
     shutdown_timeout_s: float = bounded(30.0, gt=0)  # first stop signal -> exit 0, at the latest
     reward: float = 1.0  # score of a correct decided prediction
     penalty: float = -1.0  # score of a wrong decided prediction

@@ -16,6 +16,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forecaster.config import PathsConfig
 
 CANDLES = 5_000
 QUICK_CANDLES = 1_000
@@ -23,6 +27,9 @@ SETTLE = 0.2  # the first share of the candles is not counted in the memory grow
 PAGE_BYTES = 4096
 MB = 2**20
 PER = 10_000  # memory growth is reported per this many candles
+SET_KEYS = 27  # metric values of one point of a live session (predictor and stream), none coalesced
+RUN_PARAMS = 106  # params of a live run (the flattened config)
+WRITE_REPS = 30
 
 
 def _rss_bytes() -> int:
@@ -43,7 +50,7 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
     from forecaster.live.background import BackgroundTracker
     from forecaster.predictor import build_predictor
     from forecaster.recording import RunRecords
-    from forecaster.tracking import MlflowTracking, NoTracking, NullTracker
+    from forecaster.tracking import MlflowTracking, NoTracking, NullTracker, metric_points
 
     every = [] if metrics_every is None else [f"live.metrics_every={metrics_every}"]
     config = compose_config(["tracking=off", *every])
@@ -57,6 +64,11 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
             store = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
             inner = MlflowTracking(uri=store).open(config.paths)
             inner.start("bench", {}, {})
+            # MLflow imports its metric and artefact code on first use: not a per-candle cost
+            warm = Path(tmp) / "warm.txt"
+            warm.write_text("warm\n")
+            inner.log_points(metric_points({"warm": 0.0}, 0))
+            inner.log_artifact(warm, "warm")
             tracker = BackgroundTracker(inner, tracking.buffering(), store)
         else:
             tracker = BackgroundTracker(NullTracker(), NoTracking().buffering(), NoTracking.name)
@@ -77,6 +89,41 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
     }
 
 
+def write_costs(keys: int, params: int, lines: int, reps: int) -> dict[str, float]:
+    """CPU ms of one metrics write (`keys` values, to a run with `params` params, as a live run has)
+    and of one records sync (`lines` new lines in each of the three files), to a SQLite store."""
+    from forecaster.live.uploads import RecordUploads
+    from forecaster.tracking import MlflowTracking, metric_points
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        tracker = MlflowTracking(uri=f"sqlite:///{home / 'mlflow.db'}").open(_paths(home))
+        tracker.start("bench", {f"param{i}": i for i in range(params)}, {})
+        assert tracker.run_id is not None
+        tracker.log_points(metric_points({"warm": 0.0}, 0))
+        started = time.process_time()
+        for step in range(reps):
+            tracker.log_points(metric_points({f"key{i}": float(step) for i in range(keys)}, step))
+        write_ms = (time.process_time() - started) * 1e3 / reps
+        files = [home / f"records{i}.jsonl" for i in range(3)]
+        uploads = RecordUploads(files, "records", home / "uploads.json")
+        line = json.dumps({"candle_ts": 0, "p_up": 0.5, "p_down": 0.5, "direction": "FLAT"}) + "\n"
+        started = time.process_time()
+        for _ in range(reps):
+            for path in files:
+                with path.open("a") as handle:
+                    handle.write(line * lines)
+            uploads.sync(tracker.run_id, tracker.log_artifact, home / "scratch")
+        sync_ms = (time.process_time() - started) * 1e3 / reps
+    return {"metrics_write_ms": round(write_ms, 2), "records_sync_ms": round(sync_ms, 2)}
+
+
+def _paths(home: Path) -> PathsConfig:
+    from forecaster.config import compose_config
+
+    return compose_config([f"paths.mlruns={home}"]).paths
+
+
 def _fresh(call: str) -> dict[str, float]:
     code = f"import json, forecaster.benchmarks.live_tracking as b; print(json.dumps(b.{call}))"
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -84,20 +131,28 @@ def _fresh(call: str) -> dict[str, float]:
 
 
 def run(quick: bool) -> dict[str, object]:
+    from forecaster.config import compose_config
+
+    live = compose_config([]).live
     candles = QUICK_CANDLES if quick else CANDLES
     out: dict[str, object] = {"candles": candles}
     with tempfile.TemporaryDirectory() as cache:
         _fresh(f"measure(100, {cache!r}, None, False)")  # fills the compile cache for every variant
-        variants = {
-            "off": (None, False),
-            "on_every_candle": (1, True),
-            "on_default": (None, True),
-            "on_every_60": (60, True),
-        }
+        variants = {"off": (None, False), "on_every_candle": (1, True), "on_default": (None, True)}
         for label, (every, tracked) in variants.items():
             out[label] = _fresh(f"measure({candles}, {cache!r}, {every!r}, {tracked!r})")
-    base = out["off"]["cpu_ms_per_candle"]  # type: ignore[index]
-    for label in ("on_every_candle", "on_default", "on_every_60"):
-        cost = out[label]["cpu_ms_per_candle"]  # type: ignore[index]
-        out[f"{label}_adds"] = f"{(cost / base - 1):+.0%}"
+        base = out["off"]["cpu_ms_per_candle"]  # type: ignore[index]
+        for label in variants:
+            cost = out[label]["cpu_ms_per_candle"]  # type: ignore[index]
+            out[label]["adds"] = f"{(cost / base - 1):+.0%}"  # type: ignore[index]
+        costs = _fresh(f"write_costs({SET_KEYS}, {RUN_PARAMS}, {live.upload_every}, {WRITE_REPS})")
+    # At one candle per minute each metrics write and each sync is its own call (nothing to batch):
+    per_candle = costs["metrics_write_ms"] / live.metrics_every + costs["records_sync_ms"] / live.upload_every
+    out["real_time"] = {
+        **costs,
+        "metrics_every": live.metrics_every,
+        "upload_every": live.upload_every,
+        "tracking_ms_per_candle": round(per_candle, 3),
+        "adds": f"{per_candle / base:+.0%}",
+    }
     return out

@@ -55,8 +55,8 @@ def test_live_session_end_to_end(tmp_path: Path, emulator: list[str]) -> None:
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
     (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "twohead"
-    assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120 // 10, "live.metrics_every"
-    assert len(client.get_metric_history(run.info.run_id, "latency_ms_max")) == 120 // 10
+    assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == 120 // 60, "live.metrics_every"
+    assert len(client.get_metric_history(run.info.run_id, "latency_ms_max")) == 120 // 60
     uploaded = download_records(default_uri(str(tmp_path / "mlruns")), run.info.run_id, tmp_path / "download")
     for name in ("candles.jsonl", "predictions.jsonl", "facts.jsonl"):
         assert (uploaded / name).read_bytes() == (run_dir / name).read_bytes(), "uploaded segments add up"
