@@ -75,7 +75,9 @@ class Facts:
     last_n: int = bounded(5, ge=1)
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        with JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer:
+        with JsonlWriter(
+            run_dir / config.sink.facts, FACT_KEY, config.sink.fsync, config.sink.dedupe_window
+        ) as writer:
             shown = asyncio.run(_follow(config, self.last_n, writer))
         log.info("%d facts; written to %s", shown, writer.path)
         return RunResult()
