@@ -70,6 +70,8 @@ class SinkConfig:
     predictions: str = "predictions.jsonl"
     facts: str = "facts.jsonl"
     fsync: bool = False
+    # keys kept per record file to skip duplicates; older ones are taken as written (a week of 1m)
+    dedupe_window: int = bounded(10080, ge=1)
 
 
 @dataclass

@@ -12,11 +12,12 @@ import json
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
@@ -30,6 +31,7 @@ CANDLE_KEY = "ts_start"
 PREDICTION_KEY = "candle_ts"
 FACT_KEY = "candle_ts"
 UNCALIBRATED_KEYS = ("raw_p_up", "raw_p_down")  # in prediction records of calibrated models only
+READ_BLOCK = 1 << 16  # bytes read at a time when a writer resumes a file
 
 
 def candle_record(candle: Candle) -> dict[str, Any]:
@@ -200,38 +202,106 @@ class Closing:
 
 
 class JsonlWriter(Closing):
-    """Append-only writer that resumes a file and never writes a record whose key is already there."""
+    """Append-only writer that resumes a file and never writes a record whose key is already there.
 
-    def __init__(self, path: str | Path, key: str, fsync: bool = False) -> None:
+    Records arrive in (almost) increasing key order, so only the keys of the last `dedupe_window`
+    records are kept: a service running for weeks holds a bounded set, and a restart reads the
+    file's tail, not all of it. A key at or below the newest key let go of the window cannot be
+    checked any more and is taken as already written.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        key: str,
+        fsync: bool = False,
+        dedupe_window: int = SinkConfig.dedupe_window,
+    ) -> None:
         self.path = Path(path)
         self.key = key
         self.fsync = fsync
+        self.dedupe_window = dedupe_window
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existing = read_jsonl(self.path, key)
-        self._keys = {record[key] for record in existing.records}
-        self._needs_newline = (
-            self.path.exists() and self.path.stat().st_size > 0 and not self._ends_with_newline()
-        )
+        self._recent: deque[Any] = deque()
+        self._keys: set[Any] = set()
+        self._floor: Any = None  # keys up to this one are taken as written
+        self._last_key: Any = None
+        self._needs_newline = False
+        self.resumed = 0
+        self._resume()
         self._file = self.path.open("ab")
         self.written = 0
         self.skipped = 0
-        if self._keys:
-            log.info("%s: resuming after %d record(s)", self.path, len(self._keys))
+        self.beyond_window = 0  # of the skipped: keys too old for the window to tell
+        if self.resumed:
+            log.info("%s: resuming after %d record(s)", self.path, self.resumed)
 
-    def _ends_with_newline(self) -> bool:
+    def _resume(self) -> None:
+        """Count the file's lines and keep the keys of its last `dedupe_window` records.
+
+        Sizes come from st_size and reads stop there: a path to a device (/dev/full) reads nothing.
+        """
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size == 0:
+            return
         with self.path.open("rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            return handle.read(1) == b"\n"
+            lines = _count_lines(handle, size)
+            keys, tail, complete = _tail_keys(handle, size, self.key, self.dedupe_window)
+        self._needs_newline = tail != b""
+        if tail.strip() and _parse(tail, self.key) is None:
+            log.warning("%s: torn last line (crash mid-write?) left out: %r", self.path, tail[:80])
+        elif tail.strip():
+            lines += 1
+        self.resumed = lines
+        for key in keys:
+            self._remember(key)
+        if not complete and keys:
+            self._floor = min(keys)
+
+    @property
+    def count(self) -> int:
+        """Lines of records in the file: those resumed (a rare bad line counts too) and those written."""
+        return self.resumed + self.written
 
     @property
     def last_key(self) -> Any:
         """The largest key written so far (resumed ones included), or None for an empty file."""
-        return max(self._keys, default=None)
+        return self._last_key
+
+    def _remember(self, key: Any) -> None:
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        self._recent.append(key)
+        if self._last_key is None or key > self._last_key:
+            self._last_key = key
+        if len(self._recent) > self.dedupe_window:
+            gone = self._recent.popleft()
+            self._keys.discard(gone)
+            if self._floor is None or gone > self._floor:
+                self._floor = gone
+
+    def _seen(self, key: Any) -> bool:
+        if key in self._keys:
+            return True
+        if self._floor is None or key > self._floor:
+            return False
+        self.beyond_window += 1
+        if self.beyond_window == 1:
+            log.warning(
+                "%s: %s=%r is older than the last %d records kept for dedupe: taken as written, skipped "
+                "(raise sink.dedupe_window if records come this late)",
+                self.path,
+                self.key,
+                key,
+                self.dedupe_window,
+            )
+        return True
 
     def append(self, record: Mapping[str, Any]) -> bool:
         """Write one record; False (and nothing written) when its key is already in the file."""
         key = record[self.key]
-        if key in self._keys:
+        if self._seen(key):
             self.skipped += 1
             return False
         line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
@@ -242,7 +312,7 @@ class JsonlWriter(Closing):
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
-        self._keys.add(key)
+        self._remember(key)
         self.written += 1
         return True
 
@@ -250,13 +320,52 @@ class JsonlWriter(Closing):
         self._file.close()
 
 
+def _count_lines(handle: BinaryIO, size: int) -> int:
+    """Newline-terminated lines in the first `size` bytes, read in blocks (constant memory)."""
+    handle.seek(0)
+    lines = 0
+    while size > 0:
+        block = handle.read(min(READ_BLOCK, size))
+        if not block:
+            break
+        lines += block.count(b"\n")
+        size -= len(block)
+    return lines
+
+
+def _tail_keys(handle: BinaryIO, size: int, key: str, wanted: int) -> tuple[list[Any], bytes, bool]:
+    """The keys of the last `wanted` parsable records (in file order), read backwards in blocks; the
+    bytes after the last newline (b"" when the file ends with one); whether no record was left out."""
+    keys: list[Any] = []
+    tail: bytes | None = None
+    partial = b""  # a line whose start lies in a block not read yet
+    position = size
+    while position > 0 and len(keys) < wanted:
+        start = max(0, position - READ_BLOCK)
+        handle.seek(start)
+        lines = (handle.read(position - start) + partial).split(b"\n")
+        position = start
+        partial = lines.pop(0) if position > 0 else b""
+        if tail is None and lines:
+            tail = lines[-1]
+        for raw in reversed(lines):
+            record = _parse(raw, key)
+            if record is not None:
+                if len(keys) == wanted:
+                    return keys[::-1], tail or b"", False
+                keys.append(record[key])
+    return keys[::-1], tail or b"", position == 0
+
+
 class RunRecords(Closing):
     """The three record files of one run directory, as the sink config names them."""
 
     def __init__(self, sink: SinkConfig, run_dir: Path) -> None:
-        self.candles = JsonlWriter(run_dir / sink.candles, CANDLE_KEY, sink.fsync)
-        self.predictions = JsonlWriter(run_dir / sink.predictions, PREDICTION_KEY, sink.fsync)
-        self.facts = JsonlWriter(run_dir / sink.facts, FACT_KEY, sink.fsync)
+        self.directory = run_dir
+        window = sink.dedupe_window
+        self.candles = JsonlWriter(run_dir / sink.candles, CANDLE_KEY, sink.fsync, window)
+        self.predictions = JsonlWriter(run_dir / sink.predictions, PREDICTION_KEY, sink.fsync, window)
+        self.facts = JsonlWriter(run_dir / sink.facts, FACT_KEY, sink.fsync, window)
 
     def add_candle(self, candle: Candle) -> bool:
         return self.candles.append(candle_record(candle))

@@ -80,9 +80,10 @@ class Facts:
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
         floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
+        facts = run_dir / config.sink.facts
         with (
             RunLock(run_dir, self.name),
-            JsonlWriter(run_dir / config.sink.facts, FACT_KEY, config.sink.fsync) as writer,
+            JsonlWriter(facts, FACT_KEY, config.sink.fsync, config.sink.dedupe_window) as writer,
         ):
             floor.check()
             shown = asyncio.run(_follow(config, self.last_n, writer, floor))

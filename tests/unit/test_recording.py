@@ -135,3 +135,75 @@ def test_non_finite_values_are_refused_before_writing(tmp_path: Path) -> None:
     with JsonlWriter(path, "candle_ts") as writer, pytest.raises(ValueError):
         writer.append({"candle_ts": 1, "p_up": float("nan")})
     assert path.read_bytes() == b""
+
+
+def _resumed(path: Path, window: int, count: int) -> JsonlWriter:
+    """A writer of `count` candle-like records, then a fresh writer resuming it."""
+    with JsonlWriter(path, "ts_start", dedupe_window=window) as writer:
+        for ts in range(count):
+            writer.append({"ts_start": ts, "pad": "x" * 100})
+    return JsonlWriter(path, "ts_start", dedupe_window=window)
+
+
+def test_resume_keeps_count_and_last_key_with_only_the_window_of_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    writer = _resumed(path, window=50, count=2000)  # over 200 kB: the tail spans several read blocks
+    assert (writer.count, writer.last_key, writer.resumed) == (2000, 1999, 2000)
+    assert len(writer._keys) == len(writer._recent) == 50
+    assert not writer.append({"ts_start": 1999}) and not writer.append({"ts_start": 1950})
+    assert writer.beyond_window == 0, "keys still in the window are duplicates, not old ones"
+    assert writer.append({"ts_start": 2000}) and writer.count == 2001 and writer.last_key == 2000
+    writer.close()
+
+
+def test_a_key_older_than_the_window_is_skipped_with_one_warning(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "c.jsonl"
+    with caplog.at_level(logging.WARNING):
+        writer = _resumed(path, window=10, count=30)
+        assert not writer.append({"ts_start": 5}) and not writer.append({"ts_start": 12})
+        assert writer.append({"ts_start": 30})
+        for ts in range(31, 45):
+            writer.append({"ts_start": ts})
+        assert not writer.append({"ts_start": 33}), "let go of the window while writing: taken as written"
+    writer.close()
+    assert (writer.skipped, writer.beyond_window) == (3, 3)
+    assert caplog.text.count("older than the last 10 records") == 1
+    assert [r["ts_start"] for r in read_jsonl(path).records] == list(range(45))
+
+
+def test_a_file_shorter_than_the_window_is_resumed_whole(tmp_path: Path) -> None:
+    writer = _resumed(tmp_path / "c.jsonl", window=100, count=30)
+    assert writer.append({"ts_start": -1}), "every key is known: an unseen old key is new, not too old"
+    assert not writer.append({"ts_start": 0}) and writer.beyond_window == 0
+    writer.close()
+
+
+def test_torn_tail_is_closed_and_counted_out_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    _resumed(path, window=5, count=20).close()
+    path.write_bytes(path.read_bytes() + b'{"ts_start": 20, "pa')
+    with JsonlWriter(path, "ts_start", dedupe_window=5) as writer:
+        assert (writer.count, writer.last_key) == (20, 19)
+        assert writer.append({"ts_start": 20})
+    contents = read_jsonl(path, "ts_start")
+    assert [r["ts_start"] for r in contents.records] == list(range(21)) and contents.bad_lines == 1
+
+
+def test_an_unterminated_whole_record_counts(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"ts_start": 1}\n{"ts_start": 2}')
+    with JsonlWriter(path, "ts_start", dedupe_window=1) as writer:
+        assert (writer.count, writer.last_key) == (2, 2)
+        assert not writer.append({"ts_start": 1}) and writer.append({"ts_start": 3})
+    assert path.read_bytes() == b'{"ts_start": 1}\n{"ts_start": 2}\n{"ts_start":3}\n'
+
+
+def test_a_path_to_a_character_device_opens_without_reading_it(tmp_path: Path) -> None:
+    link = tmp_path / "full.jsonl"
+    link.symlink_to("/dev/full")
+    writer = JsonlWriter(link, "ts_start")
+    assert (writer.count, writer.last_key) == (0, None)
+    with pytest.raises(OSError):
+        writer.append({"ts_start": 1})
+    with pytest.raises(OSError):  # the line still buffered fails again as the file closes
+        writer.close()
