@@ -5,7 +5,8 @@ candles, with its tracker thread writing to nothing (tracking=off) or to a real 
 temporary dir, at `live.metrics_every=1` (a point per candle, as before issue 14) and at the
 default. CPU is the whole process's (every thread), up to the tracker's close, so metric writes
 are counted however they are batched. Also the growth of the process's resident memory per 10k
-candles once the first candles have settled caches and allocators.
+candles once the first candles have settled caches and allocators, and the bytes a day of 1m
+records costs to upload (append-only segments) against re-uploading the whole files each time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ PER = 10_000  # memory growth is reported per this many candles
 SET_KEYS = 27  # metric values of one point of a live session (predictor and stream), none coalesced
 RUN_PARAMS = 106  # params of a live run (the flattened config)
 WRITE_REPS = 30
+DAY_CANDLES = 1440
+DEDUPE_WINDOW = 500  # full before the memory is measured, so its growth is the steady state's
 
 
 def _rss_bytes() -> int:
@@ -53,7 +56,7 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
     from forecaster.tracking import MlflowTracking, NoTracking, NullTracker, metric_points
 
     every = [] if metrics_every is None else [f"live.metrics_every={metrics_every}"]
-    config = compose_config(["tracking=off", *every])
+    config = compose_config(["tracking=off", f"sink.dedupe_window={DEDUPE_WINDOW}", *every])
     predictor = build_predictor(config, None)
     window = predictor.window.features.window
     history = synthetic_history(candles + window).to_candles()
@@ -83,10 +86,19 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
             tracker.close("FINISHED")
             cpu = time.process_time() - started
         grown = _rss_bytes() - settled
-    return {
+        recorded = sum(writer.path.stat().st_size for writer in records.writers())
+    out = {
         "cpu_ms_per_candle": round(cpu * 1e3 / candles, 4),
         "rss_mb_per_10k_candles": round(grown / MB * PER / (candles - settle), 2),
     }
+    if tracked:
+        # one day of 1m records, uploaded append-only vs re-uploaded whole every upload_every
+        day = recorded * DAY_CANDLES / candles
+        uploads = DAY_CANDLES // config.live.upload_every
+        out["upload_mb_per_day"] = round(tracker.uploaded_bytes * DAY_CANDLES / candles / MB, 3)
+        out["records_mb_per_day"] = round(day / MB, 3)
+        out["whole_files_mb_per_day"] = round(day * (uploads + 1) / 2 / MB, 3)
+    return out
 
 
 def write_costs(keys: int, params: int, lines: int, reps: int) -> dict[str, float]:

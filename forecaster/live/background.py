@@ -42,6 +42,7 @@ class BackgroundTracker:
         self.store = store
         self.dropped = 0  # metric points lost to a full buffer
         self.sent = 0
+        self.uploaded_bytes = 0
         self._points: deque[MetricPoint] = deque()
         self._last: dict[str, float] = {}  # the last value queued per key
         self._held: dict[str, MetricPoint] = {}  # unchanged values not queued since
@@ -145,7 +146,9 @@ class BackgroundTracker:
         for done, (_, upload) in enumerate(pending):
             try:
                 if run_id is not None:
-                    upload.sync(run_id, self.tracker.log_artifact, Path(self._scratch.name))
+                    self.uploaded_bytes += upload.sync(
+                        run_id, self.tracker.log_artifact, Path(self._scratch.name)
+                    )
             except Exception:
                 with self._lock:
                     for left, undone in pending[done:]:
