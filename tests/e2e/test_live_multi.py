@@ -90,7 +90,7 @@ def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emula
     assert len(client.get_metric_history(run.info.run_id, "twohead-15m/latency_ms")) == MAX_CANDLES
     assert "logreg-1m/score" in run.data.metrics
     folder = [a.path for a in client.list_artifacts(run.info.run_id, "records/logreg-15m")]
-    assert "records/logreg-15m/predictions.jsonl" in folder
+    assert "records/logreg-15m/predictions.jsonl.parts" in folder, "uploaded as append-only segments"
 
     # a restart in the same run dir resumes every predictor after its own last candle
     again = run_cli("mode=live", *args, "live.max_candles=2", "tracking=off", cwd=tmp_path)
