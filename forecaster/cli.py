@@ -19,7 +19,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from forecaster import backend
@@ -73,19 +73,30 @@ def _dest(names: tuple[str, ...]) -> str:
     return names[0].lstrip("-").replace("-", "_")
 
 
-def check_command_line(argv: list[str]) -> None:
-    """Compose every value each override may take (sweeps included) and validate it; raise ConfigError."""
-    printing, _, overrides = command_line(argv)
+def check_command_line(argv: list[str]) -> Path | None:
+    """Compose every value each override may take (sweeps included) and validate it; raise ConfigError.
+
+    Returns the run dir (the sweep dir with -m) the command will write, as Hydra resolves it from
+    the first composition; None for a command that only prints.
+    """
+    printing, multirun, overrides = command_line(argv)
     if printing:
-        return
+        return None
+    target = None
     for variant in _override_variants(overrides):
         with initialize_hydra():
             try:
-                to_config(compose(config_name=CONFIG_NAME, overrides=variant))
+                cfg = compose(config_name=CONFIG_NAME, overrides=variant, return_hydra_config=target is None)
+                if target is None:
+                    target = output_dir(cfg, multirun)
+                    with open_dict(cfg):
+                        del cfg["hydra"]
+                to_config(cfg)
             except ConfigError:
                 raise
             except (HydraException, OmegaConfBaseException, ValueError) as exc:
                 raise ConfigError(f"{_one_line(exc, variant)} (in: {' '.join(variant)})") from exc
+    return target
 
 
 def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
@@ -186,12 +197,10 @@ def run(cfg: DictConfig) -> float | None:
 def main() -> None:
     register_schema()
     try:
-        check_command_line(sys.argv[1:])
+        target = check_command_line(sys.argv[1:])
     except ConfigError as exc:
         print(f"forecaster: config error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    printing, multirun, overrides = command_line(sys.argv[1:])
-    target = None if printing else output_dir(overrides, multirun)
     if target is not None and (problem := unwritable(target)) is not None:
         print(f"forecaster: {problem}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

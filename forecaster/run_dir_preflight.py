@@ -3,7 +3,8 @@
 Hydra creates the run dir and opens its log file inside `run_and_report`, which catches whatever
 fails there and prints it itself (a 30-line traceback for a read-only disk) before exiting 1: the
 failure never reaches our code as an exception to reduce. So the entry point resolves the run
-dir (or sweep dir) the way Hydra will, from the same command line, and tries it first. The probe
+dir (or sweep dir) the way Hydra will, from the composition that validates the command line, and
+tries it first. The probe
 creates and removes a file in the nearest existing folder (which gives the OS's own error, e.g. a
 read-only file system), because os.access alone says yes to root whatever the folder's mode.
 """
@@ -14,25 +15,18 @@ import os
 import tempfile
 from pathlib import Path
 
-from hydra import compose
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
-from forecaster.config import CONFIG_NAME, initialize_hydra
 
 PROBE_PREFIX = ".forecaster-probe-"
 
 
-def output_dir(overrides: list[str], multirun: bool) -> Path | None:
-    """hydra.run.dir (hydra.sweep.dir for -m) as this command line resolves it; None if it cannot
-    be resolved before the job runs (Hydra then says what it says)."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+def output_dir(cfg: DictConfig, multirun: bool) -> Path | None:
+    """hydra.run.dir (hydra.sweep.dir for -m) of a config composed with its Hydra node; None if it
+    cannot be resolved before the job runs (Hydra then says what it says)."""
     try:
-        with initialize_hydra():
-            cfg = compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-        value = OmegaConf.select(cfg, key)
-    except (HydraException, OmegaConfBaseException):
+        value = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    except OmegaConfBaseException:
         return None
     return Path(str(value)) if value else None
 
