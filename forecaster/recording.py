@@ -361,7 +361,6 @@ class RunRecords(Closing):
     """The three record files of one run directory, as the sink config names them."""
 
     def __init__(self, sink: SinkConfig, run_dir: Path) -> None:
-        self.directory = run_dir
         window = sink.dedupe_window
         self.candles = JsonlWriter(run_dir / sink.candles, CANDLE_KEY, sink.fsync, window)
         self.predictions = JsonlWriter(run_dir / sink.predictions, PREDICTION_KEY, sink.fsync, window)

@@ -364,10 +364,10 @@ class MlflowTracking:
     metrics_batch: int = bounded(200, ge=1)
     request_timeout_s: int = bounded(10, ge=1)
     max_retries: int = bounded(2, ge=0)
-    flush_s: float = bounded(5.0, gt=0)
-    buffer_points: int = bounded(100_000, ge=1)
-    shutdown_timeout_s: float = bounded(20.0, gt=0)
-    retry_max_s: float = bounded(60.0, gt=0)
+    flush_s: float = bounded(Buffering.flush_s, gt=0)
+    buffer_points: int = bounded(Buffering.buffer_points, ge=1)
+    shutdown_timeout_s: float = bounded(Buffering.shutdown_timeout_s, gt=0)
+    retry_max_s: float = bounded(Buffering.retry_max_s, gt=0)
 
     def buffering(self) -> Buffering:
         return Buffering(self.flush_s, self.buffer_points, self.shutdown_timeout_s, self.retry_max_s)

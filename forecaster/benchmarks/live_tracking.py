@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from forecaster.disk_space import MB
+
 if TYPE_CHECKING:
     from forecaster.config import PathsConfig
 
@@ -26,7 +28,6 @@ CANDLES = 5_000
 QUICK_CANDLES = 1_000
 SETTLE = 0.2  # the first share of the candles is not counted in the memory growth
 PAGE_BYTES = 4096
-MB = 2**20
 PER = 10_000  # memory growth is reported per this many candles
 SET_KEYS = 27  # metric values of one point of a live session (predictor and stream), none coalesced
 RUN_PARAMS = 106  # params of a live run (the flattened config)
@@ -63,9 +64,9 @@ def measure(candles: int, cache_dir: str, metrics_every: int | None, tracked: bo
     settle = int(candles * SETTLE)
     with tempfile.TemporaryDirectory() as tmp, RunRecords(config.sink, Path(tmp) / "run") as records:
         if tracked:
-            tracking = MlflowTracking()
             store = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-            inner = MlflowTracking(uri=store).open(config.paths)
+            tracking = MlflowTracking(uri=store)
+            inner = tracking.open(config.paths)
             inner.start("bench", {}, {})
             # MLflow imports its metric and artefact code on first use: not a per-candle cost
             warm = Path(tmp) / "warm.txt"

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from forecaster.live.session_state import write_json_atomically
+from forecaster.recording import READ_BLOCK
 
 log = logging.getLogger(__name__)
 UPLOADS_STATE = ".uploads.json"
 PARTS_SUFFIX = ".parts"
 OFFSET_DIGITS = 12
-READ_BLOCK = 1 << 16  # bytes read at a time when looking for the last complete line
 
 
 def segment_name(offset: int) -> str:
