@@ -12,6 +12,7 @@ import gzip
 import logging
 import math
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -251,6 +252,8 @@ def read_csv(path: str | Path, timeframe: str = "1m") -> CandleArray:
             if tuple(header.split(",")) != CSV_COLUMNS:
                 raise CandleError(f"{path}: header {header!r} is not {','.join(CSV_COLUMNS)}")
             table = np.genfromtxt(handle, delimiter=",", dtype=np.float64, filling_values=np.nan, ndmin=2)
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise CandleError(f"{path} is truncated or corrupt ({exc}); download or copy it again") from exc
     except OSError as exc:
         raise CandleError(f"cannot read candles from {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:

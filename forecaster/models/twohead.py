@@ -79,7 +79,7 @@ class TwoHead(NetworkModel):
     """MLP trunk with two sigmoid heads, p_up and p_down; members > 1 stacks that many."""
 
     name: str = "twohead"
-    hidden: tuple[int, ...] = (64, 64)  # any sequence of widths; kept as a tuple
+    hidden: tuple[int, ...] = bounded((64, 64), ge=1)  # any sequence of widths; kept as a tuple
     activation: str = choice("relu", *ACTIVATION_NAMES)
     dropout: float = bounded(0.0, ge=0, lt=1)
     members: int = bounded(1, ge=1)
