@@ -20,7 +20,7 @@ def main() -> None:
         prog="python -m forecaster.demo", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--candles", type=int, default=300, help="live candles to predict (default 300)")
-    parser.add_argument("--speed", type=float, default=600, help="emulator speed: 600 = 10 candles/s")
+    parser.add_argument("--speed", type=float, default=10, help="emulator speed, 1m candles per second")
     parser.add_argument("--data", default=str(SAMPLE_CSV), help="1m candle CSV(.gz) (default: the sample)")
     args, overrides = parser.parse_known_args()
     try:
