@@ -144,7 +144,7 @@ def _check_run_mode(cfg: DictConfig, multirun: bool, parsed: list[Override]) -> 
     multirun = multirun or OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
     sweep = next((o for o in parsed if o.is_sweep_override()), None)
     if sweep is not None and not multirun:
-        key, value = sweep.get_key_element(), sweep.input_line.partition("=")[2]
+        key, value = sweep.get_key_element(), str(sweep.input_line).partition("=")[2]
         if sweep.value_type != ValueType.SIMPLE_CHOICE_SWEEP:
             raise ConfigError(f"{sweep.input_line} is a sweep: add -m to run one job per value")
         raise ConfigError(

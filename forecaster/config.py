@@ -43,7 +43,9 @@ VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and
 ZERO_MOVES = ("drop", "flat", "down", "threshold")
 SELECT_BY = ("edge", "score", "decided_accuracy")  # the sweep leaderboard's choice on validation
 BEST_OF_TESTS = ("spa", "reality_check")
-MAX_EPOCHS = 100_000  # far beyond any useful run (early stopping ends them sooner); the step count stays int32
+# train.epochs' bound: far beyond any useful run (early stopping ends runs sooner), and it keeps the
+# jitted loop's step count in int32 for usual batch sizes (training/loop.py checks the product)
+MAX_EPOCHS = 100_000
 
 
 @dataclass
