@@ -98,6 +98,19 @@ def test_bad_csv_names_file_and_row(tmp_path: Path) -> None:
         read_csv(tmp_path / "absent.csv")
 
 
+def test_damaged_gzip_is_named_as_truncated_or_corrupt(tmp_path: Path) -> None:
+    whole = SAMPLE_CSV.read_bytes()
+    damaged = {
+        "cut.csv.gz": whole[: len(whole) // 2],  # EOFError inside gzip
+        "flipped.csv.gz": whole[:5000] + b"\xff" * 10 + whole[5010:],  # zlib.error
+        "plain.csv.gz": b"start_ms,open\n",  # not gzip at all
+    }
+    for name, data in damaged.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CandleError, match=rf"{name} is truncated or corrupt .*copy it again"):
+            read_csv(tmp_path / name)
+
+
 def test_timeframe_ms() -> None:
     assert [timeframe_ms(t) for t in ("1m", "5m", "15m", "60m")] == [60_000, 300_000, 900_000, 3_600_000]
     with pytest.raises(ValueError):
