@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -181,8 +182,8 @@ class Emulator:
         except OSError as exc:
             await self.close()
             raise UserError(
-                f"cannot listen on {HOST}:{self._port} ({exc.strerror or exc}); choose another port, "
-                "or 0 for any free one"
+                f"cannot listen on {HOST}:{self._port} ({os.strerror(exc.errno) if exc.errno else exc}); "
+                "choose another port, or 0 for any free one"
             ) from exc
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
