@@ -102,10 +102,15 @@ class ReplaySource:
             files = self.files()
         except ConfigError as exc:
             return [Check("replay data present", Status.FAIL, str(exc))]
-        missing = [f for f in files if not f.is_file()]
-        detail = f"{missing[0]} not found" if missing else ", ".join(str(f) for f in files)
+        problem = next((f"{f} not found" for f in files if not f.is_file()), None)
+        try:
+            for f in [] if problem else files:
+                load_recorded(f)  # read through as a run would: a truncated file fails here, not mid-run
+        except CandleError as exc:
+            problem = str(exc)
+        detail = problem or ", ".join(str(f) for f in files)
         return [
-            Check("replay data present", Status.FAIL if missing else Status.OK, detail),
+            Check("replay data present", Status.FAIL if problem else Status.OK, detail),
             Check("network", Status.SKIP, "source=replay needs none"),
         ]
 
