@@ -42,6 +42,11 @@ def timeframe_ms(timeframe: str) -> int:
     return int(match.group(1)) * MINUTE_MS
 
 
+def utc_text(ms: int) -> str:
+    """Epoch milliseconds as messages and console lines show a time: '2024-12-01 00:00' (UTC)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def parse_utc_ms(text: str) -> int:
     """Epoch milliseconds, or an ISO 8601 date/time (UTC when it names no zone)."""
     if text.isdigit():
@@ -75,10 +80,11 @@ class Candle:
             self.start_ms, self.open, self.high, self.low, self.close, self.volume, self.timeframe
         )
         if problem:
-            raise CandleError(f"candle {self.start_ms} ({self.timeframe}): {problem}")
+            raise CandleError(f"candle {utc_text(self.start_ms)} UTC ({self.timeframe}): {problem}")
         if self.end_ms != self.start_ms + timeframe_ms(self.timeframe) - 1:
             raise CandleError(
-                f"candle {self.start_ms} ({self.timeframe}): end {self.end_ms} does not fit its start"
+                f"candle {utc_text(self.start_ms)} UTC ({self.timeframe}): end {self.end_ms} "
+                "does not fit its start"
             )
         return self
 
@@ -226,7 +232,10 @@ class CandleArray:
         order = np.diff(self.start_ms) <= 0
         if order.any():
             i = int(np.argmax(order)) + 1
-            raise CandleError(f"candle {self.start_ms[i]} is not after {self.start_ms[i - 1]}: not ascending")
+            raise CandleError(
+                f"candle {utc_text(int(self.start_ms[i]))} UTC is not after "
+                f"{utc_text(int(self.start_ms[i - 1]))}: not ascending"
+            )
         return self
 
 
@@ -350,4 +359,6 @@ class Aggregator:
 
     def _report(self, bucket: int) -> None:
         self.incomplete.append(bucket)
-        log.warning("incomplete %s candle at %d: minutes missing, not emitted", self.timeframe, bucket)
+        log.warning(
+            "incomplete %s candle at %s UTC: minutes missing, not emitted", self.timeframe, utc_text(bucket)
+        )

@@ -35,13 +35,12 @@ from forecaster.config import (
     to_config,
     unknown_key_message,
 )
-from forecaster.errors import ConfigError, UserError
+from forecaster.errors import EXIT_USER_ERROR, ConfigError, UserError
 from forecaster.interrupts import exit_interrupted
 from forecaster.parts import allowed_keys, factory_of, is_part
 from forecaster.run_dir_preflight import output_dir, unwritable
 
 log = logging.getLogger("forecaster")
-EXIT_USER_ERROR = 2
 SEARCH_OVERRIDES = ("hydra/sweeper=", "hparams_search=")  # what brings a sweeper that expands interval()
 # Hydra's own command-line flags (hydra --help): those that take a value, and those that only print.
 VALUE_FLAGS = (

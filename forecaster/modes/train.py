@@ -300,11 +300,9 @@ class Train:
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
-            print(
-                f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):"
-            )
+            print(f"validation split ({len(splits)} fold(s), per fold on average; choose on these):")
             print(summary_table(val_scores))
-            print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
+            print(f"test split ({len(splits)} fold(s), per fold on average):")
             print(summary_table(scores))
             print(calibration_summary(fold_scores))
             print("test block, per fold and pooled:")
@@ -312,9 +310,13 @@ class Train:
             if venues:
                 print("test block per file, pooled over folds:")
                 print("\n".join(f"  {name}: {figures.line()}" for name, figures in venues.items()))
-            print(f"weights: {model_dir}")
+            last = len(splits) - 1
+            print(f"weights: {model_dir} (fold {last}'s model: the last fold, trained on the most history)")
             if version is not None:
-                print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
+                print(
+                    f"registered: models:/{registered_name(config)}/{version}, that same model "
+                    f"({tracker.describe()})"
+                )
             status = "FINISHED"
         finally:
             tracker.finish(status)

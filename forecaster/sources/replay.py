@@ -91,6 +91,9 @@ class ReplaySource:
         """The files as one series (they must not overlap in time), cut and aggregated as in `histories`."""
         return _one_series([h.candles for h in self.histories(timeframe, start, end, days, paths)], timeframe)
 
+    def origin(self) -> str:
+        return ", ".join(str(path) for path in self.files())
+
     async def connect(
         self, stack: contextlib.AsyncExitStack, warmups: Sequence[WarmUp], paths: PathsConfig
     ) -> Connection:
