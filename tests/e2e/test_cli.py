@@ -48,6 +48,7 @@ BAD_INPUTS = [
     (["train.epochs=1000000000000"], "train.epochs", "<= 100000"),
     (["-m", "hparams_search=twohead_optuna", "hydra.sweeper.n_trials=0"], "n_trials=0", "1 or more"),
     (["model.hidden=[0]"], "model.hidden=[0]", ">= 1 for each entry"),
+    (["model.hidden=[]"], "model=twohead with model.hidden=[] has no hidden layer", "model=logreg"),
     (["train.val_fraction=0.5", "train.test_fraction=0.5"], "train.val_fraction=0.5", "below 1"),
     (["seed=0,1"], "seed=0,1", "add -m"),
     (["model.hidden=[1,"], "model.hidden=[1,", "override_grammar"),

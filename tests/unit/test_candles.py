@@ -89,7 +89,7 @@ def test_bad_csv_names_file_and_row(tmp_path: Path) -> None:
         "1733011200000,10,11,9,10,1,\n"
         "1733011260000,10,9,8,10,1,\n"
     )
-    with pytest.raises(CandleError, match=r"bad\.csv: candle 1733011260000 \(1m\): high 9.0"):
+    with pytest.raises(CandleError, match=r"bad\.csv: candle 2024-12-01 00:01 UTC \(1m\): high 9.0"):
         read_csv(path)
     path.write_text("time,o\n1,2\n")
     with pytest.raises(CandleError, match="header"):
