@@ -105,4 +105,7 @@ def probe(url: str, timeout_s: float, setting: str, server: str) -> str | None:
     except urllib.error.HTTPError:
         return None  # an HTTP error status is an answer: the host is there
     except (OSError, ValueError) as exc:  # URLError is an OSError; ValueError: a malformed URL
+        # a certificate this probe does not trust is still an answer: the client may trust its own CA
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc)):
+            return None
         return unreachable(url, exc, setting, server, timeout_s)

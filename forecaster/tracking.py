@@ -385,6 +385,11 @@ class MlflowTracking:
     def check_reachable(self, paths: PathsConfig) -> None:
         """One short request to a tracking server before any work: one that is down, or a wrong
         tracking.uri, then costs seconds rather than MLflow's retries on every call."""
+        # A tracking server that goes down later must cost seconds too, not MLflow's default minutes of
+        # retries (7, doubling from 2 s: about 250 s a call), for every MLflow client this process makes.
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         uri = self.store_uri(paths)
         if urlsplit(uri).scheme not in SERVER_SCHEMES:
             return
@@ -405,10 +410,6 @@ class MlflowTracking:
                     "point paths.mlruns at a writable directory or run with tracking=off"
                 ) from exc
             artifact_root = Path(paths.mlruns) / "artifacts"
-        # A tracking server that is down must cost seconds, not MLflow's default minutes of retries.
-        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
-        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
-        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         return MlflowTracker(self.store_uri(paths), self.experiment, artifact_root, self.metrics_batch)
 
     def check(self, paths: PathsConfig) -> Check:
