@@ -18,9 +18,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 from forecaster.checks import Check, Status
 from forecaster.errors import UserError
+from forecaster.reachability import probe
 from forecaster.run_labels import sweep_run_name
 from forecaster.schema import bounded
 
@@ -38,6 +40,7 @@ RECORDS_ARTIFACT = "records"
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 SQLITE_PREFIX = "sqlite:///"
 STORE_CHECK = "MLflow store usable"
+SERVER_SCHEMES = ("http", "https")  # a tracking server; any other store is a local database or folder
 SESSIONS_TAG = "forecaster.sessions"  # sessions of a live run (restarts in its run dir resume it)
 END_REASON_TAG = "forecaster.end_reason"
 
@@ -80,6 +83,7 @@ class TrackingBackend(Protocol):
     ]  # False: nothing is written to the store (runs, registry, aliases); reads still work
 
     def open(self, paths: PathsConfig) -> Tracker: ...
+    def check_reachable(self, paths: PathsConfig) -> None: ...
     def store_uri(self, paths: PathsConfig) -> str: ...
     def check(self, paths: PathsConfig) -> Check: ...
     def buffering(self) -> Buffering: ...
@@ -343,6 +347,9 @@ class NoTracking:
     def open(self, paths: PathsConfig) -> Tracker:
         return NullTracker()
 
+    def check_reachable(self, paths: PathsConfig) -> None:
+        pass
+
     def store_uri(self, paths: PathsConfig) -> str:
         return default_uri(paths.mlruns)
 
@@ -375,8 +382,24 @@ class MlflowTracking:
     def store_uri(self, paths: PathsConfig) -> str:
         return self.uri or default_uri(paths.mlruns)
 
+    def check_reachable(self, paths: PathsConfig) -> None:
+        """One short request to a tracking server before any work: one that is down, or a wrong
+        tracking.uri, then costs seconds rather than MLflow's retries on every call."""
+        # A tracking server that goes down later must cost seconds too, not MLflow's default minutes of
+        # retries (7, doubling from 2 s: about 250 s a call), for every MLflow client this process makes.
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        uri = self.store_uri(paths)
+        if urlsplit(uri).scheme not in SERVER_SCHEMES:
+            return
+        why = probe(uri, self.request_timeout_s, "tracking.uri", "the MLflow server")
+        if why is not None:
+            raise UserError(f"MLflow: {why}; or run with tracking=off")
+
     def open(self, paths: PathsConfig) -> Tracker:
         """A tracker on the store; a local store is created under paths.mlruns on first use."""
+        self.check_reachable(paths)
         artifact_root = None
         if self.uri is None:
             try:
@@ -387,10 +410,6 @@ class MlflowTracking:
                     "point paths.mlruns at a writable directory or run with tracking=off"
                 ) from exc
             artifact_root = Path(paths.mlruns) / "artifacts"
-        # A tracking server that is down must cost seconds, not MLflow's default minutes of retries.
-        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
-        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
-        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         return MlflowTracker(self.store_uri(paths), self.experiment, artifact_root, self.metrics_batch)
 
     def check(self, paths: PathsConfig) -> Check:

@@ -168,6 +168,7 @@ class Eval:
     name: str = "eval"
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
+        config.tracking.check_reachable(config.paths)
         if config.eval.sweep:
             from forecaster.sweeps import judge_sweep
 

@@ -76,6 +76,7 @@ class Live:
     def _run(self, config: Config, run_dir: Path) -> RunResult:
         floor = DiskFloor(run_dir, config.live.min_free_mb, config.live.disk_check_s)
         floor.check()
+        config.tracking.check_reachable(config.paths)
         backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
         configs = predictor_configs(config)
         predictors = {

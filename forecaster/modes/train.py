@@ -179,6 +179,7 @@ class Train:
             raise UserError(
                 f"model={model.name} needs no training; every training run reports it as a baseline"
             )
+        config.tracking.check_reachable(config.paths)
         backend.configure_jax(config.paths.jax_cache)
 
         histories = load_histories(config.source, config.data, config.timeframe.name, config.paths)

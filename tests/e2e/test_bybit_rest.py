@@ -12,7 +12,7 @@ from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
 from forecaster.sources.bybit.cache import KlineCache
 from forecaster.sources.bybit.protocol import PAGE_LIMIT
-from forecaster.sources.bybit.rest import BybitError, BybitRest, BybitUnavailable
+from forecaster.sources.bybit.rest import BybitError, BybitRest, BybitUnavailable, BybitUnreachable
 from forecaster.sources.bybit.retry import Backoff
 from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator, fast_source
 
@@ -99,10 +99,16 @@ async def test_transient_refusals_are_retried_with_backoff(faults: Faults, refus
     assert got.to_candles() == csv_candles(start, n)
 
 
-async def test_slow_rest_times_out_and_is_retried() -> None:
+async def test_slow_rest_times_out_and_is_retried_once_the_host_has_answered() -> None:
     async with emulator(Faults(rest_delay_s=0.3)) as emu:
         source = fast_source(emu, request_timeout_s=0.1, max_retries=1)
         async with BybitRest(source) as rest:
+            with pytest.raises(BybitUnreachable, match=r"no answer from .* within 0\.1 s"):
+                await rest.klines(DAY1, DAY1 + 10 * MINUTE_MS)  # silent from the start: a wrong host?
+            assert rest.stats.retries == 0
+            emu.faults.rest_delay_s = 0.0
+            assert await rest.klines(DAY1, DAY1 + 5 * MINUTE_MS)  # it has answered: an outage from now on
+            emu.faults.rest_delay_s = 0.3
             with pytest.raises(BybitUnavailable, match=r"failed 2 times.*TimeoutError"):
                 await rest.klines(DAY1, DAY1 + 10 * MINUTE_MS)
             emu.faults.rest_delay_s = 0.0

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import socket
 from dataclasses import replace
 
 import pytest
 
 from forecaster.candles import MINUTE_MS, aggregate
 from forecaster.emulator.faults import Faults
+from forecaster.emulator.server import Emulator
 from forecaster.errors import UserError
 from forecaster.sources.bybit.messages import Kind, parse_message
-from forecaster.sources.bybit.rest import BybitRest
+from forecaster.sources.bybit.rest import BybitRest, BybitUnreachable
 from forecaster.sources.bybit.source import BybitSource
 from forecaster.sources.bybit.ws import BybitKlineStream, StreamCounters, SubscriptionRejected
-from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, other_tasks, take
+from tests.bybit_fixtures import DATA, NOW, SPEED, csv_candles, emulator, fast_source, other_tasks, take
 
 N = 12  # candles per fault test: about 1.2 s of emulated market
 AFTER = NOW - 5 * MINUTE_MS  # the consumer already has candles up to here: the first 4 come from REST
@@ -128,12 +131,30 @@ async def test_rejected_subscription_is_a_clear_error_not_a_retry_loop() -> None
 
 
 async def test_backoff_grows_and_is_capped_when_the_server_is_gone() -> None:
-    async with emulator() as emu:
-        source = fast_source(emu, backoff_base_s=0.005, max_backoff_s=0.02)
-    async with BybitRest(source) as rest, BybitKlineStream(source, rest) as stream:  # nobody listens now
+    """A stream that has connected once is in an outage when its server goes: it retries forever."""
+    emu = Emulator(DATA, speed=SPEED, now_ms=NOW)
+    await emu.start()
+    source = fast_source(emu, backoff_base_s=0.005, max_backoff_s=0.02)
+    async with BybitRest(source) as rest, BybitKlineStream(source, rest, after_ms=AFTER) as stream:
+        await take(stream, 1)
+        await emu.close()  # nobody listens now
         await asyncio.sleep(0.3)
         assert stream.counters.reconnects >= 10  # capped at 20 ms: many tries, none of them successful
-        assert stream.counters.connects == 0
+        assert stream.counters.connects == 1
+
+
+@pytest.mark.parametrize("ws_url", ["ws://127.0.0.1:{port}/v5/public/spot", "wss://nonexistent.invalid/x"])
+async def test_a_stream_that_never_connected_stops_with_one_line(ws_url: str) -> None:
+    """A ws_url refused or unresolvable from the start is a wrong setting, not an outage: no retry loop."""
+    async with emulator() as emu:
+        with socket.socket() as sock:  # bound, then closed: nobody listens there
+            sock.bind(("127.0.0.1", 0))
+            url = ws_url.format(port=sock.getsockname()[1])
+        source = fast_source(emu, ws_url=url)
+        async with BybitRest(source) as rest, BybitKlineStream(source, rest, after_ms=AFTER) as stream:
+            with pytest.raises(BybitUnreachable, match=rf"^cannot reach {re.escape(url)}: .*source\.ws_url"):
+                await take(stream, 1)
+    assert stream.counters.connects == 0 and stream.counters.reconnects == 0
 
 
 async def test_cancelling_leaves_nothing_running(caplog: pytest.LogCaptureFixture) -> None:

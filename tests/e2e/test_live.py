@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from forecaster.candles import read_csv
 from forecaster.data import SAMPLE_CSV
 from forecaster.recording import read_jsonl
 from forecaster.tracking import default_uri, download_records
-from tests.conftest import run_cli, share_jax_cache
+from tests.conftest import emulator_process, run_cli, share_jax_cache
 
 SAMPLE = read_csv(SAMPLE_CSV)
 CLOSE = dict(zip(SAMPLE.start_ms.tolist(), SAMPLE.close.tolist(), strict=True))
@@ -140,13 +139,10 @@ def test_missing_model_weights_are_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_a_failing_warm_up_stops_at_once(tmp_path: Path) -> None:
-    """With Bybit unreachable the warm-up retries for minutes; Ctrl-C must not wait for that."""
-    with socket.socket() as sock:  # a local port with nobody listening
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [sys.executable, "-m", "forecaster", "mode=live", f"source.rest_url=http://127.0.0.1:{port}"]
+    """With Bybit answering 503 the warm-up retries for minutes; Ctrl-C must not wait for that."""
     log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
+    with emulator_process("--http-error-every", "1") as overrides, log.open("w") as stderr:
+        args = [sys.executable, "-m", "forecaster", "mode=live", *overrides]
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 60
         while "retry" not in log.read_text():

@@ -32,10 +32,11 @@ from forecaster.candles import (
     timeframe_ms,
 )
 from forecaster.errors import UserError
+from forecaster.reachability import json_object, not_json, unreachable
 from forecaster.sources.bybit.cache import KlineCache
 from forecaster.sources.bybit.protocol import KLINE_PATH, PAGE_LIMIT, RET_OK, TIME_PATH, interval_code
 from forecaster.sources.bybit.retry import Backoff, TransientFailure, code_failure, status_failure
-from forecaster.sources.bybit.source import BybitSource
+from forecaster.sources.bybit.source import BybitSource, serving
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class BybitError(UserError):
 
 class BybitUnavailable(UserError):
     """Bybit kept failing (rate limit, 5xx, timeouts) through every retry."""
+
+
+class BybitUnreachable(UserError):
+    """A host that never answered since start (DNS, refused, TLS, silence, not JSON): a wrong URL or no
+    network, which no retry fixes; an outage of a host that has answered is retried instead."""
 
 
 @dataclass
@@ -89,6 +95,7 @@ class BybitRest:
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(source.max_concurrency)
         self._cooldown_until = 0.0  # loop time before which nobody sends (after a rate-limit answer)
+        self._answered = False  # the host has answered (JSON, or a retryable status): failures are outages
 
     async def __aenter__(self) -> BybitRest:
         return self
@@ -278,14 +285,21 @@ class BybitRest:
             async with self._client().get(url, params=params) as response:
                 status = response.status
                 if failure := status_failure(status):
+                    self._answered = True  # the host is there, in trouble: worth waiting for
                     raise failure
                 if status != 200:
                     raise BybitError(f"Bybit REST {url} answered HTTP {status}; check source.rest_url")
-                body = await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:  # ValueError: not JSON
+                raw = await response.read()
+                content_type = response.content_type
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            if not self._answered:
+                raise BybitUnreachable(self._unreachable(exc)) from exc
             raise TransientFailure(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-        if not isinstance(body, dict):
-            raise TransientFailure(f"answer is not a JSON object: {str(body)[:100]}")
+        if (body := json_object(raw)) is None:
+            if not self._answered:
+                raise BybitUnreachable(not_json(url, status, content_type, raw, "source.rest_url"))
+            raise TransientFailure(f"answer is not a JSON object: {raw[:100]!r}")
+        self._answered = True
         code = body.get("retCode")
         if code == RET_OK:
             return body
@@ -296,3 +310,7 @@ class BybitRest:
         raise BybitError(
             f"Bybit REST {path} refused {shown}: {message}; check source.symbol/category and the range"
         )
+
+    def _unreachable(self, error: BaseException) -> str:
+        url = self.source.rest_url
+        return unreachable(url, error, "source.rest_url", serving(url), self.source.request_timeout_s)

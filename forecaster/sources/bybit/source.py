@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from forecaster.candles import DAY_MS, Candle, CandleArray, timeframe_ms, utc_text
 from forecaster.checks import Check, Status
 from forecaster.errors import ConfigError
+from forecaster.reachability import json_object, not_json, unreachable
 from forecaster.schema import bounded, choice
 from forecaster.sources.base import Connection, LabelledHistory, WarmUp, covered_until
 from forecaster.sources.bybit.protocol import TIME_PATH
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NETWORK_CHECK = "Bybit REST reachable"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # where the emulator listens
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,23 @@ class BybitSource:
         url = self.rest_url.rstrip("/") + TIME_PATH
         try:
             with urllib.request.urlopen(url, timeout=self.request_timeout_s) as answer:
-                body = json.load(answer)
-            answered = Status.OK if body.get("retCode") == 0 else Status.WARN
-            detail = f"{url} retCode={body.get('retCode')} {body.get('retMsg', '')}"
-            return [Check(NETWORK_CHECK, answered, detail)]
+                raw, status, content_type = answer.read(), answer.status, answer.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            return [Check(NETWORK_CHECK, Status.WARN, f"{url} answered HTTP {exc.code} {exc.reason}")]
         except (OSError, ValueError) as exc:
-            return [Check(NETWORK_CHECK, Status.WARN, f"{url}: {exc}")]
+            why = unreachable(url, exc, "source.rest_url", serving(url), self.request_timeout_s)
+            return [Check(NETWORK_CHECK, Status.WARN, why)]
+        if (body := json_object(raw)) is None:
+            why = not_json(url, status, content_type, raw, "source.rest_url")
+            return [Check(NETWORK_CHECK, Status.WARN, why)]
+        answered = Status.OK if body.get("retCode") == 0 else Status.WARN
+        detail = f"{url} retCode={body.get('retCode')} {body.get('retMsg', '')}"
+        return [Check(NETWORK_CHECK, answered, detail)]
+
+
+def serving(url: str) -> str:
+    """Who should answer at `url`, for messages: on this machine, the emulator."""
+    return "the emulator" if urlsplit(url).hostname in LOOPBACK else "the Bybit endpoint"
 
 
 async def _warm_up(rest: BybitRest, request: WarmUp) -> list[Candle]:

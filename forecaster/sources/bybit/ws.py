@@ -25,11 +25,12 @@ import aiohttp
 
 from forecaster.candles import Candle, timeframe_ms
 from forecaster.errors import UserError
+from forecaster.reachability import unreachable
 from forecaster.sources.bybit.messages import Kind, Parsed, parse_message
 from forecaster.sources.bybit.protocol import topic_for
-from forecaster.sources.bybit.rest import BybitRest, BybitUnavailable
-from forecaster.sources.bybit.retry import Backoff
-from forecaster.sources.bybit.source import BybitSource
+from forecaster.sources.bybit.rest import BybitRest, BybitUnavailable, BybitUnreachable
+from forecaster.sources.bybit.retry import Backoff, status_failure
+from forecaster.sources.bybit.source import BybitSource, serving
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,8 @@ class BybitKlineStream:
                 try:
                     await self._connection(session)
                 except (ConnectionLost, aiohttp.ClientError, OSError, TimeoutError, BybitUnavailable) as exc:
+                    if not self.counters.connects and (why := self._never_connected(exc)) is not None:
+                        raise BybitUnreachable(why) from exc
                     reason = f"{type(exc).__name__}: {exc}"
                 if loop.time() - connected_at >= self.source.healthy_reset_s:
                     self._backoff.reset()
@@ -246,6 +249,16 @@ class BybitKlineStream:
                 self.counters.reconnects += 1
                 log.warning("Bybit WS %s: %s; reconnecting in %.2f s", self.topic, reason, delay)
                 await asyncio.sleep(delay)
+
+    def _never_connected(self, error: BaseException) -> str | None:
+        """Why a stream that has never connected stops instead of retrying (a wrong ws_url, no network);
+        None for a host that answered with a status worth waiting out. Once connected, it always retries."""
+        url = self.source.ws_url
+        if isinstance(error, aiohttp.WSServerHandshakeError):
+            if status_failure(error.status):
+                return None
+            return f"{url} answered HTTP {error.status}, not a WebSocket upgrade (check source.ws_url)"
+        return unreachable(url, error, "source.ws_url", serving(url), self.source.request_timeout_s)
 
     async def _connection(self, session: aiohttp.ClientSession) -> None:
         # an old-style attrs class, whose keyword arguments pyright cannot see
