@@ -34,7 +34,7 @@ def fast_source(emulator: Emulator, **overrides: object) -> BybitSource:
         backoff_base_s=0.01,
         max_backoff_s=0.1,
         healthy_reset_s=1.0,
-        request_timeout_s=2.0,
+        request_timeout_s=10.0,  # a first contact that times out is fatal: generous on a loaded machine
         max_retries=8,
     )
     return replace(source, **overrides)
