@@ -43,7 +43,8 @@ class Progress:
             self._bar.update(steps)
         elif self.enabled and (self.count % self.every == 0 or self.count >= self.total):
             extra = " ".join(f"{key}={value}" for key, value in self.details.items())
-            log.info("%s: %d/%d %s%s", self.desc, self.count, self.total, self.unit, f" ({extra})" if extra else "")
+            extra = f" ({extra})" if extra else ""
+            log.info("%s: %d/%d %s%s", self.desc, self.count, self.total, self.unit, extra)
 
     def close(self) -> None:
         if self._bar is not None:
