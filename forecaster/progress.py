@@ -55,4 +55,3 @@ class Progress:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-

@@ -14,10 +14,10 @@ from forecaster.progress import Progress
 def test_off_a_terminal_progress_is_a_log_line_every_n_steps_and_the_last(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    bar = Progress(5, "BTCUSDT 1m", "page", 2)
     with caplog.at_level(logging.INFO, logger="forecaster.progress"):
-        with Progress(5, "BTCUSDT 1m", "page", 2) as bar:
-            for _ in range(5):
-                bar.update(loss="0.69")
+        for _ in range(5):
+            bar.update(loss="0.69")
     assert [r.getMessage() for r in caplog.records] == [
         "BTCUSDT 1m: 2/5 page (loss=0.69)",
         "BTCUSDT 1m: 4/5 page (loss=0.69)",
