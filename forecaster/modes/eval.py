@@ -43,6 +43,7 @@ from forecaster.recording import (
 )
 from forecaster.registry import download_model, weights_path
 from forecaster.run_labels import flatten, run_tags
+from forecaster.show import show
 from forecaster.tracking import download_records
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,9 @@ class Eval:
             )
         (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
         track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
-        print("\n".join(summary_lines(results, config.eval.min_decided, config.eval.cost_bps)))
-        print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
+        show(
+            *summary_lines(results, config.eval.min_decided, config.eval.cost_bps),
+            f"metrics: {run_dir / METRICS_FILE}",
+            f"report: {run_dir / REPORT_FILE}",
+        )
         return RunResult(metrics=results.to_json())

@@ -39,6 +39,7 @@ from forecaster.models.gbm import GBM
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
+from forecaster.show import show
 from forecaster.tracking import Tracker
 from forecaster.training.dataset import Dataset
 from forecaster.training.scores import (
@@ -300,21 +301,23 @@ class Train:
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
-            print(
-                f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):"
+            show(
+                f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):",
+                summary_table(val_scores),
+                f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):",
+                summary_table(scores),
+                calibration_summary(fold_scores),
+                "test block, per fold and pooled:",
+                *paired_lines(fold_scores),
+                *(["test block per file, pooled over folds:"] if venues else []),
+                *(f"  {name}: {figures.line()}" for name, figures in venues.items()),
+                f"weights: {model_dir}",
+                *(
+                    [f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})"]
+                    if version is not None
+                    else []
+                ),
             )
-            print(summary_table(val_scores))
-            print(f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):")
-            print(summary_table(scores))
-            print(calibration_summary(fold_scores))
-            print("test block, per fold and pooled:")
-            print("\n".join(paired_lines(fold_scores)))
-            if venues:
-                print("test block per file, pooled over folds:")
-                print("\n".join(f"  {name}: {figures.line()}" for name, figures in venues.items()))
-            print(f"weights: {model_dir}")
-            if version is not None:
-                print(f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})")
             status = "FINISHED"
         finally:
             tracker.finish(status)

@@ -49,6 +49,9 @@ def test_train_then_live_with_the_registered_model(
     tmp_path, result = trained
     run_dir = tmp_path / "train"
     assert "persistence" in result.stdout and "majority" in result.stdout
+    log = (run_dir / "train.log").read_text()  # the log file is named after the mode, and has the tables
+    assert "validation split" in log and "test block, per fold and pooled:" in log
+    assert "job " not in result.stdout, "a single run's tables carry no sweep job label"
     sidecar = json.loads((run_dir / "model" / "model.json").read_text())
     assert sidecar["trained"] is True and sidecar["timeframe"] == "1m" and sidecar["feature_set"] == "basic"
     assert (
@@ -148,6 +151,10 @@ def test_sweep_in_parallel_processes_with_joblib(tmp_path: Path) -> None:
     runs = _runs(tmp_path)
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
     assert sorted(r.info.run_name for r in runs) == ["train-twohead-1m[seed=0]", "train-twohead-1m[seed=1]"]
+    # parallel jobs' tables are told apart by a label, in Hydra's job numbering; no colour codes
+    assert result.stdout.count("job 0: seed=0\nvalidation split") == 1
+    assert result.stdout.count("job 1: seed=1\nvalidation split") == 1
+    assert "\x1b[" not in result.stdout + result.stderr and "\r" not in result.stderr
 
 
 def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Path) -> None:
