@@ -104,6 +104,23 @@ def test_train_then_live_with_the_registered_model(
     assert "(untrained)" not in live.stdout
 
 
+def test_models_lists_registered_versions_and_local_weights_folders(
+    trained: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    home = trained[0]
+    _client(home).set_registered_model_alias("forecaster-twohead-1m", "champion", "1")
+    result = run_cli("mode=models", "mode.folders=[train]", "hydra.run.dir=models", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    header = ["where", "aliases", "model", "tf", "features", "validation", "test", "test", "p", "history"]
+    assert lines[1].split() == header
+    registered, local = lines[2].split(), lines[3].split()
+    assert registered[:5] == ["models:/forecaster-twohead-1m/1", "champion", "twohead", "1m", "basic"]
+    assert local[0] == "train/model" and local[2:] == registered[2:], "the folder and its version agree"
+    assert registered[-1] == "2024-12-01T00:00Z..2024-12-05T23:59Z"
+    assert "validation split" not in result.stdout and (home / "models" / "models.log").is_file()
+
+
 def test_a_model_for_another_timeframe_or_model_option_is_refused(
     tmp_path: Path, trained: tuple[Path, subprocess.CompletedProcess]
 ) -> None:
