@@ -40,7 +40,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        # no job runner (seven huey consumer processes that terminate() would leave behind), as `make ui`
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
