@@ -41,7 +41,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
         # no job runner (seven huey consumer processes that terminate() would leave behind), as `make ui`
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
