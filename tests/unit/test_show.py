@@ -18,10 +18,14 @@ class Caught(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_a_block_is_printed_once_and_logged_to_its_own_logger_only(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_block_is_printed_once_and_logged_to_its_own_logger_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     log_file, console = Caught(), Caught()
     results, root = logging.getLogger("forecaster.results"), logging.getLogger()
-    results.addHandler(log_file)  # what conf/hydra/job_logging does with the log file's handler
+    # what conf/hydra/job_logging does: INFO, to the log file's handler
+    monkeypatch.setattr(results, "level", logging.INFO)
+    results.addHandler(log_file)
     root.addHandler(console)
     try:
         show("validation split:", "model  0.51")
