@@ -92,7 +92,7 @@ def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert "\x1b[" not in output and "setup plugin" not in output, "no colour codes, no alembic set-up"
-    assert "A new study created" not in output and "Best parameters" in output
+    assert "A new study created" not in output and "Study name" not in output and "Best parameters" in output
     (found,) = (tmp_path / "multirun").glob("*/*/optimization_results.yaml")
     best = yaml.safe_load(found.read_text())
     assert set(best["best_params"]) == {
