@@ -50,7 +50,13 @@ def cuda_device_count() -> int:
 
 
 def select_platform() -> None:
-    """Pin JAX to the CPU when the CUDA plugin is installed but cannot run; call before importing jax."""
+    """Pin JAX to the CPU when the CUDA plugin is installed but cannot run; call before importing jax.
+
+    On a GPU, JAX would take 75 % of its memory at start: a second process (live beside train, a
+    parallel sweep's jobs) would find none left on a 6 GB card. Our models need megabytes, so each
+    process takes what it uses (set XLA_PYTHON_CLIENT_PREALLOCATE=true to restore JAX's default).
+    """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if "JAX_PLATFORMS" not in os.environ and cuda_plugin_installed() and cuda_device_count() == 0:
         os.environ["JAX_PLATFORMS"] = "cpu"
         log.warning(NO_GPU_NOTE)

@@ -12,6 +12,7 @@ import gzip
 import logging
 import math
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,11 @@ def timeframe_ms(timeframe: str) -> int:
     if not match:
         raise ValueError(f"timeframe {timeframe!r} is not of the form '<minutes>m', e.g. '5m'")
     return int(match.group(1)) * MINUTE_MS
+
+
+def utc_text(ms: int) -> str:
+    """Epoch milliseconds as messages and console lines show a time: '2024-12-01 00:00' (UTC)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def parse_utc_ms(text: str) -> int:
@@ -74,10 +80,11 @@ class Candle:
             self.start_ms, self.open, self.high, self.low, self.close, self.volume, self.timeframe
         )
         if problem:
-            raise CandleError(f"candle {self.start_ms} ({self.timeframe}): {problem}")
+            raise CandleError(f"candle {utc_text(self.start_ms)} UTC ({self.timeframe}): {problem}")
         if self.end_ms != self.start_ms + timeframe_ms(self.timeframe) - 1:
             raise CandleError(
-                f"candle {self.start_ms} ({self.timeframe}): end {self.end_ms} does not fit its start"
+                f"candle {utc_text(self.start_ms)} UTC ({self.timeframe}): end {self.end_ms} "
+                "does not fit its start"
             )
         return self
 
@@ -225,7 +232,10 @@ class CandleArray:
         order = np.diff(self.start_ms) <= 0
         if order.any():
             i = int(np.argmax(order)) + 1
-            raise CandleError(f"candle {self.start_ms[i]} is not after {self.start_ms[i - 1]}: not ascending")
+            raise CandleError(
+                f"candle {utc_text(int(self.start_ms[i]))} UTC is not after "
+                f"{utc_text(int(self.start_ms[i - 1]))}: not ascending"
+            )
         return self
 
 
@@ -251,6 +261,8 @@ def read_csv(path: str | Path, timeframe: str = "1m") -> CandleArray:
             if tuple(header.split(",")) != CSV_COLUMNS:
                 raise CandleError(f"{path}: header {header!r} is not {','.join(CSV_COLUMNS)}")
             table = np.genfromtxt(handle, delimiter=",", dtype=np.float64, filling_values=np.nan, ndmin=2)
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise CandleError(f"{path} is truncated or corrupt ({exc}); download or copy it again") from exc
     except OSError as exc:
         raise CandleError(f"cannot read candles from {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
@@ -347,4 +359,6 @@ class Aggregator:
 
     def _report(self, bucket: int) -> None:
         self.incomplete.append(bucket)
-        log.warning("incomplete %s candle at %d: minutes missing, not emitted", self.timeframe, bucket)
+        log.warning(
+            "incomplete %s candle at %s UTC: minutes missing, not emitted", self.timeframe, utc_text(bucket)
+        )

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import hydra
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -32,13 +35,12 @@ from forecaster.config import (
     to_config,
     unknown_key_message,
 )
-from forecaster.errors import ConfigError, UserError
+from forecaster.errors import EXIT_USER_ERROR, ConfigError, UserError
 from forecaster.interrupts import exit_interrupted
 from forecaster.parts import allowed_keys, factory_of, is_part
 from forecaster.run_dir_preflight import output_dir, unwritable
 
 log = logging.getLogger("forecaster")
-EXIT_USER_ERROR = 2
 SEARCH_OVERRIDES = ("hydra/sweeper=", "hparams_search=")  # what brings a sweeper that expands interval()
 # Hydra's own command-line flags (hydra --help): those that take a value, and those that only print.
 VALUE_FLAGS = (
@@ -50,6 +52,7 @@ VALUE_FLAGS = (
     ("--experimental-rerun",),
 )
 SWITCHES = (("--run", "-r"), ("--multirun", "-m"), ("--resolve",))
+GRAMMAR_URL = "https://hydra.cc/docs/1.2/advanced/override_grammar/basic"  # as Hydra's own messages cite it
 PRINT_ONLY = (("--help", "-h"), ("--hydra-help",), ("--version",), ("--shell-completion", "-sc"))
 
 
@@ -63,8 +66,13 @@ def command_line(argv: list[str]) -> tuple[bool, bool, list[str]]:
     for names in (*SWITCHES, *PRINT_ONLY):
         parser.add_argument(*names, action="store_true", dest=_dest(names))
     parser.add_argument("--info", "-i", nargs="?", const="all")
-    args, _ = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     printing = args.info is not None or any(getattr(args, _dest(names)) for names in PRINT_ONLY)
+    if unknown and not printing:  # Hydra's argparse refuses them too, with its whole usage text
+        raise ConfigError(
+            f"unrecognized arguments: {' '.join(unknown)}; flags such as -m go before all the overrides "
+            "or after them (python -m forecaster --help)"
+        )
     return printing, args.multirun, list(args.overrides)
 
 
@@ -82,12 +90,14 @@ def check_command_line(argv: list[str]) -> Path | None:
     printing, multirun, overrides = command_line(argv)
     if printing:
         return None
+    parsed = _parsed(overrides)
     target = None
-    for variant in _override_variants(overrides):
+    for variant in _override_variants(parsed, overrides):
         with initialize_hydra():
             try:
                 cfg = compose(config_name=CONFIG_NAME, overrides=variant, return_hydra_config=target is None)
                 if target is None:
+                    multirun = _check_run_mode(cfg, multirun, parsed)
                     target = output_dir(cfg, multirun)
                     with open_dict(cfg):
                         del cfg["hydra"]
@@ -99,15 +109,58 @@ def check_command_line(argv: list[str]) -> Path | None:
     return target
 
 
-def _override_variants(overrides: list[str]) -> Iterator[list[str]]:
+def _parsed(overrides: list[str]) -> list[Override]:
+    """The overrides as Hydra reads them; an unreadable one is named with what to type instead."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except HydraException as exc:
+            raise ConfigError(_unreadable(override, exc)) from exc
+    return parser.parse_overrides(overrides)
+
+
+def _unreadable(override: str, exc: HydraException) -> str:
+    """One line for an override Hydra's grammar rejects: a stray non-ASCII character, or the syntax."""
+    odd = next(((i, c) for i, c in enumerate(override) if not c.isascii()), None)
+    if odd is None:
+        reason = str(exc).splitlines()[0].removeprefix("LexerNoViableAltException: ")
+        return f"cannot read the override {override!r}: {reason}; see {GRAMMAR_URL}"
+    index, char = odd
+    what = f"{char!r} ({unicodedata.name(char, 'unnamed character')}) at position {index + 1}"
+    ascii_form = unicodedata.normalize("NFKC", override)
+    if ascii_form.isascii():
+        return f"{override!r}: {what} is not plain ASCII; did you mean {ascii_form}?"
+    if index < override.find("="):
+        return f"{override!r}: {what}: config keys are plain ASCII (python -m forecaster --help lists them)"
+    key, _, value = override.partition("=")
+    return f"{override!r}: {what}; quote a value with such characters, e.g. {key}='{value}'"
+
+
+def _check_run_mode(cfg: DictConfig, multirun: bool, parsed: list[Override]) -> bool:
+    """Whether the command sweeps (-m, or hydra.mode=MULTIRUN as hparams_search sets); refuse what
+    Hydra would refuse later with a multi-line message, or what would run nothing."""
+    multirun = multirun or OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
+    sweep = next((o for o in parsed if o.is_sweep_override()), None)
+    if sweep is not None and not multirun:
+        key, value = sweep.get_key_element(), str(sweep.input_line).partition("=")[2]
+        if sweep.value_type != ValueType.SIMPLE_CHOICE_SWEEP:
+            raise ConfigError(f"{sweep.input_line} is a sweep: add -m to run one job per value")
+        raise ConfigError(
+            f"{sweep.input_line} gives several values: add -m to run one job per value, or write "
+            f"{key}=[{value}] for a list or {key}='{value}' for text"
+        )
+    trials = OmegaConf.select(cfg, "hydra.sweeper.n_trials", default=None)
+    if multirun and isinstance(trials, int) and trials < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={trials} runs no trial; set it to 1 or more")
+    return multirun
+
+
+def _override_variants(parsed: list[Override], overrides: list[str]) -> Iterator[list[str]]:
     """The first value of every sweep, then each other value of each sweep in turn.
 
     This checks every value once without composing the whole cartesian product.
     """
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        raise ConfigError(_one_line(exc, overrides)) from exc
     choices: list[list[str]] = []
     for override in parsed:
         key = override.get_key_element()

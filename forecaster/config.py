@@ -43,6 +43,9 @@ VALIDATION = "val"  # the metrics block (metrics.json, MLflow) that searches and
 ZERO_MOVES = ("drop", "flat", "down", "threshold")
 SELECT_BY = ("edge", "score", "decided_accuracy")  # the sweep leaderboard's choice on validation
 BEST_OF_TESTS = ("spa", "reality_check")
+# train.epochs' bound: far beyond any useful run (early stopping ends runs sooner), and it keeps the
+# jitted loop's step count in int32 for usual batch sizes (training/loop.py checks the product)
+MAX_EPOCHS = 100_000
 
 
 @dataclass
@@ -157,7 +160,7 @@ class TrainConfig:
     test_fraction: float = bounded(0.15, gt=0, lt=1)
     embargo_windows: int = bounded(1, ge=1)
     folds: int = bounded(1, ge=1)
-    epochs: int = bounded(20, ge=1)
+    epochs: int = bounded(20, ge=1, le=MAX_EPOCHS)
     batch_size: int = bounded(1024, ge=1)
     learning_rate: float = bounded(1e-3, gt=0)
     weight_decay: float = bounded(1e-4, ge=0)
@@ -169,6 +172,13 @@ class TrainConfig:
     class_balance: bool = False  # weigh each head's up and not-up rows equally in the training loss
     yardstick: bool = True  # also fit model=gbm's defaults on the same rows and report them beside the model
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"train.val_fraction={self.val_fraction:g} + train.test_fraction={self.test_fraction:g} "
+                "leaves no rows to train on; keep their sum below 1"
+            )
 
 
 @dataclass

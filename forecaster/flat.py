@@ -43,6 +43,19 @@ def direction(p_up: float, p_down: float, rule: FlatConfig, spread: float | None
     return Direction(directions(np.array([p_up]), np.array([p_down]), rule, spreads)[0])
 
 
+def describe(rule: FlatConfig) -> str:
+    """The rule in one line, as a live session and `--help` state it: when a candle is FLAT."""
+    parts = []
+    if rule.min_prob > 0:
+        parts.append(f"max(p_up, p_down) < {rule.min_prob:g}")
+    if rule.min_margin > 0:
+        parts.append(f"|p_up - p_down| < {rule.min_margin:.4g}")
+    if rule.max_spread is not None:
+        parts.append(f"the members' spread > {rule.max_spread:g}")
+    when = " or ".join(parts) if parts else "p_up == p_down (a tie)"
+    return f"FLAT (abstain) when {when} (flat={rule.name})"
+
+
 def margin_quantiles(p_up: np.ndarray, p_down: np.ndarray) -> tuple[float, ...]:
     """Every percentile of |p_up - p_down| on these rows (fitted on validation, stored in the card)."""
     margins = np.abs(np.asarray(p_up, np.float64) - np.asarray(p_down, np.float64))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from forecaster.candles import CandleArray, parse_utc_ms
+from forecaster.candles import CandleArray, parse_utc_ms, timeframe_ms, utc_text
 from forecaster.errors import UserError
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from forecaster.sources.base import CandleSource, LabelledHistory
 
 log = logging.getLogger(__name__)
+# data.end is exclusive, and eval asks for one candle past the period (the fact of its last call):
+# an end up to this many candles after the newest one is no shorter period than asked
+END_SLACK_CANDLES = 2
 
 
 def _bound(text: str | None, key: str) -> int | None:
@@ -58,22 +61,44 @@ def load_histories(
     start, end = period(data)
     histories = [h for h in source.histories(timeframe, start, end, data.days, paths) if len(h.candles)]
     if not histories:
-        raise UserError(
-            f"no {timeframe} candles in the chosen period ({data.start} .. {data.end}); "
-            "widen data.start/data.end or check source.path"
-        )
+        raise UserError(_nothing_in(source, data, timeframe))
     for h in histories:
         log.info("history: %d %s candles from %s (%s)", len(h.candles), timeframe, source.name, h.label)
+    _warn_past_the_newest(source, timeframe, end, max(int(h.candles.start_ms[-1]) for h in histories))
     return histories
 
 
-def load_history(source: CandleSource, data: DataConfig, timeframe: str, paths: PathsConfig) -> CandleArray:
+def load_history(
+    source: CandleSource,
+    data: DataConfig,
+    timeframe: str,
+    paths: PathsConfig,
+    trained: str | None = None,
+) -> CandleArray:
+    """One series over the period; `trained` (the model's history, if judging one) helps an empty one."""
     start, end = period(data)
     candles = source.history(timeframe, start, end, data.days, paths)
     if len(candles) == 0:
-        raise UserError(
-            f"no {timeframe} candles in the chosen period ({data.start} .. {data.end}); "
-            "widen data.start/data.end or check source.path"
-        )
+        hint = f"; the model was trained on {trained}" if trained else ""
+        raise UserError(_nothing_in(source, data, timeframe) + hint)
     log.info("history: %d %s candles from %s", len(candles), timeframe, source.name)
+    _warn_past_the_newest(source, timeframe, end, int(candles.start_ms[-1]))
     return candles
+
+
+def _nothing_in(source: CandleSource, data: DataConfig, timeframe: str) -> str:
+    return (
+        f"no {timeframe} candles in the chosen period ({data.start or 'the start'} .. {data.end or 'now'}) "
+        f"of {source.origin()}; widen data.start/data.end or check source.path / source.rest_url"
+    )
+
+
+def _warn_past_the_newest(source: CandleSource, timeframe: str, end: int | None, newest: int) -> None:
+    """data.end after the newest candle: the period is shorter than asked (a file ends, or the future)."""
+    if end is not None and end > newest + END_SLACK_CANDLES * timeframe_ms(timeframe):
+        log.warning(
+            "data.end %s UTC is after the newest candle of %s (%s UTC): the period ends there",
+            utc_text(end),
+            source.origin(),
+            utc_text(newest),
+        )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecaster.candles import Candle, timeframe_ms
+from forecaster.candles import Candle, timeframe_ms, utc_text
 from forecaster.config import Config, FlatConfig
 from forecaster.errors import UserError
 from forecaster.features.base import FeatureSet
@@ -63,7 +63,7 @@ class Predictor:
     def _accept(self, candle: Candle) -> bool:
         if not candle.confirmed:
             self.counters.unconfirmed += 1
-            log.warning("refused unconfirmed candle %d", candle.start_ms)
+            log.warning("refused unconfirmed candle %s UTC", utc_text(candle.start_ms))
             return False
         if candle.timeframe != self.timeframe:
             raise ValueError(f"predictor for {self.timeframe} got a {candle.timeframe} candle")
@@ -73,7 +73,7 @@ class Predictor:
         if self.last_start is not None and candle.start_ms - self.last_start != self.step_ms:
             # A window across a hole would hold a multi-interval return that training never sees.
             self.counters.gaps += 1
-            log.warning("gap before candle %d: the window starts again", candle.start_ms)
+            log.warning("gap before candle %s UTC: the window starts again", utc_text(candle.start_ms))
             self.window = FeatureWindow(self.window.features)
         self.last_start = candle.start_ms
         return True

@@ -28,7 +28,7 @@ def choice(default: Any, *choices: Any) -> Any:
 
 
 def bounded(default: Any, **bounds: float) -> Any:
-    """A field with numeric bounds: any of ge, gt, le, lt."""
+    """A field with numeric bounds: any of ge, gt, le, lt (for a list or tuple: of each entry)."""
     return field(default=default, metadata=bounds)
 
 
@@ -42,6 +42,10 @@ def check_bounds(obj: Any, prefix: str = "") -> None:
         elif isinstance(value, list | tuple) and any(dataclasses.is_dataclass(item) for item in value):
             for index, item in enumerate(value):
                 check_bounds(item, f"{key}[{index}].")
+        elif isinstance(value, list | tuple):  # bounds of a list field hold for each entry
+            problem = next(filter(None, (bound_problem(item, f.metadata) for item in value)), None)
+            if problem:
+                raise ConfigError(f"{key}={list(value)} is not allowed; {problem} for each entry")
         elif value is not None:
             problem = bound_problem(value, f.metadata)
             if problem:

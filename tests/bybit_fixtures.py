@@ -17,7 +17,7 @@ from forecaster.emulator.faults import Faults
 from forecaster.emulator.server import Emulator
 from forecaster.sources.bybit.source import BybitSource
 
-SPEED = 600.0  # one 1m candle every 0.1 s
+SPEED = 10.0  # 1m candles per second: one every 0.1 s
 DATA = read_csv(SAMPLE_CSV)  # 2024-12-01..05, 7200 candles, no gap
 DAY1 = int(DATA.start_ms[0])
 NOW = DAY1 + 2 * 1440 * MINUTE_MS + 30 * MINUTE_MS  # 2024-12-03 00:30, two complete days behind

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.launch import launch_emulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ SHARED = Path(os.environ.get("FORECASTER_SHARED", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data"
 FIXTURES = SHARED / "bybit" / "fixtures"
 E2E = Path(__file__).resolve().parent / "e2e"
-EMULATOR_SPEED = "600"  # ten 1m candles per second
+EMULATOR_SPEED = "10"  # 1m candles per second
 # One JAX compilation cache for every command the session runs, whatever its cwd: each program is
 # compiled once per session, as on a user's machine after the first run, instead of once per test
 # (compiling is about half of a short training run's CPU time). Kept in the environment because
@@ -69,6 +70,14 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def truncated_sample(directory: Path) -> Path:
+    """The shipped sample cut in half, as a download or copy that stopped part-way leaves it."""
+    whole = SAMPLE_CSV.read_bytes()
+    path = directory / "truncated.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
 
 
 @pytest.fixture(scope="session")

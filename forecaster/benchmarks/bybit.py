@@ -28,7 +28,7 @@ async def _download(days: int) -> dict[str, object]:
     history = synthetic_history(days * DAY_CANDLES + DAY_CANDLES)  # one extra day: "now" lies inside it
     first = int(history.start_ms[0])
     start, end = first, first + days * DAY_CANDLES * MINUTE_MS
-    async with Emulator(history, speed=1, now_ms=end + DAY_CANDLES // 2 * MINUTE_MS) as emulator:
+    async with Emulator(history, now_ms=end + DAY_CANDLES // 2 * MINUTE_MS) as emulator:
         source = BybitSource(rest_url=emulator.rest_url, ws_url=emulator.ws_url)
         with tempfile.TemporaryDirectory() as cache:
             async with BybitRest(source, cache, progress=False) as rest:

@@ -14,35 +14,85 @@ import sys
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from forecaster.candles import parse_utc_ms, read_csv
 from forecaster.data import SAMPLE_CSV
+from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
 from forecaster.emulator.server import Emulator
 from forecaster.errors import UserError
 
 USER_ERROR_EXIT = 2  # as the main entry point does for a UserError
+MAX_PORT = 65535
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (what is wrong, where to look), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR_EXIT, f"{self.prog}: {message} (see --help)\n")
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port must be 0..{MAX_PORT}, got {value}")
+    return value
+
+
+def speed(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # a clocked server needs time to pass; source=replay is the way to go flat out
+        raise argparse.ArgumentTypeError(f"speed must be > 0 candles per second, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m forecaster.emulator", description=(__doc__ or "").split("\n")[0]
+    parser = _Parser(
+        prog="python -m forecaster.emulator",
+        description=(__doc__ or "").split("\n")[0],
     )
     parser.add_argument(
-        "--data", type=Path, default=SAMPLE_CSV, help="1m candle CSV(.gz) (default: the sample)"
+        "--data",
+        type=Path,
+        default=SAMPLE_CSV,
+        help="1m candle CSV(.gz) to serve (default: the shipped sample)",
     )
-    parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed at start)")
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument(
-        "--now", type=parse_utc_ms, help="start time, ms or ISO (default: one day into the data)"
+        "--port",
+        type=port,
+        default=0,
+        help="port on 127.0.0.1; 0 = any free one, printed at start (default: %(default)s)",
     )
-    parser.add_argument("--symbol", default="BTCUSDT")
-    parser.add_argument("--updates-per-candle", type=int, default=3, help="unconfirmed pushes per candle")
+    parser.add_argument(
+        "--speed",
+        type=speed,
+        default=REAL_TIME,
+        help="1m candles per real second, as source.speed of conf/source/replay.yaml "
+        "(default: %(default).4g, one a minute as on the exchange; 10 serves a day in 2.4 minutes)",
+    )
+    parser.add_argument(
+        "--now",
+        type=parse_utc_ms,
+        help="simulated start time, epoch ms or ISO UTC (default: one day into the data)",
+    )
+    parser.add_argument(
+        "--symbol", default="BTCUSDT", help="the symbol it answers for (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--updates-per-candle",
+        type=int,
+        default=3,
+        help="unconfirmed WS pushes of each candle before its confirm (default: %(default)s)",
+    )
     group = parser.add_argument_group("faults (0 = off)")
     for f in fields(Faults):
         default = getattr(Faults(), f.name)
         flag = f"--{f.name.replace('_', '-')}"
-        group.add_argument(flag, type=type(default), default=default, help=f.metadata["help"])
+        group.add_argument(
+            flag, type=type(default), default=default, help=f"{f.metadata['help']} (default: %(default)s)"
+        )
     return parser
 
 
@@ -64,7 +114,8 @@ async def _serve(args: argparse.Namespace) -> None:
     async with emulator:
         now = datetime.fromtimestamp(emulator.clock.now_ms() / 1000, UTC).isoformat()
         print(
-            f"emulator rest_url={emulator.rest_url} ws_url={emulator.ws_url} now={now} speed={args.speed}",
+            f"emulator rest_url={emulator.rest_url} ws_url={emulator.ws_url} now={now} "
+            f"speed={args.speed:g}/s",
             flush=True,
         )
         await stop.wait()
@@ -74,8 +125,6 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = _parser()
     args = parser.parse_args()
-    if not args.speed > 0:
-        parser.error(f"--speed must be > 0, got {args.speed}")
     try:
         asyncio.run(_serve(args))
     except UserError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ import aiohttp
 from aiohttp import web
 
 from forecaster.candles import MINUTE_MS, CandleArray
-from forecaster.emulator.clock import Clock
+from forecaster.emulator.clock import REAL_TIME, Clock
 from forecaster.emulator.faults import BAN_PAGE, ERROR_PAGE, Faults, RateLimiter, broken_frame
 from forecaster.emulator.market import Market
+from forecaster.errors import UserError
 from forecaster.sources.bybit.protocol import (
     ALREADY_SUBSCRIBED,
     DEFAULT_LIMIT,
@@ -137,7 +139,7 @@ class Emulator:
         candles: CandleArray,
         *,
         symbol: str = "BTCUSDT",
-        speed: float = 1.0,
+        speed: float = REAL_TIME,  # 1m candles per real second, as source.speed
         now_ms: int | None = None,
         faults: Faults | None = None,
         updates_per_candle: int = 3,
@@ -175,7 +177,14 @@ class Emulator:
         self._runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.close()
+            raise UserError(
+                f"cannot listen on {HOST}:{self._port} ({os.strerror(exc.errno) if exc.errno else exc}); "
+                "choose another port, or 0 for any free one"
+            ) from exc
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
 

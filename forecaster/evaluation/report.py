@@ -66,9 +66,9 @@ def verdict(results: EvaluationSet, min_decided: int, cost_bps: float) -> str:
     model = results.model
     bar = results.paired.get(VS_PERSISTENCE)
     if model.decided.n < min_decided or bar is None or bar.p_value is None:
-        return f"verdict: too few decided calls to judge ({model.decided.n} < eval.min_decided={min_decided})"
+        return f"too few decided calls to judge ({model.decided.n} < eval.min_decided={min_decided})"
     if bar.p_value >= SIGNIFICANCE:
-        return f"verdict: no better than persistence on these candles (paired p={bar.p_value:.3g})"
+        return f"no better than persistence on these candles (paired p={bar.p_value:.3g})"
     size = model.economics
     after = None if size is None else size.after_cost_bps
     costs = (
@@ -77,7 +77,7 @@ def verdict(results: EvaluationSet, min_decided: int, cost_bps: float) -> str:
         if size is not None and size.mean_bps is not None and after is not None and after < 0
         else "and its calls cover the round-trip cost on average"
     )
-    return f"verdict: better than persistence on these candles (paired p={bar.p_value:.3g}), {costs}"
+    return f"better than persistence on these candles (paired p={bar.p_value:.3g}), {costs}"
 
 
 def summary_lines(results: EvaluationSet, min_decided: int, cost_bps: float) -> list[str]:
@@ -91,7 +91,7 @@ def summary_lines(results: EvaluationSet, min_decided: int, cost_bps: float) -> 
     calibration = calibration_line(results.model)
     if calibration is not None:
         lines.append(calibration)
-    lines.append(verdict(results, min_decided, cost_bps))
+    lines.append(f"verdict: {verdict(results, min_decided, cost_bps)}")
     return lines
 
 

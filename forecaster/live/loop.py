@@ -33,7 +33,7 @@ class CandleEvent:
     fact: FactRecord | None
     outcome: Outcome | None
     new: bool
-    count: int  # new candles of this predictor so far, this one included
+    count: int  # new predicted candles of this predictor so far, this one included
     score: float
     settled: int
     decided: int
@@ -87,7 +87,7 @@ class PredictorLoop:
         if prediction is not None:
             self.scores.add_prediction(prediction)
         new = self.last_recorded is None or candle.start_ms > self.last_recorded
-        self.candles += new
+        self.candles += new and prediction is not None  # live.max_candles counts predictions, not warm-up
         counters = {
             f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()
         }

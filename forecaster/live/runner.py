@@ -6,6 +6,7 @@ the stream's counters (reconnects, backfills, ...) itself, once per minute.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING
 
 from forecaster.candles import MINUTE_MS
+from forecaster.evaluation.statistics import wilson_interval
 from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.session_state import Steps
@@ -38,6 +40,26 @@ def counts(sessions: Sequence[Session]) -> str:
     return ", ".join(f"{s.loop.name or s.loop.predictor.model_name}: {s.loop.candles}" for s in sessions)
 
 
+def summary_line(loop: PredictorLoop) -> str:
+    """What a predictor did this session, as the end-of-session log states it."""
+    scores = loop.scores
+    who = loop.name or f"{loop.predictor.model_name}-{loop.predictor.timeframe}"
+    line = f"{who}: {loop.candles} predicted candles, {scores.settled} settled, {scores.decided} decided"
+    if scores.decided:
+        low, high = wilson_interval(scores.correct, scores.decided)
+        line += f", accuracy {scores.correct / scores.decided:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{line}, score {scores.score:+g}"
+
+
+def stream_line(counters: object) -> str | None:
+    """The stream's faults survived this session; None for a source that counts none (a replay)."""
+    if not is_dataclass(counters) or isinstance(counters, type):
+        return None
+    found = asdict(counters)
+    keys = ("reconnects", "stale", "gaps", "backfilled", "unfilled", "duplicates", "malformed")
+    return "stream: " + ", ".join(f"{found[key]} {key}" for key in keys if key in found)
+
+
 async def run_sessions(
     config: Config,
     sessions: Sequence[Session],
@@ -54,23 +76,37 @@ async def run_sessions(
                 return KILLED
             for session, warm in zip(sessions, feed.warmed, strict=True):
                 session.loop.warm_up(warm)
-            minutes = aiter(feed)
-            seen = 0
-            while (minute := await next_or_stop(minutes, stop)) is not None:
-                received = time.perf_counter_ns()
-                for session in sessions:
-                    if session.loop.done:
-                        continue
-                    event = session.loop.on_minute(minute, received)
-                    if event is not None:
-                        for sink in session.sinks:
-                            sink.handle(event)
-                seen += 1
-                if seen % config.live.metrics_every == 0:
-                    _log_stream(tracker, feed.counters, steps.of(minute.start_ms, MINUTE_MS))
-                if all(session.loop.done for session in sessions):
-                    log.info("live.max_candles reached")
-                    return FINISHED
+            status = await _consume(config, sessions, feed, tracker, steps, stop)
+            if (line := stream_line(feed.counters)) is not None:
+                log.info("%s", line)
+            return status
+
+
+async def _consume(
+    config: Config,
+    sessions: Sequence[Session],
+    feed: MinuteFeed,
+    tracker: BackgroundTracker,
+    steps: Steps,
+    stop: asyncio.Event,
+) -> str:
+    minutes = aiter(feed)
+    seen = 0
+    while (minute := await next_or_stop(minutes, stop)) is not None:
+        received = time.perf_counter_ns()
+        for session in sessions:
+            if session.loop.done:
+                continue
+            event = session.loop.on_minute(minute, received)
+            if event is not None:
+                for sink in session.sinks:
+                    sink.handle(event)
+        seen += 1
+        if seen % config.live.metrics_every == 0:
+            _log_stream(tracker, feed.counters, steps.of(minute.start_ms, MINUTE_MS))
+        if all(session.loop.done for session in sessions):
+            log.info("live.max_candles reached")
+            return FINISHED
     if stop.is_set():
         log.info("signal received: stopped after %s candles", counts(sessions))
         return KILLED

@@ -7,10 +7,9 @@ already there) instead of losing its fact or prediction.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Protocol
 
-from forecaster.candles import timeframe_ms
+from forecaster.candles import timeframe_ms, utc_text
 from forecaster.config import LiveConfig
 from forecaster.disk_space import DiskFloor, writing
 from forecaster.live.background import BackgroundTracker, Upload
@@ -47,13 +46,11 @@ class RecordsSink:
 
 
 def console_line(event: CandleEvent) -> str:
-    when = datetime.fromtimestamp(event.candle.start_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    when = utc_text(event.candle.start_ms)
     prediction, outcome = event.prediction, event.outcome
     line = f"{event.name} " if event.name else ""
     line += f"{when} {event.candle.timeframe} close={event.candle.close:<10.2f}"
-    if prediction is None:
-        line += " warming up".ljust(40)
-    else:
+    if prediction is not None:
         line += f" p_up={prediction.p_up:.3f} p_down={prediction.p_down:.3f} -> {prediction.direction:<4}"
         line += "" if prediction.trained else " (untrained)"
     if outcome is not None:
@@ -66,11 +63,25 @@ def console_line(event: CandleEvent) -> str:
 
 
 class ConsoleSink:
-    """One line per new candle."""
+    """One line per new predicted candle; a warm-up (the feature window filling from the stream, as a
+    replay does, or again after a gap) is one line when it starts and one when it ends."""
+
+    def __init__(self) -> None:
+        self._warming: dict[str, int] = {}  # predictor name -> candles into its current warm-up
 
     def handle(self, event: CandleEvent) -> None:
-        if event.new:
-            print(console_line(event), flush=True)
+        if not event.new:
+            return
+        who = f"{event.name} " if event.name else ""
+        if event.prediction is None:
+            if event.name not in self._warming:
+                print(f"{who}warming up: no prediction until the feature window is full", flush=True)
+            self._warming[event.name] = self._warming.get(event.name, 0) + 1
+            return
+        warmed = self._warming.pop(event.name, None)
+        if warmed is not None:
+            print(f"{who}warmed up on {warmed} candles", flush=True)
+        print(console_line(event), flush=True)
 
     def close(self) -> None:
         pass
@@ -95,7 +106,7 @@ class TrackerSink:
         self._slowest: dict[str, float] = {}
 
     def handle(self, event: CandleEvent) -> None:
-        if not event.new:
+        if not event.new or event.prediction is None:  # warm-up: nothing to score or time yet
             return
         timings = {"candle_ms": event.handled_ms}
         if event.prediction is not None:

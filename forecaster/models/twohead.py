@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from forecaster.errors import ConfigError
 from forecaster.models.base import LoadedModel, check_weights_source
 from forecaster.models.spec import ACTIVATION_NAMES, ModelSpec
 from forecaster.schema import bounded, choice
@@ -79,7 +80,7 @@ class TwoHead(NetworkModel):
     """MLP trunk with two sigmoid heads, p_up and p_down; members > 1 stacks that many."""
 
     name: str = "twohead"
-    hidden: tuple[int, ...] = (64, 64)  # any sequence of widths; kept as a tuple
+    hidden: tuple[int, ...] = bounded((64, 64), ge=1)  # any sequence of widths; kept as a tuple
     activation: str = choice("relu", *ACTIVATION_NAMES)
     dropout: float = bounded(0.0, ge=0, lt=1)
     members: int = bounded(1, ge=1)
@@ -89,6 +90,11 @@ class TwoHead(NetworkModel):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
+        if not self.hidden:  # else its weights and runs would carry this name for what is a logreg
+            raise ConfigError(
+                f"model={self.name} with model.hidden=[] has no hidden layer: that is model=logreg "
+                "(model.members for an ensemble of them); use it, or give hidden widths"
+            )
 
     def trunk(self) -> dict[str, Any]:
         return {

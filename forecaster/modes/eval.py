@@ -15,18 +15,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from forecaster import backend
-from forecaster.candles import timeframe_ms
+from forecaster.candles import timeframe_ms, utc_text
 from forecaster.config import Config, FlatConfig, PredictorEntry, entry_config
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import economics, paired_test
 from forecaster.evaluation.evaluate import decisions, evaluate_joined, evaluate_predictions
 from forecaster.evaluation.join import Joined, join
-from forecaster.evaluation.report import render_report, summary_lines
+from forecaster.evaluation.report import render_report, summary_lines, verdict
 from forecaster.evaluation.sections import MODEL, Evaluation, EvaluationSet, Paired
 from forecaster.facts import FactTracker
 from forecaster.flat import fitted
 from forecaster.history import load_history, period
 from forecaster.models.card import read_card
+from forecaster.models.describe import span
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
@@ -63,7 +64,7 @@ def replay_history(config: Config, run_dir: Path, weights: Path | None) -> Path:
         first = start
     elif tested is not None:
         first, end = tested.first_candle_ts, tested.last_candle_ts + step
-        log.info("period: the model's test split, %d .. %d", first, end)
+        log.info("period: the model's test split, %s .. %s UTC", utc_text(first), utc_text(end))
     else:
         raise UserError(
             "say which period to judge: data.start (and data.end), or give a trained model.path/uri"
@@ -72,7 +73,8 @@ def replay_history(config: Config, run_dir: Path, weights: Path | None) -> Path:
     widened = replace(
         config.data, start=str(first - warm * step), end=None if end is None else str(end + step)
     )
-    candles = load_history(config.source, widened, config.timeframe.name, config.paths).to_candles()
+    trained = span(predictor.card.data_range) if predictor.card and predictor.card.data_range else None
+    candles = load_history(config.source, widened, config.timeframe.name, config.paths, trained).to_candles()
     facts = FactTracker()
     with RunRecords(config.sink, run_dir) as records:
         for candle in candles:
@@ -175,41 +177,62 @@ class Eval:
         needs_model = not config.eval.records or config.flat.coverage is not None
         weights = weights_path(config.model, config.tracking, config.paths) if needs_model else None
         config = replace(config, flat=judged_rule(config, weights))
-        if config.eval.records:
-            source = records_dir(config, run_dir)
-        else:
-            source = replay_history(config, run_dir, weights)
-        predictions = [
-            prediction_from_record(r)
-            for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
-        ]
-        facts = [fact_from_record(r) for r in read_jsonl(source / config.sink.facts, FACT_KEY).records]
-        joined = join(predictions, facts)
-        if joined.report.matched == 0:
-            raise UserError(
-                f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
-                f"{len(facts)} facts); evaluate a longer session"
-            )
-        results = evaluate_joined(
-            joined, config.eval.threshold_bps, config.flat, config.eval.redecide, config.eval.cost_bps
+        if not config.eval.records:
+            return RunResult(metrics=judge(config, replay_history(config, run_dir, weights), run_dir))
+        source = records_dir(config, run_dir)
+        folders = predictor_folders(source, config.sink.predictions)
+        if not folders:
+            return RunResult(metrics=judge(config, source, run_dir))
+        log.info("%s holds the records of %d predictors: judging each", source, len(folders))
+        return RunResult(
+            metrics={name: judge(config, folder, run_dir / name, name) for name, folder in folders.items()}
         )
-        if config.eval.compare:
-            name, compared, paired = judge_other_model(config, source, joined, facts)
-            who = f"{COMPARED}_{name}"
-            results = results.with_judged(who, compared).with_paired(f"{MODEL}_vs_{who}", paired)
-        (run_dir / METRICS_FILE).write_text(json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n")
-        plots = []
-        if config.eval.plots:
-            from forecaster.evaluation.plots import plot_all
 
-            plots = plot_all(
-                joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None
-            )
-        (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
-        track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
-        show(
-            *summary_lines(results, config.eval.min_decided, config.eval.cost_bps),
-            f"metrics: {run_dir / METRICS_FILE}",
-            f"report: {run_dir / REPORT_FILE}",
+
+def predictor_folders(source: Path, predictions: str) -> dict[str, Path]:
+    """A session of several predictors (live.predictors) records each in its own folder."""
+    if (source / predictions).exists():
+        return {}
+    return {d.name: d for d in sorted(source.iterdir()) if (d / predictions).is_file()}
+
+
+def judge(config: Config, source: Path, run_dir: Path, label: str = "") -> dict:
+    """The records in `source` judged, written to run_dir (metrics, report, plots, an MLflow run);
+    `label` names the predictor of a session of several."""
+    if label:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    predictions = [
+        prediction_from_record(r)
+        for r in read_jsonl(source / config.sink.predictions, PREDICTION_KEY).records
+    ]
+    facts = [fact_from_record(r) for r in read_jsonl(source / config.sink.facts, FACT_KEY).records]
+    joined = join(predictions, facts)
+    if joined.report.matched == 0:
+        raise UserError(
+            f"no prediction in {source} has its fact yet ({len(predictions)} predictions, "
+            f"{len(facts)} facts); evaluate a longer session"
         )
-        return RunResult(metrics=results.to_json())
+    results = evaluate_joined(
+        joined, config.eval.threshold_bps, config.flat, config.eval.redecide, config.eval.cost_bps
+    )
+    if config.eval.compare:
+        name, compared, paired = judge_other_model(config, source, joined, facts)
+        who = f"{COMPARED}_{name}"
+        results = results.with_judged(who, compared).with_paired(f"{MODEL}_vs_{who}", paired)
+    said = verdict(results, config.eval.min_decided, config.eval.cost_bps)
+    judged = {**results.to_json(), "verdict": said}
+    (run_dir / METRICS_FILE).write_text(json.dumps(judged, indent=2, allow_nan=False) + "\n")
+    plots = []
+    if config.eval.plots:
+        from forecaster.evaluation.plots import plot_all
+
+        plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
+    (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
+    track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
+    show(
+        *([f"== {label} =="] if label else []),
+        *summary_lines(results, config.eval.min_decided, config.eval.cost_bps),
+        f"metrics: {run_dir / METRICS_FILE}",
+        f"report: {run_dir / REPORT_FILE}",
+    )
+    return results.to_json()

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from forecaster.candles import Aggregator
+from forecaster.candles import Aggregator, utc_text
 from forecaster.config import Config
 from forecaster.disk_space import DiskFloor, writing
 from forecaster.facts import FactTracker
@@ -29,7 +28,7 @@ HEADER = f"{'candle (UTC)':<17} {'close_prev':>12} {'close_curr':>12} {'delta':>
 
 
 def fact_line(fact: FactRecord) -> str:
-    when = datetime.fromtimestamp(fact.candle_ts / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    when = utc_text(fact.candle_ts)
     return (
         f"{when:<17} {fact.close_prev:>12.2f} {fact.close_curr:>12.2f} {fact.delta:>10.2f} "
         f"{fact.ret_bps:>8.2f}  {fact.direction}"
@@ -64,8 +63,9 @@ async def _follow(config: Config, last_n: int, writer: JsonlWriter, floor: DiskF
                 candle = aggregator.push(minute)
                 if candle is None:
                     continue
-                show(tracker.push(candle))
-                new += 1
+                fact = tracker.push(candle)
+                show(fact)
+                new += fact is not None  # max_candles counts new facts (a replay's first candle has none)
                 if config.live.max_candles is not None and new >= config.live.max_candles:
                     break
     return shown

@@ -22,9 +22,10 @@ from pathlib import Path
 from forecaster import backend
 from forecaster.config import Config, entry_config
 from forecaster.disk_space import DiskFloor
+from forecaster.flat import describe
 from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
-from forecaster.live.runner import FAILED, Session, counts, run_sessions
+from forecaster.live.runner import FAILED, Session, run_sessions, summary_line
 from forecaster.live.session_state import SessionState, Steps
 from forecaster.live.shutdown import ShutdownGuard
 from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
@@ -38,6 +39,8 @@ from forecaster.run_lock import RunLock
 from forecaster.tracking import RECORDS_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
+# said once at the start, before the first console line
+CONSOLE_LINE = "p_up and p_down come from two heads (an up move; a down move) and need not sum to 1; "
 # A restart in the run dir resumes its MLflow run unless one of these changed: it is another session.
 PINNED_PARAMS = ("model.", "timeframe.", "features.", "flat.", "predictor.", "live.predictors")
 
@@ -79,6 +82,8 @@ class Live:
             name: build_predictor(each, weights_path(each.model, each.tracking, each.paths))
             for name, each in configs.items()
         }
+        for name, predictor in predictors.items():
+            log.info("%s%s", f"{name}: " if name else "", CONSOLE_LINE + describe(predictor.rule))
         store = config.tracking.store_uri(config.paths)
         state = SessionState.load(run_dir)
         tracker = config.tracking.open(config.paths)
@@ -106,14 +111,9 @@ class Live:
                     for uploader in uploaders:
                         uploader.close()
                     background.close(status)
-                    log.info(
-                        "%d candles, %d predictions (%s); records in %s; %s",
-                        sum(s.loop.candles for s in sessions),
-                        sum(s.loop.predictor.counters.predictions for s in sessions),
-                        counts(sessions),
-                        run_dir,
-                        tracker.describe(),
-                    )
+                    for session in sessions:
+                        log.info("%s", summary_line(session.loop))
+                    log.info("records in %s; %s", run_dir, tracker.describe())
         return RunResult()
 
 

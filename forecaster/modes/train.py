@@ -301,19 +301,23 @@ class Train:
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
+            last = len(splits) - 1
             show(
-                f"validation split ({int(val_scores['model'].n)} rows per fold on average; choose on these):",
+                f"validation split ({len(splits)} fold(s), per fold on average; choose on these):",
                 summary_table(val_scores),
-                f"test split ({len(splits)} fold(s), {int(scores['model'].n)} rows per fold on average):",
+                f"test split ({len(splits)} fold(s), per fold on average):",
                 summary_table(scores),
                 calibration_summary(fold_scores),
                 "test block, per fold and pooled:",
                 *paired_lines(fold_scores),
                 *(["test block per file, pooled over folds:"] if venues else []),
                 *(f"  {name}: {figures.line()}" for name, figures in venues.items()),
-                f"weights: {model_dir}",
+                f"weights: {model_dir} (fold {last}'s model: the last fold, trained on the most history)",
                 *(
-                    [f"registered: models:/{registered_name(config)}/{version} ({tracker.describe()})"]
+                    [
+                        f"registered: models:/{registered_name(config)}/{version}, that same model "
+                        f"({tracker.describe()})"
+                    ]
                     if version is not None
                     else []
                 ),

@@ -82,3 +82,7 @@ class CandleSource(Protocol):
     def checks(self, paths: PathsConfig, network: bool) -> list[Check]:
         """mode=dryrun's lines about this source: its data, and its endpoint when `network`."""
         ...
+
+    def origin(self) -> str:
+        """Where its candles come from (files, a URL), as messages name it."""
+        ...

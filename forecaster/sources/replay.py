@@ -91,6 +91,9 @@ class ReplaySource:
         """The files as one series (they must not overlap in time), cut and aggregated as in `histories`."""
         return _one_series([h.candles for h in self.histories(timeframe, start, end, days, paths)], timeframe)
 
+    def origin(self) -> str:
+        return ", ".join(str(path) for path in self.files())
+
     async def connect(
         self, stack: contextlib.AsyncExitStack, warmups: Sequence[WarmUp], paths: PathsConfig
     ) -> Connection:
@@ -102,10 +105,15 @@ class ReplaySource:
             files = self.files()
         except ConfigError as exc:
             return [Check("replay data present", Status.FAIL, str(exc))]
-        missing = [f for f in files if not f.is_file()]
-        detail = f"{missing[0]} not found" if missing else ", ".join(str(f) for f in files)
+        problem = next((f"{f} not found" for f in files if not f.is_file()), None)
+        try:
+            for f in [] if problem else files:
+                load_recorded(f)  # read through as a run would: a truncated file fails here, not mid-run
+        except CandleError as exc:
+            problem = str(exc)
+        detail = problem or ", ".join(str(f) for f in files)
         return [
-            Check("replay data present", Status.FAIL if missing else Status.OK, detail),
+            Check("replay data present", Status.FAIL if problem else Status.OK, detail),
             Check("network", Status.SKIP, "source=replay needs none"),
         ]
 

@@ -21,6 +21,7 @@ import optax
 from jax import Array
 
 from forecaster.config import TrainConfig
+from forecaster.errors import ConfigError
 from forecaster.models.card import ModelCard
 from forecaster.models.checkpoint import save
 from forecaster.models.inference import CompiledModel
@@ -261,6 +262,11 @@ def train(
     standardizer = Standardizer.fit(data_train.X, config.clip_z)
     batch = min(config.batch_size, len(data_train))
     steps_per_epoch = len(data_train) // batch
+    if config.epochs * steps_per_epoch > np.iinfo(np.int32).max:  # the jitted loop counts steps in int32
+        raise ConfigError(
+            f"train.epochs={config.epochs} x {steps_per_epoch} steps per epoch is more optimiser steps than "
+            "training can count; lower train.epochs or raise train.batch_size"
+        )
     model = build(spec)
     steps = make_steps(spec, model, config, config.epochs * steps_per_epoch, seed, data_train.y)
     params, _ = eqx.partition(model, eqx.is_inexact_array)

@@ -161,12 +161,15 @@ def scores_json(scores: Mapping[str, Scores], sort: bool = False) -> dict[str, d
 
 
 def summary_table(scores: dict[str, Scores]) -> str:
-    header = f"{'':<12}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
+    """Each predictor's figures beside its counts: n candles scored, and the decided calls behind
+    decided_accuracy (the other figures are over all n)."""
+    header = f"{'':<12}{'n':>8}{'decided':>9}" + "".join(f"{name:>18}" for name in SUMMARY_METRICS)
     rows = [header]
     for who, values in scores.items():
+        counts = f"{values.n:>8.0f}{'-' if values.decided is None else f'{values.decided:.0f}':>9}"
         cells = "".join(
             f"{'-':>18}" if (value := getattr(values, name)) is None else f"{value:>18.4f}"
             for name in SUMMARY_METRICS
         )
-        rows.append(f"{who:<12}{cells}")
+        rows.append(f"{who:<12}{counts}{cells}")
     return "\n".join(rows)

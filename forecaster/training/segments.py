@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecaster.candles import timeframe_ms
+from forecaster.candles import timeframe_ms, utc_text
 from forecaster.training.dataset import Dataset, make_dataset
 
 if TYPE_CHECKING:
@@ -64,10 +64,10 @@ def make_datasets(
     found = [s for h, part in zip(histories, parts, strict=True) for s in segments(h, part)]
     for s in found:
         log.info(
-            "segment %s %d..%d: %d candles -> %d rows (%d lost to warm-up and the segment's end)",
+            "segment %s %s .. %s UTC: %d candles -> %d rows (%d lost to warm-up and the segment's end)",
             s.label,
-            s.first_ms,
-            s.last_ms,
+            utc_text(s.first_ms),
+            utc_text(s.last_ms),
             s.candles,
             s.rows,
             s.lost,

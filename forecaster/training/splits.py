@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecaster.candles import utc_text
 from forecaster.errors import UserError
 
 
@@ -53,8 +54,9 @@ class Timeline:
         lo = int(np.searchsorted(self.times, start_ms))
         if hi <= lo:
             raise SplitError(
-                f"no rows in the test block data.test_start..data.test_end ({start_ms} .. {end_ms} ms); "
-                f"the rows cover {int(self.times[0])} .. {int(self.times[-1])} ms"
+                f"no rows in the test block data.test_start..data.test_end ({utc_text(start_ms)} .. "
+                f"{'the end' if end_ms is None else utc_text(end_ms)} UTC); the rows cover "
+                f"{utc_text(int(self.times[0]))} .. {utc_text(int(self.times[-1]))} UTC"
             )
         return lo, hi
 

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from forecaster.candles import DAY_MS, MINUTE_MS, aggregate
+from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
 from forecaster.errors import UserError
 from forecaster.sources.bybit.cache import KlineCache
@@ -27,7 +28,7 @@ async def test_paging_across_page_boundaries_is_ascending_and_exact() -> None:
 
 
 async def test_only_closed_candles_never_the_open_one() -> None:
-    async with emulator(speed=1) as emu, BybitRest(fast_source(emu)) as rest:
+    async with emulator(speed=REAL_TIME) as emu, BybitRest(fast_source(emu)) as rest:
         emu.clock.set_now(OPEN + 30_000)  # half-way through the open candle
         got = await rest.klines(OPEN - 10 * MINUTE_MS, OPEN + 10 * MINUTE_MS)
         latest = await rest.klines(OPEN - 10 * MINUTE_MS)  # end None: up to the newest closed one
@@ -35,7 +36,7 @@ async def test_only_closed_candles_never_the_open_one() -> None:
 
 
 async def test_warmup_is_the_last_n_closed_candles() -> None:
-    async with emulator(speed=1) as emu, BybitRest(fast_source(emu)) as rest:
+    async with emulator(speed=REAL_TIME) as emu, BybitRest(fast_source(emu)) as rest:
         got = await rest.warmup(1500)
     assert got.to_candles() == csv_candles(OPEN - 1500 * MINUTE_MS, 1500)
 
@@ -56,7 +57,7 @@ async def test_cache_second_call_is_free_and_an_extension_fetches_only_the_new_d
 
 
 async def test_cache_never_holds_the_running_day_or_open_candle(tmp_path) -> None:
-    async with emulator(speed=1) as emu, BybitRest(fast_source(emu), tmp_path) as rest:
+    async with emulator(speed=REAL_TIME) as emu, BybitRest(fast_source(emu), tmp_path) as rest:
         await rest.klines(OPEN - 60 * MINUTE_MS)
         requests = emu.stats.kline_requests
         got = await rest.klines(OPEN - 60 * MINUTE_MS)

@@ -19,7 +19,7 @@ from tests.bybit_fixtures import DATA, NOW, csv_candles, emulator, fast_source, 
 
 N = 12  # candles per fault test: about 1.2 s of emulated market
 AFTER = NOW - 5 * MINUTE_MS  # the consumer already has candles up to here: the first 4 come from REST
-SLOW_SPEED = 60.0  # one candle per second, for a test whose outcome depends on how fast it connects
+SLOW_SPEED = 1.0  # one candle per second, for a test whose outcome depends on how fast it connects
 
 
 async def stream_with(faults: Faults, n: int = N, **overrides: object) -> tuple[list, StreamCounters]:
@@ -107,7 +107,7 @@ async def test_without_after_starts_at_first_confirm() -> None:
 
 
 async def test_native_higher_timeframe() -> None:
-    async with emulator(speed=6000) as emu:
+    async with emulator(speed=100) as emu:
         source = fast_source(emu)
         after = NOW // (5 * MINUTE_MS) * (5 * MINUTE_MS) - 10 * MINUTE_MS
         async with BybitRest(source) as rest, BybitKlineStream(source, rest, "5m", after_ms=after) as stream:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, truncated_sample
 
 GROUPS = ("mode", "source", "features", "model", "flat", "timeframe", "sink", "tracking", "paths")
 
@@ -44,6 +44,18 @@ BAD_INPUTS = [
     (["live.predictors=[{modle: twohead}]"], "'modle' in a PredictorEntry", "model, timeframe"),
     (["-m", "train.learning_rate=interval(0.001,0.01)"], "train.learning_rate", "hparams_search"),
     (["-m", "flat.min_prob=0.5,2"], "flat.min_prob", "<= 1"),
+    (["train.epochs=1e12"], "train.epochs", "Integer"),
+    (["train.epochs=1000000000000"], "train.epochs", "<= 100000"),
+    (["-m", "hparams_search=twohead_optuna", "hydra.sweeper.n_trials=0"], "n_trials=0", "1 or more"),
+    (["model.hidden=[0]"], "model.hidden=[0]", ">= 1 for each entry"),
+    (["model.hidden=[]"], "model=twohead with model.hidden=[] has no hidden layer", "model=logreg"),
+    (["train.val_fraction=0.5", "train.test_fraction=0.5"], "train.val_fraction=0.5", "below 1"),
+    (["seed=0,1"], "seed=0,1", "add -m"),
+    (["model.hidden=[1,"], "model.hidden=[1,", "override_grammar"),
+    (["seed=1", "-m", "seed=2"], "unrecognized arguments: seed=2", "before all the overrides"),
+    (["m\u00f3del=twohead"], "LATIN SMALL LETTER O WITH ACUTE", "keys are plain ASCII"),
+    (["model.hidden=[\uff13\uff12]"], "FULLWIDTH DIGIT THREE", "did you mean model.hidden=[32]"),
+    (["seed=\uff10"], "FULLWIDTH DIGIT ZERO", "did you mean seed=0"),
 ]
 
 
@@ -58,6 +70,26 @@ def test_bad_input_is_one_clear_line_and_exit_2(
     assert key in lines[0] and allowed in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), "work started"
+
+
+TRUNCATED_RUNS = {
+    "train": ["mode=train"],
+    "live": ["mode=live", "model=persistence"],
+    "eval": ["mode=eval", "model=persistence", "data.start=2024-12-01"],
+}
+
+
+@pytest.mark.parametrize("mode", TRUNCATED_RUNS)
+def test_truncated_candle_file_is_one_line(tmp_path: Path, mode: str) -> None:
+    data = truncated_sample(tmp_path)
+    result = run_cli(
+        *TRUNCATED_RUNS[mode], "source=replay", f"source.path={data}", "tracking=off", cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"{data} is truncated or corrupt" in errors[0], result.stderr
+    assert "copy it again" in errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_help_explains_the_groups(tmp_path: Path) -> None:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from forecaster.candles import MINUTE_MS, candle_from_rest_row, candle_from_ws
 from forecaster.data import SAMPLE_CSV
+from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
 from forecaster.emulator.launch import launch_emulator
 from forecaster.sources.bybit.protocol import KLINE_PATH, TIME_PATH
 from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, truncated_sample
 
 OPEN = NOW // MINUTE_MS * MINUTE_MS
 QUERY = {"category": "spot", "symbol": "BTCUSDT", "interval": "1"}
@@ -35,7 +41,7 @@ async def get(url: str, **params: object) -> tuple[int, dict | str]:
 
 
 async def test_kline_envelope_order_and_open_candle() -> None:
-    async with emulator(speed=1) as emu:
+    async with emulator(speed=REAL_TIME) as emu:
         emu.clock.set_now(OPEN + 30_000)
         status, body = await get(emu.rest_url + KLINE_PATH, limit=5)
     expected = fixture("rest_kline_response.json")
@@ -51,7 +57,7 @@ async def test_kline_envelope_order_and_open_candle() -> None:
 
 
 async def test_kline_window_and_limits() -> None:
-    async with emulator(speed=1) as emu:
+    async with emulator(speed=REAL_TIME) as emu:
         url = emu.rest_url + KLINE_PATH
         _, default = await get(url)
         _, window = await get(url, start=DAY1 + 10 * MINUTE_MS, end=DAY1 + 20 * MINUTE_MS, limit=1000)
@@ -92,7 +98,7 @@ async def test_rate_limit_then_ip_ban_then_5xx() -> None:
 
 
 async def test_time_follows_the_settable_clock() -> None:
-    async with emulator(speed=1) as emu:
+    async with emulator(speed=REAL_TIME) as emu:
         emu.clock.set_now(DAY1)
         status, body = await get(emu.rest_url + TIME_PATH)
     assert (
@@ -104,7 +110,7 @@ async def test_time_follows_the_settable_clock() -> None:
 
 async def test_subscribe_ping_and_rejection_in_spot_shapes() -> None:
     async with (
-        emulator(speed=1) as emu,
+        emulator(speed=REAL_TIME) as emu,
         aiohttp.ClientSession() as session,
         session.ws_connect(emu.ws_url) as ws,
     ):
@@ -171,8 +177,40 @@ async def test_drop_and_stall_faults() -> None:
         assert [("topic" in m) for m in received] == [False, True, True]
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--port", "99999"], "port must be 0..65535"),
+        (["--speed", "0"], "speed must be > 0 candles per second"),
+        (["--port", "{busy}"], "choose another port, or 0"),
+        (["--data", "{truncated}"], "truncated.csv.gz is truncated or corrupt"),
+    ],
+    ids=["port-range", "speed-0", "port-in-use", "truncated-data"],
+)
+def test_bad_command_line_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        values = {"busy": busy.getsockname()[1], "truncated": truncated_sample(tmp_path)}
+        command = [sys.executable, "-m", "forecaster.emulator", *(a.format(**values) for a in args)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_every_default() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "forecaster.emulator", "--help"], capture_output=True, text=True, check=True
+    )
+    options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("--")]
+    assert len(options) == len(fields(Faults)) + 6
+    assert result.stdout.count("(default:") == len(options), result.stdout
+    assert "1m candles per real second, as source.speed" in result.stdout
+
+
 def test_command_line_prints_urls_and_serves() -> None:
-    with launch_emulator("--data", str(SAMPLE_CSV), "--speed", "60") as launched:
+    with launch_emulator("--data", str(SAMPLE_CSV), "--speed", "1") as launched:
         assert launched.ws_url.startswith("ws://127.0.0.1:") and launched.ws_url.endswith("/v5/public/spot")
         status, body = asyncio.run(get(launched.rest_url + KLINE_PATH, limit=1))
         assert status == 200 and int(body["result"]["list"][0][0]) == int(DATA.start_ms[1440])

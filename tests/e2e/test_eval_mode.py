@@ -51,7 +51,9 @@ def test_eval_of_a_live_session(tmp_path: Path, live_session: Path) -> None:
     matched, decided, hits = _independent(live_session)
     assert metrics["join"]["matched"] == matched == 149 and metrics["join"]["unmatched"] == 1
     assert metrics["model"]["decided"]["n"] == decided and metrics["model"]["decided"]["hits"] == hits
-    assert set(metrics) == {"join", "model", "persistence", "reversal", "majority", "paired"}
+    assert set(metrics) == {"join", "model", "persistence", "reversal", "majority", "paired", "verdict"}
+    said = ("too few decided calls", "no better than persistence", "better than")
+    assert metrics["verdict"].startswith(said)
     bar = metrics["paired"]["model_vs_persistence"]
     assert bar["n"] <= decided and 0 <= bar["p_value"] <= 1, (
         "persistence is the bar, on the candles both decide"

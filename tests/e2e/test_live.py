@@ -25,6 +25,9 @@ from tests.conftest import run_cli, share_jax_cache
 SAMPLE = read_csv(SAMPLE_CSV)
 CLOSE = dict(zip(SAMPLE.start_ms.tolist(), SAMPLE.close.tolist(), strict=True))
 
+WARMING = "no prediction until the feature window is full"
+MARGIN = "|p_up - p_down| < 0.05"
+
 
 def _keys(path: Path, key: str) -> list[int]:
     return [r[key] for r in read_jsonl(path, key).records]
@@ -117,11 +120,17 @@ def test_facts_mode_prints_only_new_lines(tmp_path: Path, emulator: list[str]) -
 
 
 def test_replay_source_runs_offline(tmp_path: Path) -> None:
-    result = run_cli("mode=live", "source=replay", "live.max_candles=80", "tracking=off", cwd=tmp_path)
+    """live.max_candles counts predicted candles: a replay first fills its window (one line, not 59)."""
+    result = run_cli("mode=live", "source=replay", "live.max_candles=21", "tracking=off", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
-    assert len(_keys(run_dir / "candles.jsonl", "ts_start")) == 80
-    assert len(_keys(run_dir / "predictions.jsonl", "candle_ts")) == 80 - 60 + 1  # window of 60 fills first
+    assert len(_keys(run_dir / "candles.jsonl", "ts_start")) == 59 + 21  # the window of 60 fills first
+    assert len(_keys(run_dir / "predictions.jsonl", "candle_ts")) == 21
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [f"warming up: {WARMING}", "warmed up on 59 candles"]
+    assert len(lines) == 2 + 21 and all("p_up=" in line for line in lines[2:])
+    assert f"need not sum to 1; FLAT (abstain) when max(p_up, p_down) < 0.55 or {MARGIN}" in result.stderr
+    assert "twohead-1m: 21 predicted candles, 20 settled, " in result.stderr
 
 
 def test_missing_model_weights_are_one_clear_line(tmp_path: Path) -> None:

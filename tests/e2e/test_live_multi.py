@@ -82,6 +82,16 @@ def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emula
     assert len(lines) == MAX_CANDLES * len(TIMEFRAMES) * len(MODELS)
     assert sum(line.startswith("logreg-15m ") for line in lines) == MAX_CANDLES
     assert any("| score " in line for line in lines)
+    assert f"logreg-15m: {MAX_CANDLES} predicted candles, " in first.stderr, "a summary per predictor"
+    assert "stream: 0 reconnects, " in first.stderr
+
+    # eval of the run dir judges each predictor's folder, not "0 predictions" at its top
+    judged = run_cli("mode=eval", f"eval.records={run_dir}", "tracking=off", "eval.plots=false", cwd=tmp_path)
+    assert judged.returncode == 0, judged.stderr[-2000:]
+    names = [f"{m}-{tf}" for tf, m in itertools.product(TIMEFRAMES, MODELS)]
+    assert [line for line in judged.stdout.splitlines() if line.startswith("== ")] == [
+        f"== {name} ==" for name in sorted(names)
+    ]
 
     client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
     (run,) = client.search_runs(client.get_experiment_by_name("forecaster").experiment_id)

@@ -89,13 +89,26 @@ def test_bad_csv_names_file_and_row(tmp_path: Path) -> None:
         "1733011200000,10,11,9,10,1,\n"
         "1733011260000,10,9,8,10,1,\n"
     )
-    with pytest.raises(CandleError, match=r"bad\.csv: candle 1733011260000 \(1m\): high 9.0"):
+    with pytest.raises(CandleError, match=r"bad\.csv: candle 2024-12-01 00:01 UTC \(1m\): high 9.0"):
         read_csv(path)
     path.write_text("time,o\n1,2\n")
     with pytest.raises(CandleError, match="header"):
         read_csv(path)
     with pytest.raises(CandleError, match="cannot read"):
         read_csv(tmp_path / "absent.csv")
+
+
+def test_damaged_gzip_is_named_as_truncated_or_corrupt(tmp_path: Path) -> None:
+    whole = SAMPLE_CSV.read_bytes()
+    damaged = {
+        "cut.csv.gz": whole[: len(whole) // 2],  # EOFError inside gzip
+        "flipped.csv.gz": whole[:5000] + b"\xff" * 10 + whole[5010:],  # zlib.error
+        "plain.csv.gz": b"start_ms,open\n",  # not gzip at all
+    }
+    for name, data in damaged.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CandleError, match=rf"{name} is truncated or corrupt .*copy it again"):
+            read_csv(tmp_path / name)
 
 
 def test_timeframe_ms() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from forecaster.candles import MINUTE_MS, CandleArray, CandleError, concat_candles
-from forecaster.config import ZERO_MOVES, DataConfig
+from forecaster.checks import Status
+from forecaster.config import ZERO_MOVES, DataConfig, PathsConfig
 from forecaster.errors import ConfigError, UserError
 from forecaster.evaluation.outcomes import Outcomes
 from forecaster.features.basic import BasicFeatures
@@ -92,6 +93,16 @@ def test_overlapping_files_cannot_be_one_series(tmp_path: Path) -> None:
     with pytest.raises(CandleError, match="overlap in time"):
         source.history("1m", None, None, 1.0, None)  # type: ignore[arg-type]
     assert len(source.histories("1m", None, None, 1.0, None)) == 2  # type: ignore[arg-type]
+
+
+def test_dryrun_check_reads_the_files_through(tmp_path: Path) -> None:
+    good = write_csv(tmp_path / "good.csv.gz", planted_candles(N))
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    present = ReplaySource(path=str(good)).checks(PathsConfig(), False)[0]
+    assert (present.name, present.status) == ("replay data present", Status.OK)
+    present = ReplaySource(path=[str(good), str(cut)]).checks(PathsConfig(), False)[0]
+    assert present.status == Status.FAIL and "cut.csv.gz is truncated or corrupt" in present.detail
 
 
 # --- segments ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from forecaster.candles import read_csv
 from forecaster.config import FlatConfig
 from forecaster.data import SAMPLE_CSV
 from forecaster.facts import FactTracker, fact
-from forecaster.flat import direction, directions
+from forecaster.flat import describe, direction, directions
 
 BALANCED = FlatConfig(min_prob=0.55, min_margin=0.05)
 SPREAD = FlatConfig(min_prob=0.55, min_margin=0.05, max_spread=0.1)
@@ -22,6 +22,14 @@ def test_flat_rule_cases() -> None:
     assert direction(0.6, 0.57, BALANCED) == "FLAT"  # confident, but both heads agree too closely
     assert direction(0.51, 0.49, OFF) == "UP"
     assert direction(0.5, 0.5, OFF) == "FLAT"  # a tie prefers neither
+
+
+def test_the_rule_is_stated_as_it_decides() -> None:
+    assert describe(BALANCED) == (
+        "FLAT (abstain) when max(p_up, p_down) < 0.55 or |p_up - p_down| < 0.05 (flat=balanced)"
+    )
+    assert describe(SPREAD).endswith("or the members' spread > 0.1 (flat=balanced)")
+    assert describe(OFF) == "FLAT (abstain) when p_up == p_down (a tie) (flat=off)"
 
 
 def test_member_spread_rule_cases() -> None:

@@ -24,10 +24,11 @@ def _loop(*overrides: str, last_recorded: int | None = None) -> PredictorLoop:
 def test_events_carry_prediction_fact_and_score() -> None:
     loop = _loop("live.max_candles=100")
     events = [e for m in MINUTES if not loop.done and (e := loop.on_minute(m, 0)) is not None]
-    assert len(events) == 100 and loop.done and [e.count for e in events] == list(range(1, 101))
     window = loop.predictor.window.features.window
-    assert all(e.prediction is None for e in events[: window - 1])
+    assert len(events) == window - 1 + 100 and loop.done, "max_candles counts predictions, not warm-up"
+    assert all(e.prediction is None and e.count == 0 for e in events[: window - 1])
     assert all(e.prediction is not None for e in events[window - 1 :])
+    assert [e.count for e in events[window - 1 :]] == list(range(1, 101))
     assert events[0].fact is None and all(e.fact is not None for e in events[1:])
     settled = [e for e in events if e.outcome is not None]
     assert settled and settled[-1].settled == len(settled)
@@ -39,7 +40,7 @@ def test_candles_an_earlier_session_recorded_are_not_new() -> None:
     loop = _loop(last_recorded=last)
     events = [e for m in MINUTES if (e := loop.on_minute(m, 0)) is not None]
     assert [e.new for e in events] == [m.start_ms > last for m in MINUTES]
-    assert loop.candles == 100, "only new candles count towards live.max_candles"
+    assert loop.candles == 100, "only new (predicted) candles count towards live.max_candles"
 
 
 def test_higher_timeframes_aggregate_the_minutes() -> None:

@@ -13,7 +13,7 @@ import pytest
 from forecaster.candles import MINUTE_MS, CandleArray, read_csv
 from forecaster.config import TrainConfig
 from forecaster.data import SAMPLE_CSV
-from forecaster.errors import UserError
+from forecaster.errors import ConfigError, UserError
 from forecaster.features.basic import BasicFeatures
 from forecaster.models.network import EnsembleNet, TwoHeadNet
 from forecaster.models.spec import ModelSpec
@@ -199,6 +199,13 @@ def test_twohead_learns_a_planted_pattern(planted: Dataset) -> None:
     p_up, p_down = predict_probabilities(result.model, result.standardizer, test_part.X)
     assert p_up.dtype == np.float64 and p_up.shape == (len(test_part),)
     assert decided_accuracy(p_up, p_down, test_part.next_ret) > 0.9
+
+
+def test_more_steps_than_the_loop_counts_is_a_config_error_before_compiling(planted: Dataset) -> None:
+    train_part, val_part, _ = parts(planted)
+    config = dataclasses.replace(FAST, epochs=1_000_000, batch_size=1)  # beyond int32 optimiser steps
+    with pytest.raises(ConfigError, match=r"train\.epochs=1000000 x \d+ steps per epoch"):
+        train(ModelSpec("logreg", FEATURES.n_features, ()), train_part, val_part, config, 0)
 
 
 @pytest.mark.slow  # JAX compiles several networks: seconds each

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from forecaster.candles import DAY_MS, Candle, CandleArray, timeframe_ms
+from forecaster.candles import DAY_MS, Candle, CandleArray, timeframe_ms, utc_text
 from forecaster.checks import Check, Status
 from forecaster.errors import ConfigError
 from forecaster.schema import bounded, choice
@@ -76,6 +76,9 @@ class BybitSource:
             LabelledHistory(f"{self.name}-{self.category}", self.history(timeframe, start, end, days, paths))
         ]
 
+    def origin(self) -> str:
+        return f"{self.rest_url} ({self.category} {self.symbol})"
+
     async def _download(self, timeframe: str, start: int, end: int | None, paths: PathsConfig) -> CandleArray:
         from forecaster.sources.bybit.rest import BybitRest
 
@@ -118,5 +121,5 @@ async def _warm_up(rest: BybitRest, request: WarmUp) -> list[Candle]:
         return (await rest.warmup(n, timeframe)).to_candles() if n else []
     step = timeframe_ms(timeframe)
     first = request.resume_after - (n - 1) * step
-    log.info("resuming %s after the recorded candle %d", timeframe, request.resume_after)
+    log.info("resuming %s after the recorded candle %s UTC", timeframe, utc_text(request.resume_after))
     return (await rest.klines(first, request.resume_after + step, timeframe)).to_candles()
