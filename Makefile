@@ -33,9 +33,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m forecaster.benchmarks --output bench.json
 
+# The MLflow UI in two processes (mlflow and one uvicorn worker, about 0.5 GB): MLflow 3's server also
+# starts a job runner with seven huey consumers (GenAI jobs forecaster never uses) unless told not to.
 ui: $(STAMP)
 	mkdir -p $(MLRUNS)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLRUNS)/mlflow.db --default-artifact-root $(MLRUNS)/artifacts \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLRUNS)/mlflow.db --default-artifact-root $(MLRUNS)/artifacts \
 		--host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 clean:

@@ -46,13 +46,29 @@ def run_tags(config: Config, run_dir: Path) -> dict[str, str]:
     }
 
 
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_label() -> str | None:
+    """In a `-m` sweep, `job 3: model=logreg seed=1`: Hydra's number of the job (as its launcher logs
+    it) and what sets the job apart; None in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not _in_sweep():
+        return None
+    return f"job {HydraConfig.get().job.num}: {' '.join(_varied_overrides())}".rstrip()
+
+
 def _sweep_tag() -> dict[str, str]:
     """In a `-m` sweep, every job's run carries the sweep's directory (one filter shows the sweep) and
     the overrides that set this job apart."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not _in_sweep():
         return {}
     varied = ",".join(_varied_overrides())
     return {"sweep": HydraConfig.get().sweep.dir, **({SWEEP_OVERRIDES_TAG: varied} if varied else {})}

@@ -24,6 +24,7 @@ from forecaster.evaluation.outcomes import OUTCOMES_FILE, load_outcomes
 from forecaster.evaluation.sections import named_scalars
 from forecaster.modes.base import METRICS_FILE
 from forecaster.run_labels import SWEEP_OVERRIDES_TAG, flatten, run_tags
+from forecaster.show import show
 from forecaster.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,5 @@ def judge_sweep(config: Config, sweep: str, out_dir: Path) -> Leaderboard:
         json.dumps({**board.to_json(), "champion": champion}, indent=2, allow_nan=False) + "\n"
     )
     track(config, sweep, out_dir, board, [*files, *([plot] if plot else [])])
-    print("\n".join(console_lines(board)))
-    print(f"{champion}\nleaderboard: {files[0]}")
+    show(*console_lines(board), champion, f"leaderboard: {files[0]}", of_job=False)
     return board

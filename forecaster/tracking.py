@@ -136,6 +136,9 @@ def mlflow_client(uri: str) -> Any:
     not to phone home and not to announce its store migrations."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # nor to print "🏃 View run ... at: http://..." to stdout as a run on a tracking server ends:
+    # the results are printed by the mode itself, and `make ui` shows every run
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # urllib3 logs every HTTP retry; a tracker that is down is reported once per outage instead
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     from mlflow.tracking import MlflowClient

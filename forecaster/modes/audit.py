@@ -28,6 +28,7 @@ from forecaster.modes.base import RunResult
 from forecaster.predictor import Predictor, build_predictor
 from forecaster.registry import weights_path
 from forecaster.schema import bounded
+from forecaster.show import show
 from forecaster.training.dataset import make_dataset
 from forecaster.training.splits import walk_forward
 
@@ -63,10 +64,9 @@ class Audit:
             target_check(data, candles, train.threshold_bps),
             embargo_check(data, splits, features.window, config.timeframe.name),
         ]
-        for check in checks:
-            print(check.line(), flush=True)
         leaks = [check.name for check in checks if check.status == Status.FAIL]
-        print(
-            f"audit: {'LEAK: ' + ', '.join(leaks) if leaks else f'no leak found in {len(candles)} candles'}"
+        show(
+            *(check.line() for check in checks),
+            f"audit: {'LEAK: ' + ', '.join(leaks) if leaks else f'no leak found in {len(candles)} candles'}",
         )
         return RunResult(exit_code=1 if leaks else 0)

@@ -22,6 +22,7 @@ from forecaster.models.describe import loaded_line
 from forecaster.modes.base import RunResult
 from forecaster.predictor import load_model
 from forecaster.registry import weights_path
+from forecaster.show import show
 
 
 def check_output_dir(run_dir: Path) -> Check:
@@ -100,12 +101,14 @@ class Dryrun:
     def run(self, config: Config, run_dir: Path) -> RunResult:
         backend.configure_jax(config.paths.jax_cache)
         info = backend.describe()
-        print(f"backend={info.backend} devices={info.devices}")
-        print(f"jax={info.jax_version} jaxlib={info.jaxlib_version} python={info.python_version}")
-        print(f"forecaster={__version__} config={config_source()}")
-        print("--- resolved config ---")
-        print(resolved_yaml(config))
-        print("--- checks ---")
+        show(
+            f"backend={info.backend} devices={info.devices}",
+            f"jax={info.jax_version} jaxlib={info.jaxlib_version} python={info.python_version}",
+            f"forecaster={__version__} config={config_source()}",
+            "--- resolved config ---",
+            resolved_yaml(config),
+            "--- checks ---",
+        )
         checks = [
             check_output_dir(run_dir),
             config.tracking.check(config.paths),
@@ -113,8 +116,9 @@ class Dryrun:
             check_model(config),
             *config.source.checks(config.paths, self.check_network),
         ]
-        for check in checks:
-            print(check.line())
         failed = [check.name for check in checks if check.status == Status.FAIL]
-        print(f"dryrun: {'FAILED: ' + ', '.join(failed) if failed else 'all required checks passed'}")
+        show(
+            *(check.line() for check in checks),
+            f"dryrun: {'FAILED: ' + ', '.join(failed) if failed else 'all required checks passed'}",
+        )
         return RunResult(exit_code=1 if failed else 0)

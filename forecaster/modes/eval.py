@@ -44,6 +44,7 @@ from forecaster.recording import (
 )
 from forecaster.registry import download_model, weights_path
 from forecaster.run_labels import flatten, run_tags
+from forecaster.show import show
 from forecaster.tracking import download_records
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,6 @@ def judge(config: Config, source: Path, run_dir: Path, label: str = "") -> dict:
     """The records in `source` judged, written to run_dir (metrics, report, plots, an MLflow run);
     `label` names the predictor of a session of several."""
     if label:
-        print(f"== {label} ==")
         run_dir.mkdir(parents=True, exist_ok=True)
     predictions = [
         prediction_from_record(r)
@@ -230,6 +230,10 @@ def judge(config: Config, source: Path, run_dir: Path, label: str = "") -> dict:
         plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
     (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
     track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
-    print("\n".join(summary_lines(results, config.eval.min_decided, config.eval.cost_bps)))
-    print(f"metrics: {run_dir / METRICS_FILE}\nreport: {run_dir / REPORT_FILE}")
+    show(
+        *([f"== {label} =="] if label else []),
+        *summary_lines(results, config.eval.min_decided, config.eval.cost_bps),
+        f"metrics: {run_dir / METRICS_FILE}",
+        f"report: {run_dir / REPORT_FILE}",
+    )
     return results.to_json()

@@ -39,6 +39,7 @@ from forecaster.models.gbm import GBM
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.registry import registered_name
 from forecaster.run_labels import flatten, run_tags
+from forecaster.show import show
 from forecaster.tracking import Tracker
 from forecaster.training.dataset import Dataset
 from forecaster.training.scores import (
@@ -301,23 +302,27 @@ class Train:
                 metrics["registered"] = {"name": registered_name(config), "version": version}
             (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             tracker.log_artifact(run_dir / METRICS_FILE)
-            print(f"validation split ({len(splits)} fold(s), per fold on average; choose on these):")
-            print(summary_table(val_scores))
-            print(f"test split ({len(splits)} fold(s), per fold on average):")
-            print(summary_table(scores))
-            print(calibration_summary(fold_scores))
-            print("test block, per fold and pooled:")
-            print("\n".join(paired_lines(fold_scores)))
-            if venues:
-                print("test block per file, pooled over folds:")
-                print("\n".join(f"  {name}: {figures.line()}" for name, figures in venues.items()))
             last = len(splits) - 1
-            print(f"weights: {model_dir} (fold {last}'s model: the last fold, trained on the most history)")
-            if version is not None:
-                print(
-                    f"registered: models:/{registered_name(config)}/{version}, that same model "
-                    f"({tracker.describe()})"
-                )
+            show(
+                f"validation split ({len(splits)} fold(s), per fold on average; choose on these):",
+                summary_table(val_scores),
+                f"test split ({len(splits)} fold(s), per fold on average):",
+                summary_table(scores),
+                calibration_summary(fold_scores),
+                "test block, per fold and pooled:",
+                *paired_lines(fold_scores),
+                *(["test block per file, pooled over folds:"] if venues else []),
+                *(f"  {name}: {figures.line()}" for name, figures in venues.items()),
+                f"weights: {model_dir} (fold {last}'s model: the last fold, trained on the most history)",
+                *(
+                    [
+                        f"registered: models:/{registered_name(config)}/{version}, that same model "
+                        f"({tracker.describe()})"
+                    ]
+                    if version is not None
+                    else []
+                ),
+            )
             status = "FINISHED"
         finally:
             tracker.finish(status)

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import Array
-from tqdm import tqdm
 
 from forecaster.config import TrainConfig
 from forecaster.errors import ConfigError
@@ -29,6 +28,7 @@ from forecaster.models.inference import CompiledModel
 from forecaster.models.network import EnsembleNet, Model, build
 from forecaster.models.normalisation import Standardizer
 from forecaster.models.spec import ModelSpec
+from forecaster.progress import Progress
 from forecaster.training.dataset import Dataset
 from forecaster.training.splits import SplitError
 
@@ -296,10 +296,8 @@ def train(
     history: list[EpochStats] = []
     best_params: Any = None
     best_epoch, best_val = 0, float("inf")
-    bar = tqdm(
-        range(1, config.epochs + 1), desc=f"train {spec.name}", unit="epoch", disable=not config.progress
-    )
-    for epoch in bar:
+    bar = Progress(config.epochs, f"train {spec.name}", "epoch", enabled=config.progress)
+    for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         batches = jnp.asarray(epoch_batches(rng, len(data_train), batch))
         step0 = jnp.asarray((epoch - 1) * steps_per_epoch, dtype=jnp.int32)
@@ -309,7 +307,7 @@ def train(
         seconds = time.perf_counter() - started
         stats = EpochStats(epoch, train_loss, val, seconds, steps_per_epoch * batch / seconds)
         history.append(stats)
-        bar.set_postfix(train=f"{stats.train_loss:.4f}", val=f"{val:.4f}")
+        bar.update(train=f"{stats.train_loss:.4f}", val=f"{val:.4f}")
         if on_epoch is not None:
             on_epoch(stats)
         if val < best_val:

@@ -94,11 +94,16 @@ def test_installed_wheel_finds_its_config(tmp_path: Path) -> None:
     """Installed (not a checkout), Hydra must load conf/ from the package forecaster.conf."""
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)]
-    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(wheels), str(REPO)]
+    built = subprocess.run(build, check=True, capture_output=True, text=True, timeout=300)
+    assert "Package would be ignored" not in built.stdout + built.stderr, "a conf folder is not declared"
     (wheel,) = wheels.glob("forecaster-*.whl")
     install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
     subprocess.run(install, check=True, capture_output=True, timeout=300)
+    installed = {
+        p.relative_to(site / "forecaster" / "conf") for p in (site / "forecaster" / "conf").rglob("*.yaml")
+    }
+    assert installed == {p.relative_to(REPO / "conf") for p in (REPO / "conf").rglob("*.yaml")}
     result = run_cli("mode=dryrun", "tracking=off", cwd=work, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     assert "config=pkg://forecaster.conf" in result.stdout

@@ -40,7 +40,9 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
+        # no job runner (seven huey consumer processes that terminate() would leave behind), as `make ui`
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
@@ -81,12 +83,16 @@ def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path: Path, mlflow_ser
     versions = client.search_model_versions("name='forecaster-twohead-1m'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert not (tmp_path / "mlruns").exists(), "everything went to the server"
+    assert "View run" not in result.stdout, "MLflow's run URL is not printed as runs on a server end"
 
 
 def test_optuna_search_returns_the_optimized_metric(tmp_path: Path) -> None:
     args = ["mode=train", "source=replay", "hparams_search=twohead_optuna", "hydra.sweeper.n_trials=2"]
     result = run_cli(*args, "train.epochs=1", "train.progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "\x1b[" not in output and "setup plugin" not in output, "no colour codes, no alembic set-up"
+    assert "A new study created" not in output and "Study name" not in output and "Best parameters" in output
     (found,) = (tmp_path / "multirun").glob("*/*/optimization_results.yaml")
     best = yaml.safe_load(found.read_text())
     assert set(best["best_params"]) == {

@@ -49,6 +49,9 @@ def test_train_then_live_with_the_registered_model(
     tmp_path, result = trained
     run_dir = tmp_path / "train"
     assert "persistence" in result.stdout and "majority" in result.stdout
+    log = (run_dir / "train.log").read_text()  # the log file is named after the mode, and has the tables
+    assert "validation split" in log and "test block, per fold and pooled:" in log
+    assert "job " not in result.stdout, "a single run's tables carry no sweep job label"
     sidecar = json.loads((run_dir / "model" / "model.json").read_text())
     assert sidecar["trained"] is True and sidecar["timeframe"] == "1m" and sidecar["feature_set"] == "basic"
     assert (
@@ -101,6 +104,23 @@ def test_train_then_live_with_the_registered_model(
     assert "(untrained)" not in live.stdout
 
 
+def test_models_lists_registered_versions_and_local_weights_folders(
+    trained: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    home = trained[0]
+    _client(home).set_registered_model_alias("forecaster-twohead-1m", "champion", "1")
+    result = run_cli("mode=models", "mode.folders=[train]", "hydra.run.dir=models", cwd=home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    header = ["where", "aliases", "model", "tf", "features", "validation", "test", "test", "p", "history"]
+    assert lines[1].split() == header
+    registered, local = lines[2].split(), lines[3].split()
+    assert registered[:5] == ["models:/forecaster-twohead-1m/1", "champion", "twohead", "1m", "basic"]
+    assert local[0] == "train/model" and local[2:] == registered[2:], "the folder and its version agree"
+    assert registered[-1] == "2024-12-01T00:00Z..2024-12-05T23:59Z"
+    assert "validation split" not in result.stdout and (home / "models" / "models.log").is_file()
+
+
 def test_a_model_for_another_timeframe_or_model_option_is_refused(
     tmp_path: Path, trained: tuple[Path, subprocess.CompletedProcess]
 ) -> None:
@@ -148,6 +168,10 @@ def test_sweep_in_parallel_processes_with_joblib(tmp_path: Path) -> None:
     runs = _runs(tmp_path)
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1"]
     assert sorted(r.info.run_name for r in runs) == ["train-twohead-1m[seed=0]", "train-twohead-1m[seed=1]"]
+    # parallel jobs' tables are told apart by a label, in Hydra's job numbering; no colour codes
+    assert result.stdout.count("job 0: seed=0\nvalidation split") == 1
+    assert result.stdout.count("job 1: seed=1\nvalidation split") == 1
+    assert "\x1b[" not in result.stdout + result.stderr and "\r" not in result.stderr
 
 
 def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Path) -> None:

@@ -13,13 +13,11 @@ import asyncio
 import logging
 import random
 import ssl
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tqdm import tqdm
 
 from forecaster.candles import (
     DAY_MS,
@@ -32,6 +30,7 @@ from forecaster.candles import (
     timeframe_ms,
 )
 from forecaster.errors import UserError
+from forecaster.progress import Progress
 from forecaster.reachability import json_object, not_json, unreachable
 from forecaster.sources.bybit.cache import KlineCache
 from forecaster.sources.bybit.protocol import KLINE_PATH, PAGE_LIMIT, RET_OK, TIME_PATH, interval_code
@@ -43,6 +42,8 @@ log = logging.getLogger(__name__)
 # A day is cached only this long after it ended, so a candle the exchange publishes late is not
 # cached as missing for good.
 CACHE_SETTLE_MS = 5 * MINUTE_MS
+# off a terminal, a history download logs one progress line per this many pages (1000 candles each)
+LOG_EVERY_PAGES = 10
 WARMUP_EXTENSIONS = 2  # how often warmup looks further back when history has gaps
 
 
@@ -209,8 +210,8 @@ class BybitRest:
         windows = [
             (w, min(w + PAGE_LIMIT * step, hi)) for lo, hi in spans for w in range(lo, hi, PAGE_LIMIT * step)
         ]
-        show = self.progress and sys.stderr.isatty() and len(windows) > 1
-        with tqdm(total=len(windows), unit="page", desc=f"{symbol} {timeframe}", disable=not show) as bar:
+        show = self.progress and len(windows) > 1
+        with Progress(len(windows), f"{symbol} {timeframe}", "page", LOG_EVERY_PAGES, show) as bar:
 
             async def page(lo: int, hi: int) -> list[Candle]:
                 candles = await self._page(lo, hi, timeframe, symbol)
