@@ -50,7 +50,9 @@ class MlflowServer:
         ]  # fmt: skip
         self.home.mkdir(parents=True, exist_ok=True)
         with (self.home / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+            # no job runner and its 7 huey consumers: a plain tracking server, as `make ui` runs it
+            env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
         deadline = time.monotonic() + SERVER_START_S
         while not self._healthy():
             assert self.process.poll() is None, (self.home / "server.log").read_text()[-2000:]

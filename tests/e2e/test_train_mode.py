@@ -93,13 +93,13 @@ def test_train_then_live_with_the_registered_model(
         "mode=live",
         "source=replay",
         "model.uri=models:/forecaster-twohead-1m/latest",
-        "live.max_candles=70",
+        "live.max_candles=11",
         f"hydra.run.dir={live_dir}",
         cwd=tmp_path,
     )
     assert live.returncode == 0, live.stderr[-2000:]
     predictions = read_jsonl(live_dir / "predictions.jsonl").records
-    assert len(predictions) == 11 and all(p["trained"] for p in predictions)
+    assert len(predictions) == 11 and all(p["trained"] for p in predictions), "max_candles counts predictions"
     assert "INFO loaded twohead weights from " in live.stderr and "sha256 " in live.stderr
     assert "(untrained)" not in live.stdout
 
