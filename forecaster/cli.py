@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -225,6 +226,9 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
+EXIT_BROKEN_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
+
+
 def run(cfg: DictConfig) -> float | None:
     """One Hydra job: validate, build the parts, run the chosen mode.
 
@@ -238,6 +242,9 @@ def run(cfg: DictConfig) -> float | None:
             result = config.mode.run(config, run_dir)
         except KeyboardInterrupt as exc:
             exit_interrupted(exc, f"in mode={config.mode.name}")
+        except BrokenPipeError:  # the reader went away (`... | head`): records are closed; stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush there
+            sys.exit(EXIT_BROKEN_PIPE)
         objective = result.objective(config.optimized_metric) if config.optimized_metric else None
     except UserError as exc:
         log.error("%s", exc)

@@ -97,3 +97,16 @@ def test_help_explains_the_groups(tmp_path: Path) -> None:
     assert result.returncode == 0
     for group in GROUPS:
         assert f"{group}:" in result.stdout
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    """`python -m forecaster ... | head -1`: the rest of the output has nowhere to go; stop quietly."""
+    command = [sys.executable, "-m", "forecaster", "mode=dryrun", "tracking=off"]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("backend=")
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+    assert proc.returncode in (0, 141) and "Traceback" not in stderr, stderr
