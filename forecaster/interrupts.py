@@ -54,6 +54,20 @@ def exit_interrupted(
     sys.exit(SIGNAL_EXIT_BASE + signum)
 
 
+def hold_signals() -> None:
+    """SIGINT and SIGTERM wait from now until release_signals(), then arrive as usual.
+
+    For Hydra's composition of the config: a KeyboardInterrupt raised inside OmegaConf's context
+    managers can leave a half-built node whose clean-up fails with an unrelated AttributeError (a
+    traceback instead of one line). Held, the signal arrives once the config is built.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 @contextmanager
 def deferred_signals() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block ends, then arrive as usual.
