@@ -12,7 +12,7 @@ from forecaster.models.neighbours import WindowStore
 
 DIMS = 64
 K = 32
-BLOCK = 65_536  # stored windows per distance product
+BLOCK = 16_384  # stored windows per distance product
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 LIVE_CALLS = 50
@@ -60,6 +60,7 @@ def run(quick: bool) -> dict[str, object]:
         store = WindowStore(keys, known, BLOCK)
         figures = _live(store, QUICK_LIVE_CALLS if quick else LIVE_CALLS)
         figures.update(_replay(store, QUICK_REPLAY_QUERIES if quick else REPLAY_QUERIES))
-        figures["bytes_per_window"] = float(keys.itemsize * DIMS + known.itemsize)
+        stored = store.keys.nbytes + store.norms.nbytes + store.known.nbytes
+        figures["bytes_per_window"] = stored / (store.keys.shape[0] * store.keys.shape[1])
         out[str(size)] = figures
     return out

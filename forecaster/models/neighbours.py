@@ -33,70 +33,73 @@ class Neighbours:
     row: np.ndarray  # (queries, k) int32: rows of the stored windows
 
 
-def _distances(queries: jax.Array, keys: jax.Array, metric: str) -> jax.Array:
-    if metric == "cosine":
-        q = queries / (jnp.linalg.norm(queries, axis=1, keepdims=True) + NORM_EPS)
-        k = keys / (jnp.linalg.norm(keys, axis=1, keepdims=True) + NORM_EPS)
-        return 1.0 - q @ k.T
-    squared = jnp.sum(queries**2, axis=1, keepdims=True) - 2.0 * queries @ keys.T + jnp.sum(keys**2, axis=1)
-    return jnp.maximum(squared, 0.0)  # rounding can dip below 0 for a window equal to the query
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + NORM_EPS)
 
 
-@partial(jax.jit, static_argnames=("k", "block", "metric"))
+@partial(jax.jit, static_argnames=("k", "metric"))
 def _search(
     queries: jax.Array,
     limits: jax.Array,
     keys: jax.Array,
+    norms: jax.Array,
     known: jax.Array,
     k: int,
-    block: int,
     metric: str,
 ) -> tuple[jax.Array, jax.Array]:
-    n_queries = queries.shape[0]
+    """Each block's k nearest (one product against the stored rows as laid out: no transpose of
+    the store), then the k nearest of those: a scan whose memory is one block's distances."""
+    if metric == "cosine":
+        queries = queries / (jnp.linalg.norm(queries, axis=1, keepdims=True) + NORM_EPS)
+    squared = jnp.sum(queries**2, axis=1, keepdims=True)
 
-    def merge(i: jax.Array, best: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        rows = jax.lax.dynamic_slice_in_dim(keys, i * block, block)
-        when = jax.lax.dynamic_slice_in_dim(known, i * block, block)
-        distance = _distances(queries, rows, metric)
+    def block_nearest(_: None, part: tuple[jax.Array, ...]) -> tuple[None, tuple[jax.Array, jax.Array]]:
+        rows, row_norms, when = part
+        products = jax.lax.dot_general(queries, rows, (((1,), (1,)), ((), ())))
+        if metric == "cosine":
+            distance = 1.0 - products
+        else:  # rounding can dip below 0 for a window equal to the query
+            distance = jnp.maximum(squared - 2.0 * products + row_norms, 0.0)
         distance = jnp.where(when[None, :] <= limits[:, None], distance, jnp.inf)
-        index = jnp.broadcast_to(i * block + jnp.arange(block, dtype=jnp.int32), (n_queries, block))
-        both_distance = jnp.concatenate([best[0], distance], axis=1)
-        both_index = jnp.concatenate([best[1], index], axis=1)
-        negated, order = jax.lax.top_k(-both_distance, k)
-        return -negated, jnp.take_along_axis(both_index, order, axis=1)
+        negated, order = jax.lax.top_k(-distance, k)
+        return None, (-negated, order)
 
-    start = (jnp.full((n_queries, k), jnp.inf, jnp.float32), jnp.full((n_queries, k), -1, jnp.int32))
-    distance, index = jax.lax.fori_loop(0, keys.shape[0] // block, merge, start)
-    return distance, jnp.where(jnp.isfinite(distance), index, -1)
+    _, (distance, order) = jax.lax.scan(block_nearest, None, (keys, norms, known))
+    blocks, n_queries, _ = distance.shape
+    first_rows = (jnp.arange(blocks, dtype=jnp.int32) * keys.shape[1])[:, None, None]
+    rows = (order + first_rows).transpose(1, 0, 2).reshape(n_queries, blocks * k)
+    negated, best = jax.lax.top_k(-distance.transpose(1, 0, 2).reshape(n_queries, blocks * k), k)
+    return -negated, jnp.where(jnp.isfinite(negated), jnp.take_along_axis(rows, best, axis=1), -1)
 
 
 class WindowStore:
-    """Stored windows and when each outcome is known, padded to a multiple of `block` with rows no
-    query may use and kept on the device: a query moves only itself, and one compiled search
-    serves every store size up to the next multiple."""
+    """Stored windows and when each outcome is known, kept on the device in blocks of `block` rows
+    (the last padded with rows no query may use): a query moves only itself, and one compiled
+    search serves every store size up to the next multiple. Cosine stores unit vectors; euclidean
+    keeps each row's squared norm, so that neither is recomputed per query."""
 
-    def __init__(self, keys: np.ndarray, known: np.ndarray, block: int) -> None:
-        pad = (-len(keys)) % block if len(keys) else block
-        self.size = len(keys)
-        self.block = block
-        self.keys = jnp.asarray(
-            np.concatenate([np.asarray(keys, np.float32), np.zeros((pad, keys.shape[1]), np.float32)])
-        )
-        self.known = jnp.asarray(np.concatenate([np.asarray(known, np.int32), np.full(pad, NEVER, np.int32)]))
-
-    def nearest(
-        self, queries: np.ndarray, limits: np.ndarray, k: int, metric: str = "euclidean"
-    ) -> Neighbours:
-        """The k stored windows nearest each query among those with known <= the query's limit."""
+    def __init__(self, keys: np.ndarray, known: np.ndarray, block: int, metric: str = "euclidean") -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        rows = np.asarray(keys, np.float32)
+        rows = _unit(rows) if metric == "cosine" else rows
+        pad = (-len(rows)) % block if len(rows) else block
+        padded = np.concatenate([rows, np.zeros((pad, rows.shape[1]), np.float32)])
+        self.size, self.metric = len(rows), metric
+        self.keys = jnp.asarray(padded.reshape(-1, block, rows.shape[1]))
+        self.norms = jnp.asarray(np.sum(padded**2, axis=1).reshape(-1, block))
+        when = np.concatenate([np.asarray(known, np.int32), np.full(pad, NEVER, np.int32)])
+        self.known = jnp.asarray(when.reshape(-1, block))
+
+    def nearest(self, queries: np.ndarray, limits: np.ndarray, k: int) -> Neighbours:
+        """The k stored windows nearest each query among those with known <= the query's limit."""
         distance, row = _search(
             jnp.asarray(queries, jnp.float32),
             jnp.asarray(limits, jnp.int32),
             self.keys,
+            self.norms,
             self.known,
             k,
-            self.block,
-            metric,
+            self.metric,
         )
         return Neighbours(np.asarray(distance), np.asarray(row))

@@ -32,7 +32,7 @@ def test_blocked_search_finds_what_brute_force_finds(metric: str, block: int) ->
     known = np.arange(300, dtype=np.int32) + 1  # window t's outcome is known one candle later
     queries = rng.normal(size=(40, 16)).astype(np.float32)
     limits = rng.integers(-5, 320, size=40).astype(np.int32)
-    found = WindowStore(keys, known, block).nearest(queries, limits, K, metric)
+    found = WindowStore(keys, known, block, metric).nearest(queries, limits, K)
     distance, index = _reference(queries, limits, keys, known, K, metric)
     allowed = np.isfinite(distance)
     assert np.array_equal(found.row[allowed], index[allowed])
