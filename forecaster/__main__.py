@@ -8,10 +8,13 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from forecaster.interrupts import exit_interrupted, interrupt_on_sigterm
+    from forecaster.interrupts import exit_interrupted, hold_signals, interrupt_on_sigterm
 
     try:
         interrupt_on_sigterm()
+        # held until Hydra has composed the config (forecaster.start_signals.ReleaseSignals): importing
+        # Hydra already builds OmegaConf nodes, which a KeyboardInterrupt can leave half-made
+        hold_signals()
         from forecaster import cli
 
         cli.main()

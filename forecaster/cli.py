@@ -37,7 +37,7 @@ from forecaster.config import (
     unknown_key_message,
 )
 from forecaster.errors import EXIT_USER_ERROR, ConfigError, UserError
-from forecaster.interrupts import exit_interrupted, hold_signals
+from forecaster.interrupts import exit_interrupted
 from forecaster.parts import allowed_keys, factory_of, is_part
 from forecaster.run_dir_preflight import output_dir, unwritable
 
@@ -255,7 +255,6 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    hold_signals()  # until Hydra has composed the config (forecaster.start_signals.ReleaseSignals)
     register_schema()
     try:
         target = check_command_line(sys.argv[1:])

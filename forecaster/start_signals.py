@@ -1,8 +1,8 @@
 """The Hydra callback (conf/config.yaml `hydra.callbacks`) that lets Ctrl-C and SIGTERM in again.
 
-forecaster.cli.main holds both signals while the command line is checked and Hydra composes the
-config (forecaster.interrupts.hold_signals); a signal sent meanwhile is pending, and arrives here,
-once the config is built and before any job runs: one line and exit 130 / 143, as at start-up.
+forecaster.__main__ holds both signals while Hydra is imported, the command line is checked and
+Hydra composes the config (forecaster.interrupts.hold_signals); a signal sent meanwhile is pending,
+and arrives here, once the config is built and before any job runs: one line and exit 130 / 143.
 Every process that runs jobs passes here (a joblib worker inherits the held signals).
 """
 
