@@ -53,8 +53,9 @@ VALUE_FLAGS = (
     ("--experimental-rerun",),
 )
 SWITCHES = (("--run", "-r"), ("--multirun", "-m"), ("--resolve",))
-GRAMMAR_URL = "https://hydra.cc/docs/1.2/advanced/override_grammar/basic"  # as Hydra's own messages cite it
 PRINT_ONLY = (("--help", "-h"), ("--hydra-help",), ("--version",), ("--shell-completion", "-sc"))
+GRAMMAR_URL = "https://hydra.cc/docs/1.2/advanced/override_grammar/basic"  # as Hydra's own messages cite it
+EXIT_BROKEN_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
 
 
 def command_line(argv: list[str]) -> tuple[bool, bool, list[str]]:
@@ -224,9 +225,6 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     while exc is not None:
         yield exc
         exc = exc.__cause__ or exc.__context__
-
-
-EXIT_BROKEN_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -23,6 +23,7 @@ from forecaster.candles import DAY_MS, read_csv, utc_text
 from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.launch import EmulatorDidNotStart, launch_emulator
 from forecaster.errors import EXIT_USER_ERROR, UserError
+from forecaster.evaluation.report import accuracy_interval
 from forecaster.live.session_state import SessionState
 from forecaster.modes.base import METRICS_FILE
 
@@ -65,11 +66,10 @@ def verdict_lines(metrics: dict, live_dir: Path) -> list[str]:
         f"  decided calls: {decided['n']} (the rest FLAT)",
     ]
     if decided.get("nonzero_n"):
-        low, high = decided["nonzero_wilson_low"], decided["nonzero_wilson_high"]
-        lines.append(
-            f"  accuracy on non-zero moves: {decided['nonzero_accuracy']:.1%} [{low:.1%}, {high:.1%}] "
-            f"of {decided['nonzero_n']}"
+        shown = accuracy_interval(
+            decided["nonzero_accuracy"], decided["nonzero_wilson_low"], decided["nonzero_wilson_high"]
         )
+        lines.append(f"  accuracy on non-zero moves: {shown} of {decided['nonzero_n']}")
     lines.append(
         f"  against persistence on the {paired['n']} candles both decide: model right alone "
         f"{paired['only_first']}, persistence right alone {paired['only_other']}, "

@@ -34,6 +34,8 @@ class SweepLeaderboard(Callback):
         with read_write(task), open_dict(task):
             del task[HYDRA_KEY]
         try:
-            judge_sweep(to_config(task), str(sweep_dir), sweep_dir)
+            judged = to_config(task)
+            judged.tracking.check_reachable(judged.paths)  # before the work, as every mode does
+            judge_sweep(judged, str(sweep_dir), sweep_dir)
         except UserError as exc:
             log.warning("no sweep leaderboard: %s", exc)

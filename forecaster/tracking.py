@@ -385,14 +385,17 @@ class MlflowTracking:
     def store_uri(self, paths: PathsConfig) -> str:
         return self.uri or default_uri(paths.mlruns)
 
-    def check_reachable(self, paths: PathsConfig) -> None:
-        """One short request to a tracking server before any work: one that is down, or a wrong
-        tracking.uri, then costs seconds rather than MLflow's retries on every call."""
-        # A tracking server that goes down later must cost seconds too, not MLflow's default minutes of
-        # retries (7, doubling from 2 s: about 250 s a call), for every MLflow client this process makes.
+    def _limit_http(self) -> None:
+        """A tracking server that goes down must cost seconds, not MLflow's default minutes of retries
+        (7, doubling from 2 s: about 250 s a call), for every MLflow client this process makes."""
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.request_timeout_s)
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.max_retries)
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+
+    def check_reachable(self, paths: PathsConfig) -> None:
+        """One short request to a tracking server before any work (train, eval, live, dryrun's check,
+        a sweep's leaderboard): one that is down, or a wrong tracking.uri, then costs seconds."""
+        self._limit_http()
         uri = self.store_uri(paths)
         if urlsplit(uri).scheme not in SERVER_SCHEMES:
             return
@@ -401,8 +404,10 @@ class MlflowTracking:
             raise UserError(f"MLflow: {why}; or run with tracking=off")
 
     def open(self, paths: PathsConfig) -> Tracker:
-        """A tracker on the store; a local store is created under paths.mlruns on first use."""
-        self.check_reachable(paths)
+        """A tracker on the store; a local store is created under paths.mlruns on first use.
+
+        Callers probe a tracking server first (check_reachable), before their work, not here again."""
+        self._limit_http()
         artifact_root = None
         if self.uri is None:
             try:
@@ -417,6 +422,7 @@ class MlflowTracking:
 
     def check(self, paths: PathsConfig) -> Check:
         try:
+            self.check_reachable(paths)
             return Check(STORE_CHECK, Status.OK, self.open(paths).describe())
         except UserError as exc:
             return Check(STORE_CHECK, Status.FAIL, str(exc))

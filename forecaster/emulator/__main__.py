@@ -21,9 +21,8 @@ from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
 from forecaster.emulator.server import Emulator
-from forecaster.errors import UserError
+from forecaster.errors import EXIT_USER_ERROR, UserError
 
-USER_ERROR_EXIT = 2  # as the main entry point does for a UserError
 MAX_PORT = 65535
 
 
@@ -31,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (what is wrong, where to look), exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(USER_ERROR_EXIT, f"{self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: {message} (see --help)\n")
 
 
 def port(text: str) -> int:
@@ -129,7 +128,7 @@ def main() -> None:
         asyncio.run(_serve(args))
     except UserError as exc:
         print(f"emulator: {exc}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+        sys.exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

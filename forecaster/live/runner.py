@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING
 
 from forecaster.candles import MINUTE_MS
+from forecaster.evaluation.report import accuracy_interval
 from forecaster.evaluation.statistics import wilson_interval
 from forecaster.live.background import BackgroundTracker
 from forecaster.live.loop import PredictorLoop
@@ -47,7 +48,7 @@ def summary_line(loop: PredictorLoop) -> str:
     line = f"{who}: {loop.candles} predicted candles, {scores.settled} settled, {scores.decided} decided"
     if scores.decided:
         low, high = wilson_interval(scores.correct, scores.decided)
-        line += f", accuracy {scores.correct / scores.decided:.1%} [{low:.1%}, {high:.1%}]"
+        line += f", accuracy {accuracy_interval(scores.correct / scores.decided, low, high)}"
     return f"{line}, score {scores.score:+g}"
 
 

@@ -108,9 +108,7 @@ class TrackerSink:
     def handle(self, event: CandleEvent) -> None:
         if not event.new or event.prediction is None:  # warm-up: nothing to score or time yet
             return
-        timings = {"candle_ms": event.handled_ms}
-        if event.prediction is not None:
-            timings["latency_ms"] = event.prediction.latency_ms
+        timings = {"candle_ms": event.handled_ms, "latency_ms": event.prediction.latency_ms}
         for key, value in timings.items():
             self._slowest[key] = max(value, self._slowest.get(key, value))
         if event.count % self.metrics_every == 0:

@@ -1,8 +1,8 @@
 """Exact k-nearest-neighbour search for pattern memory (issue 16): the first building block.
 
-The stored windows are scanned in fixed-size blocks, each one distance matrix product, and a
-running top-k is merged block by block, so memory stays O(queries x (k + block)) however many
-windows are stored, and the same jitted code runs on CPU and GPU.
+The stored windows are scanned in fixed-size blocks, each one distance matrix product and its own
+top-k, then the top-k of those: memory stays O(queries x (block + k x blocks)) rather than one
+distance per stored window and query, and the same jitted code runs on CPU and GPU.
 
 Causality is part of the search, not a filter after it: every stored window carries the index of
 the first candle at which its outcome is known, every query the last candle whose knowledge it may
