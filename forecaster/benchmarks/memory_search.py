@@ -57,10 +57,11 @@ def run(quick: bool) -> dict[str, object]:
     for size in QUICK_SIZES if quick else SIZES:
         keys = rng.normal(size=(size, DIMS)).astype(np.float32)
         known = np.arange(1, size + 1, dtype=np.int32)
-        store = WindowStore(keys, known, BLOCK)
+        store = WindowStore(DIMS, BLOCK)
+        store.add(keys, known)
         figures = _live(store, QUICK_LIVE_CALLS if quick else LIVE_CALLS)
         figures.update(_replay(store, QUICK_REPLAY_QUERIES if quick else REPLAY_QUERIES))
-        stored = store.keys.nbytes + store.norms.nbytes + store.known.nbytes
-        figures["bytes_per_window"] = stored / (store.keys.shape[0] * store.keys.shape[1])
+        stored = sum(array.nbytes for array in (store.keys, store.norms, store.known, store.group))
+        figures["bytes_per_window"] = stored / store.slots
         out[str(size)] = figures
     return out
