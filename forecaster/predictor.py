@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from forecaster.errors import UserError
 from forecaster.features.base import FeatureSet
 from forecaster.features.window import FeatureWindow
 from forecaster.flat import direction, fitted
-from forecaster.models.base import LoadedModel, ProbabilityModel
+from forecaster.models.base import LoadedModel, ProbabilityModel, Remembering
 from forecaster.models.card import read_card
 from forecaster.models.describe import loaded_line
 from forecaster.recording import PredictionRecord
@@ -87,9 +87,29 @@ class Predictor:
         row = None
         for candle in candles:
             if self._accept(candle):
-                row = self.window.push(candle)
+                row = self._row(candle)
         if row is not None:
-            self.model(row if self.standardizer is None else self.standardizer(row))
+            self.model(row)
+
+    def history_needed(self, resume_after: int | None) -> int:
+        """Candles the warm-up should bring: the feature window, and what a growing model missed."""
+        extra = self.model.catch_up(resume_after) if isinstance(self.model, Remembering) else 0
+        return self.window.features.window + extra
+
+    def metrics(self) -> dict[str, float]:
+        """The counters, and what a growing model reports (e.g. the windows a memory holds)."""
+        grown = self.model.metrics() if isinstance(self.model, Remembering) else {}
+        return {**{f"predictor_{key}": float(value) for key, value in asdict(self.counters).items()}, **grown}
+
+    def _row(self, candle: Candle) -> np.ndarray | None:
+        """The accepted candle into the window: its standardised row (None while warming), which a
+        growing model is also told."""
+        row = self.window.push(candle)
+        if row is not None and self.standardizer is not None:
+            row = self.standardizer(row)
+        if isinstance(self.model, Remembering):
+            self.model.remember(candle, row)
+        return row
 
     def on_candle(self, candle: Candle, received_ns: int | None = None) -> PredictionRecord | None:
         """The prediction made at the close of `candle` about the next one; None if refused or warming."""
@@ -106,11 +126,10 @@ class Predictor:
         """
         if not self._accept(candle):
             return None
-        row = self.window.push(candle)
+        row = self._row(candle)
         if row is None:
             self.counters.warming += 1
-            return None
-        return row if self.standardizer is None else self.standardizer(row)
+        return row
 
     def decide(
         self, candle: Candle, p_up: float, p_down: float, spread: float, received_ns: int

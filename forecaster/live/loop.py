@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from forecaster.candles import Aggregator, Candle
 from forecaster.config import LiveConfig
@@ -62,7 +62,8 @@ class PredictorLoop:
         return self.max_candles is not None and self.candles >= self.max_candles
 
     def warm_up_request(self) -> WarmUp:
-        return WarmUp(self.predictor.timeframe, self.predictor.window.features.window, self.last_recorded)
+        needed = self.predictor.history_needed(self.last_recorded)
+        return WarmUp(self.predictor.timeframe, needed, self.last_recorded)
 
     def warm_up(self, candles: list[Candle]) -> None:
         self.predictor.warm_up(candles)
@@ -88,9 +89,6 @@ class PredictorLoop:
             self.scores.add_prediction(prediction)
         new = self.last_recorded is None or candle.start_ms > self.last_recorded
         self.candles += new and prediction is not None  # live.max_candles counts predictions, not warm-up
-        counters = {
-            f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()
-        }
         return CandleEvent(
             name=self.name,
             candle=candle,
@@ -102,6 +100,6 @@ class PredictorLoop:
             score=self.scores.score,
             settled=self.scores.settled,
             decided=self.scores.decided,
-            metrics={**self.scores.metrics(), **counters},
+            metrics={**self.scores.metrics(), **self.predictor.metrics()},
             handled_ms=(time.perf_counter_ns() - received_ns) / NS_PER_MS,
         )

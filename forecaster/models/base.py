@@ -9,10 +9,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from forecaster.candles import Candle
 from forecaster.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -30,6 +31,26 @@ class RowPredictor(Protocol):
     trained: bool
 
     def __call__(self, x: np.ndarray) -> tuple[float, float, float]: ...
+
+
+@runtime_checkable
+class Remembering(Protocol):
+    """A row predictor that grows while it runs (model=memory): told every closed candle in order,
+    warm-up included, it learns from the moves that settle; its state is saved into the run dir."""
+
+    def remember(self, candle: Candle, row: np.ndarray | None) -> None:
+        """`candle` closed; `row` is its standardised feature row (None while the window fills)."""
+        ...
+
+    def catch_up(self, resume_after: int | None) -> int:
+        """Candles of history, beyond the feature window, a restart after `resume_after` must replay."""
+        ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """What it has learnt, atomically, in `directory`."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ class Dataset:
 
     X: float64 feature rows ending at candle t; y: float32 targets [up, down] for t+1;
     candle_ts: int64 start of candle t; next_ret: float64 log return close(t+1)/close(t);
-    label: str, the file or venue the row comes from (results can be split by it).
+    label: str, the file or venue the row comes from (results can be split by it);
+    names: the feature names of X's columns.
     """
 
     X: Float[np.ndarray, "n features"]
@@ -30,14 +31,26 @@ class Dataset:
     candle_ts: Int[np.ndarray, " n"]
     next_ret: Float[np.ndarray, " n"]
     label: np.ndarray
+    names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.candle_ts)
 
     def __getitem__(self, index: slice | np.ndarray) -> Dataset:
         return Dataset(
-            self.X[index], self.y[index], self.candle_ts[index], self.next_ret[index], self.label[index]
+            self.X[index],
+            self.y[index],
+            self.candle_ts[index],
+            self.next_ret[index],
+            self.label[index],
+            self.names,
         )
+
+
+def targets(next_ret: np.ndarray, threshold_bps: float) -> np.ndarray:
+    """[up, down] float32 per next log return: beyond +-threshold_bps (as a log return), else both 0."""
+    thr = threshold_bps / BPS
+    return np.stack([next_ret > thr, next_ret < -thr], axis=-1).astype(np.float32)
 
 
 def make_dataset(
@@ -69,8 +82,7 @@ def make_dataset(
     first = np.arange(n) - features.window + 1
     contiguous = (first >= 0) & (gaps_before[np.arange(n) + 1] - gaps_before[np.maximum(first, 0)] == 0)
     keep = contiguous & np.isfinite(rows).all(axis=1)
-    thr = threshold_bps / BPS
     ret = next_ret[keep]
-    y = np.stack([ret > thr, ret < -thr], axis=1).astype(np.float32)
+    y = targets(ret, threshold_bps)
     ts = candles.start_ms[keep].astype(np.int64)
-    return Dataset(rows[keep], y, ts, ret, np.full(len(ts), label))
+    return Dataset(rows[keep], y, ts, ret, np.full(len(ts), label), tuple(features.names))

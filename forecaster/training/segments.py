@@ -81,7 +81,8 @@ def make_datasets(
         len(histories),
         candles - rows,
     )
-    merged = Dataset(*(np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True)))
+    columns = (np.concatenate(cols) for cols in zip(*(_columns(p) for p in parts), strict=True))
+    merged = Dataset(*columns, names=tuple(features.names))
     return merged[np.argsort(merged.candle_ts, kind="stable")]
 
 

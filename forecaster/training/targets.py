@@ -9,6 +9,7 @@ pulls the probabilities towards FLAT without telling the direction of anything.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def _down(rows: Dataset, threshold_bps: float) -> Dataset:
     """Every row kept, and a move that is not up (ret <= +threshold) is a down target."""
     y = rows.y.copy()
     y[:, 1] = 1.0 - y[:, 0]
-    return Dataset(rows.X, y, rows.candle_ts, rows.next_ret, rows.label)
+    return replace(rows, y=y)
 
 
 def _threshold(rows: Dataset, threshold_bps: float) -> Dataset:
