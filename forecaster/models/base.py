@@ -46,6 +46,11 @@ class Remembering(Protocol):
         """Candles of history, beyond the feature window, a restart after `resume_after` must replay."""
         ...
 
+    @property
+    def save_every(self) -> int:
+        """New candles between saves of what it has learnt."""
+        ...
+
     def metrics(self) -> dict[str, float]: ...
 
     def save(self, directory: str | os.PathLike[str]) -> Path:

@@ -281,6 +281,10 @@ class LiveMemory:
             return 0
         return (resume_after - newest) // self.memory.labelling.step_ms
 
+    @property
+    def save_every(self) -> int:
+        return self.memory.option.save_every
+
     def metrics(self) -> dict[str, float]:
         return {"memory_windows": float(self.memory.size)}
 

@@ -24,12 +24,14 @@ from forecaster.config import Config, entry_config
 from forecaster.disk_space import DiskFloor
 from forecaster.flat import describe
 from forecaster.live.background import BackgroundTracker
+from forecaster.live.grown import GROWN_DIR, GrownSaver, grown_weights
 from forecaster.live.loop import PredictorLoop
 from forecaster.live.runner import FAILED, Session, run_sessions, summary_line
 from forecaster.live.session_state import SessionState, Steps
 from forecaster.live.shutdown import ShutdownGuard
-from forecaster.live.sinks import ConsoleSink, RecordsSink, TrackerSink
+from forecaster.live.sinks import ConsoleSink, RecordsSink, Sink, TrackerSink
 from forecaster.live.uploads import UPLOADS_STATE, RecordUploads
+from forecaster.models.base import Remembering
 from forecaster.modes.base import RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import RunRecords
@@ -80,8 +82,7 @@ class Live:
         backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
         configs = predictor_configs(config)
         predictors = {
-            name: build_predictor(each, weights_path(each.model, each.tracking, each.paths))
-            for name, each in configs.items()
+            name: build_predictor(each, _weights(each, run_dir / name)) for name, each in configs.items()
         }
         for name, predictor in predictors.items():
             log.info("%s%s", f"{name}: " if name else "", CONSOLE_LINE + describe(predictor.rule))
@@ -96,7 +97,7 @@ class Live:
         status = FAILED
         with contextlib.ExitStack() as stack:
             sessions: list[Session] = []
-            uploaders: list[TrackerSink] = []
+            uploaders: list[Sink] = []  # closed before the tracker: their last uploads
             try:
                 for name, predictor in predictors.items():
                     records = stack.enter_context(RunRecords(config.sink, run_dir / name))
@@ -104,8 +105,13 @@ class Live:
                     files = [writer.path for writer in records.writers()]
                     folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
                     uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
-                    uploaders.append(TrackerSink(background, uploads, steps, name, config.live))
-                    sessions.append(Session(loop, [RecordsSink(records, floor), console, uploaders[-1]]))
+                    sinks: list[Sink] = [RecordsSink(records, floor), console]
+                    sinks.append(TrackerSink(background, uploads, steps, name, config.live))
+                    if isinstance(predictor.model, Remembering):
+                        grown = f"{name}/{GROWN_DIR}" if name else GROWN_DIR
+                        sinks.append(GrownSaver(predictor.model, run_dir / grown, background, grown))
+                    uploaders += sinks[2:]
+                    sessions.append(Session(loop, sinks))
                 status = asyncio.run(run_sessions(config, sessions, background, steps, guard.signalled))
             finally:
                 with guard.absorbing():
@@ -116,6 +122,15 @@ class Live:
                         log.info("%s", summary_line(session.loop))
                     log.info("records in %s; %s", run_dir, tracker.describe())
         return RunResult()
+
+
+def _weights(config: Config, records: Path) -> Path | None:
+    """The model a previous session in this records folder grew (model=memory), else the configured one."""
+    grown = grown_weights(records)
+    if grown is None:
+        return weights_path(config.model, config.tracking, config.paths)
+    log.info("resuming the memory this run dir grew: %s (instead of model.path / model.uri)", grown)
+    return grown
 
 
 def _open_run(
