@@ -44,7 +44,7 @@ def test_memory_grows_live_through_a_sigkill_and_eval_replays_it_exactly(
     run_dir = tmp_path / "run"
     trained = _stored_ts(trained_memory)
     common = (
-        f"model=memory",
+        "model=memory",
         f"model.path={trained_memory}",
         f"model.save_every={SAVE_EVERY}",
         "tracking=off",
