@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from forecaster.candles import MINUTE_MS
 from forecaster.models.pattern_memory import MEMORY_FILE
 from forecaster.recording import read_jsonl
+from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli
 from tests.e2e.test_live import _keys
 from tests.e2e.test_live_reliability import _live, _predicted, _until
@@ -57,11 +59,17 @@ def test_memory_grows_live_through_a_sigkill_and_eval_replays_it_exactly(
         saved = _stored_ts(run_dir / "memory")
         killed = _keys(run_dir / "candles.jsonl", "ts_start")
         assert saved[-1] < killed[-2], "the kill came after windows the last save lacks"
-        again = run_cli(
-            "mode=live", *emulator, *common, "live.max_candles=15", f"hydra.run.dir={run_dir}", cwd=tmp_path
-        )
+        again = run_cli(  # with MLflow this time: the grown memory and its size are logged
+            "mode=live", *emulator, *common[:-1], "live.max_candles=15", "live.metrics_every=5",
+            f"hydra.run.dir={run_dir}", cwd=tmp_path,
+        )  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming the memory this run dir grew" in again.stderr
+    client = MlflowClient(default_uri(str(tmp_path / "mlruns")))
+    (run,) = client.search_runs([client.get_experiment_by_name("forecaster").experiment_id])
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "memory")}
+    assert logged == {"memory/memory.npz", "memory/model.json"}
+    assert run.data.metrics["memory_windows"] > len(_stored_ts(trained_memory))
 
     candles = read_jsonl(run_dir / "candles.jsonl", "ts_start").records
     grown = _stored_ts(run_dir / "memory")
