@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +40,36 @@ class PredictorCounters:
     gaps: int = 0  # holes in the candle sequence: the window is refilled after each
 
 
+class CandlePredictor(Protocol):
+    """What a live loop drives: candles of one timeframe in, predictions about the next one out.
+
+    `Predictor` (features -> model) is one; a combination of other predictors' outputs is another.
+    """
+
+    timeframe: str
+    model_name: str
+    rule: FlatConfig
+
+    @property
+    def warm_up_size(self) -> int:
+        """Candles of history the warm-up should hand over before the stream."""
+        ...
+
+    def warm_up(self, candles: Iterable[Candle]) -> None: ...
+
+    def on_candle(self, candle: Candle, received_ns: int | None = None) -> PredictionRecord | None: ...
+
+    def metrics(self) -> dict[str, float]:
+        """Its counters (and any state worth a chart), as metrics."""
+        ...
+
+
+class CombiningPredictor(CandlePredictor, Protocol):
+    """A live predictor fed with other predictors' predictions as their loops make them (model=combiner)."""
+
+    def receive(self, member: str, prediction: PredictionRecord) -> None: ...
+
+
 class Predictor:
     def __init__(
         self,
@@ -59,6 +90,13 @@ class Predictor:
         self.step_ms = timeframe_ms(timeframe)
         self.counters = PredictorCounters()
         self.last_start: int | None = None
+
+    @property
+    def warm_up_size(self) -> int:
+        return self.window.features.window
+
+    def metrics(self) -> dict[str, float]:
+        return {f"predictor_{key}": float(value) for key, value in asdict(self.counters).items()}
 
     def _accept(self, candle: Candle) -> bool:
         if not candle.confirmed:

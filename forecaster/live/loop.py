@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from forecaster.candles import Aggregator, Candle
 from forecaster.config import LiveConfig
 from forecaster.facts import FactTracker
-from forecaster.predictor import NS_PER_MS, Predictor
+from forecaster.predictor import NS_PER_MS, CandlePredictor
 from forecaster.recording import FactRecord, PredictionRecord
 from forecaster.scoring import Outcome, Scoreboard, ScoreRule
 from forecaster.sources.base import WarmUp, covered_until
@@ -45,7 +45,7 @@ class PredictorLoop:
     """`name` ("" for the run's single implicit predictor) prefixes its console lines and metrics."""
 
     def __init__(
-        self, name: str, predictor: Predictor, live: LiveConfig, last_recorded: int | None = None
+        self, name: str, predictor: CandlePredictor, live: LiveConfig, last_recorded: int | None = None
     ) -> None:
         self.name = name
         self.predictor = predictor
@@ -62,7 +62,7 @@ class PredictorLoop:
         return self.max_candles is not None and self.candles >= self.max_candles
 
     def warm_up_request(self) -> WarmUp:
-        return WarmUp(self.predictor.timeframe, self.predictor.window.features.window, self.last_recorded)
+        return WarmUp(self.predictor.timeframe, self.predictor.warm_up_size, self.last_recorded)
 
     def warm_up(self, candles: list[Candle]) -> None:
         self.predictor.warm_up(candles)
@@ -88,9 +88,6 @@ class PredictorLoop:
             self.scores.add_prediction(prediction)
         new = self.last_recorded is None or candle.start_ms > self.last_recorded
         self.candles += new and prediction is not None  # live.max_candles counts predictions, not warm-up
-        counters = {
-            f"predictor_{key}": float(value) for key, value in asdict(self.predictor.counters).items()
-        }
         return CandleEvent(
             name=self.name,
             candle=candle,
@@ -102,6 +99,6 @@ class PredictorLoop:
             score=self.scores.score,
             settled=self.scores.settled,
             decided=self.scores.decided,
-            metrics={**self.scores.metrics(), **counters},
+            metrics={**self.scores.metrics(), **self.predictor.metrics()},
             handled_ms=(time.perf_counter_ns() - received_ns) / NS_PER_MS,
         )
