@@ -314,8 +314,7 @@ def member_weights(candle_ts: Sequence[int], weights: dict[str, list[float]], pa
         figure.autofmt_xdate()
     else:
         _note(ax, "no candle")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("candle start (UTC)")
-    ax.set_ylabel("weight")
-    ax.set_title("combiner: member weights after each candle")
+    ax.set(
+        xlabel="candle start (UTC)", ylabel="weight", ylim=(0, 1), title="member weights after each candle"
+    )
     return _save(figure, path)

@@ -8,11 +8,10 @@ import (no JAX): config validation builds it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar
 
 from forecaster.errors import ConfigError, UserError
 from forecaster.models.base import Combining
@@ -20,11 +19,8 @@ from forecaster.schema import bounded
 
 if TYPE_CHECKING:
     from forecaster.combined import CombinedPredictor
-    from forecaster.config import Config, TrainConfig
-    from forecaster.models.base import Fitted, LoadedModel, RowPredictor
-    from forecaster.models.spec import ModelSpec
-    from forecaster.training.dataset import Dataset
-    from forecaster.training.loop import EpochStats
+    from forecaster.config import Config
+    from forecaster.models.base import RowPredictor
 
 
 @dataclass(frozen=True)
@@ -34,6 +30,8 @@ class Combiner:
     settled candles (null: all)."""
 
     trainable: ClassVar[bool] = False
+    path: ClassVar[str | None] = None  # no weights, from anywhere
+    uri: ClassVar[str | None] = None
     name: str = "combiner"
     eta: float = bounded(0.1, gt=0)
     window: int | None = bounded(None, ge=1)
@@ -42,14 +40,6 @@ class Combiner:
     def __post_init__(self) -> None:
         if self.predictors is not None:
             object.__setattr__(self, "predictors", tuple(str(name) for name in self.predictors))
-
-    @property
-    def path(self) -> str | None:
-        return None
-
-    @property
-    def uri(self) -> str | None:
-        return None
 
     def members(self, label: str, timeframe: str, others: Mapping[str, Config]) -> tuple[str, ...]:
         """The entries this one combines, among `others` (every live predictor's config by name);
@@ -107,25 +97,8 @@ class Combiner:
         return resumed(settings, folder, config.sink)
 
     def untrained(self, n_features: int, seed: int) -> RowPredictor:
-        self._alone()
-
-    def spec(self, n_features: int, seed: int) -> ModelSpec:
-        self._alone()
-
-    def fit(
-        self,
-        data_train: Dataset,
-        data_val: Dataset,
-        config: TrainConfig,
-        seed: int,
-        on_epoch: Callable[[EpochStats], None] | None = None,
-    ) -> Fitted:
-        self._alone()
-
-    def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:
-        self._alone()
-
-    def _alone(self) -> NoReturn:
+        """Where every path that would run it alone ends (spec, fit and load are never reached: it is
+        not trainable and has no weights)."""
         raise UserError(
             f"model={self.name} combines other live predictors and predicts nothing alone: give it as an "
             f"entry of live.predictors beside them, e.g. live.predictors=[{{model: twohead}}, "
