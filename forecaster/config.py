@@ -103,6 +103,10 @@ class PredictorEntry:
     min_prob: float | None = bounded(None, ge=0, le=1)
     min_margin: float | None = bounded(None, ge=0, le=1)
     max_spread: float | None = bounded(None, ge=0)
+    # model=combiner (conf/model/combiner.yaml): Hedge's learning rate, its window, the entries it combines
+    eta: float | None = bounded(None, gt=0)
+    window: int | None = bounded(None, ge=1)
+    predictors: list[str] | None = None
 
     @property
     def label(self) -> str:
@@ -276,9 +280,22 @@ def to_config(cfg: DictConfig) -> Config:
     config = _build_parts(config, "")
     check_bounds(config)
     _check_objective(config.optimized_metric)
-    for index, entry in enumerate(config.live.predictors):
-        entry_config(config, entry, f"live.predictors[{index}].")
+    check_predictors(config)
     return config
+
+
+def check_predictors(config: Config) -> dict[str, Config]:
+    """Each `live.predictors` entry's whole config by name, every combiner's members checked."""
+    from forecaster.models.base import Combining
+
+    configs = {
+        entry.label: entry_config(config, entry, f"live.predictors[{index}].")
+        for index, entry in enumerate(config.live.predictors)
+    }
+    for label, each in configs.items():
+        if isinstance(each.model, Combining):
+            each.model.members(label, each.timeframe.name, configs)
+    return configs
 
 
 def unknown_key_message(full_key: str) -> str:
@@ -320,7 +337,14 @@ def entry_config(config: Config, entry: PredictorEntry, where: str = "live.predi
 
 
 def _entry_config(config: Config, entry: PredictorEntry, where: str) -> Config:
-    overrides = {"members": entry.members, "path": entry.path, "uri": entry.uri}
+    overrides = {
+        "members": entry.members,
+        "path": entry.path,
+        "uri": entry.uri,
+        "eta": entry.eta,
+        "window": entry.window,
+        "predictors": entry.predictors,
+    }
     keys = {key: value for key, value in overrides.items() if value is not None}
     model = model_option(entry.model, keys, f"{where}model", f"{where}model")
     if entry.flat is not None and entry.flat not in (options := group_options("flat")):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -37,6 +38,36 @@ class PredictorCounters:
     unconfirmed: int = 0  # refused: only closed candles enter the window
     warming: int = 0  # candles that went into the window before it was full
     gaps: int = 0  # holes in the candle sequence: the window is refilled after each
+
+
+class CandlePredictor(Protocol):
+    """What a live loop drives: candles of one timeframe in, predictions about the next one out.
+
+    `Predictor` (features -> model) is one; a combination of other predictors' outputs is another.
+    """
+
+    timeframe: str
+    model_name: str
+    rule: FlatConfig
+
+    def history_needed(self, resume_after: int | None) -> int:
+        """Candles of history the warm-up should hand over before the stream (`resume_after`: the last
+        candle a previous session in the run dir recorded)."""
+        ...
+
+    def warm_up(self, candles: Iterable[Candle]) -> None: ...
+
+    def on_candle(self, candle: Candle, received_ns: int | None = None) -> PredictionRecord | None: ...
+
+    def metrics(self) -> dict[str, float]:
+        """Its counters (and any state worth a chart), as metrics."""
+        ...
+
+
+class CombiningPredictor(CandlePredictor, Protocol):
+    """A live predictor fed with other predictors' predictions as their loops make them (model=combiner)."""
+
+    def receive(self, member: str, prediction: PredictionRecord) -> None: ...
 
 
 class Predictor:

@@ -215,7 +215,7 @@ def measure_many(hours: int, cache_dir: str) -> dict[str, object]:
     measured = slice(hour // MINUTE_MS, None)
     samples = samples[measured]
     top = np.array([(m.start_ms + MINUTE_MS) % hour == 0 for m in minutes[measured]])
-    predictions = {s.loop.name: s.loop.predictor.counters.predictions for s in sessions}
+    predictions = {s.loop.name: s.loop.predictor.metrics()["predictor_predictions"] for s in sessions}
     if min(predictions.values()) < hours:
         raise RuntimeError(f"every predictor should predict each of {hours} hours, got {predictions}")
     return {

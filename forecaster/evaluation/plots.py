@@ -57,6 +57,11 @@ def _save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
+def _thinned(points: int) -> np.ndarray:
+    """Indices of at most MAX_LINE_POINTS of `points`, evenly spread, first and last included."""
+    return np.unique(np.linspace(0, points - 1, min(points, MAX_LINE_POINTS)).astype(np.int64))
+
+
 def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, **NOTE_STYLE)
 
@@ -179,7 +184,7 @@ def cumulative_accuracy(
     where, hits, decided = running_accuracy(predicted, actual)
     ax.axhline(CHANCE, ls="--", color="0.5", label="chance (50%)")
     if len(where):
-        keep = np.unique(np.linspace(0, len(where) - 1, min(len(where), MAX_LINE_POINTS)).astype(np.int64))
+        keep = _thinned(len(where))
         times = np.asarray(candle_ts, np.int64)[where[keep]].astype("datetime64[ms]")
         running = hits[keep] / decided[keep]
         low, high = wilson_bounds(hits[keep], decided[keep])
@@ -293,4 +298,23 @@ def leaderboard(board: Leaderboard, path: str | Path) -> Path:
         f"SPA p={best.spa_p:.3g}"
     )
     ax.legend(loc="best", fontsize="small")
+    return _save(figure, path)
+
+
+def member_weights(candle_ts: Sequence[int], weights: dict[str, list[float]], path: str | Path) -> Path:
+    """A combiner's member weights over time (model=combiner): who it listened to, and when."""
+    figure = Figure(figsize=WIDE, layout="constrained")
+    ax = figure.subplots()
+    if len(candle_ts):
+        keep = _thinned(len(candle_ts))
+        times = np.asarray(candle_ts, np.int64)[keep].astype("datetime64[ms]")
+        for name, series in weights.items():
+            ax.plot(times, np.asarray(series, np.float64)[keep], label=name)
+        ax.legend(loc="best")
+        figure.autofmt_xdate()
+    else:
+        _note(ax, "no candle")
+    ax.set(
+        xlabel="candle start (UTC)", ylabel="weight", ylim=(0, 1), title="member weights after each candle"
+    )
     return _save(figure, path)

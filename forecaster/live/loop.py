@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from forecaster.candles import Aggregator, Candle
 from forecaster.config import LiveConfig
 from forecaster.facts import FactTracker
-from forecaster.predictor import NS_PER_MS, Predictor
+from forecaster.predictor import NS_PER_MS, CandlePredictor
 from forecaster.recording import FactRecord, PredictionRecord
 from forecaster.scoring import Outcome, Scoreboard, ScoreRule
 from forecaster.sources.base import WarmUp, covered_until
@@ -45,7 +45,7 @@ class PredictorLoop:
     """`name` ("" for the run's single implicit predictor) prefixes its console lines and metrics."""
 
     def __init__(
-        self, name: str, predictor: Predictor, live: LiveConfig, last_recorded: int | None = None
+        self, name: str, predictor: CandlePredictor, live: LiveConfig, last_recorded: int | None = None
     ) -> None:
         self.name = name
         self.predictor = predictor

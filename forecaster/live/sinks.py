@@ -7,6 +7,7 @@ already there) instead of losing its fact or prediction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from forecaster.candles import timeframe_ms, utc_text
@@ -15,6 +16,7 @@ from forecaster.disk_space import DiskFloor, writing
 from forecaster.live.background import BackgroundTracker, Upload
 from forecaster.live.loop import CandleEvent
 from forecaster.live.session_state import Steps
+from forecaster.predictor import CombiningPredictor
 from forecaster.recording import RunRecords
 
 
@@ -122,3 +124,18 @@ class TrackerSink:
 
     def close(self) -> None:
         self.tracker.upload(self.uploads)
+
+
+class MemberFeed:
+    """A predictor's predictions handed, as its loop makes them, to the combiners that combine it."""
+
+    def __init__(self, combiners: Sequence[CombiningPredictor]) -> None:
+        self.combiners = combiners
+
+    def handle(self, event: CandleEvent) -> None:
+        if event.prediction is not None:
+            for combiner in self.combiners:
+                combiner.receive(event.name, event.prediction)
+
+    def close(self) -> None:
+        pass

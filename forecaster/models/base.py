@@ -17,10 +17,11 @@ from forecaster.candles import Candle
 from forecaster.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
-    from forecaster.config import TrainConfig
+    from forecaster.config import Config, TrainConfig
     from forecaster.models.card import ModelCard
     from forecaster.models.normalisation import Standardizer
     from forecaster.models.spec import ModelSpec
+    from forecaster.predictor import CombiningPredictor
     from forecaster.training.dataset import Dataset
     from forecaster.training.loop import EpochStats
 
@@ -140,6 +141,23 @@ class ProbabilityModel(Protocol):
 
     def load(self, path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> LoadedModel:
         """Trained weights from `path`, checked against `expect` (ModelCard.check)."""
+        ...
+
+
+@runtime_checkable
+class Combining(Protocol):
+    """A model option whose inputs are other live predictors' predictions (model=combiner), not features.
+
+    It is run only as an entry of live.predictors, after the members it names.
+    """
+
+    def members(self, label: str, timeframe: str, others: Mapping[str, Config]) -> tuple[str, ...]:
+        """The entries (by name, among `others`) that entry `label` combines; ConfigError if invalid."""
+        ...
+
+    def combined(self, config: Config, members: tuple[str, ...], folder: Path) -> CombiningPredictor:
+        """Its live predictor, given the entry's whole config, its members and its records folder
+        (the members' folders are beside it)."""
         ...
 
 

@@ -5,17 +5,23 @@ records. Otherwise the model of `model.path` / `model.uri` is judged on history:
 `data.start`..`data.end` (default: the model's own test split) are replayed through the same
 Predictor as live, written as the same records in this run dir, and then judged the same way.
 `eval.sweep=<multirun dir or MLflow sweep tag>` judges a training sweep instead: the leaderboard
-of forecaster/sweeps.py."""
+of forecaster/sweeps.py.
+
+A combiner's folder (model=combiner, with its `combiner.json`) is also replayed from its members'
+recorded predictions and its facts: the console says whether that gives exactly the recorded
+predictions, and its member weights over time are plotted."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from forecaster import backend
 from forecaster.candles import timeframe_ms, utc_text
+from forecaster.combined import SETTINGS_FILE, first_difference, replay
 from forecaster.config import Config, FlatConfig, PredictorEntry, entry_config
 from forecaster.errors import UserError
 from forecaster.evaluation.comparisons import economics, paired_test
@@ -50,6 +56,7 @@ from forecaster.tracking import download_records
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
+WEIGHTS_PLOT = "member_weights.png"  # a combiner's member weights over time
 COMPARED = "compared"  # results key prefix of eval.compare's model
 
 
@@ -185,9 +192,13 @@ class Eval:
         if not folders:
             return RunResult(metrics=judge(config, source, run_dir))
         log.info("%s holds the records of %d predictors: judging each", source, len(folders))
-        return RunResult(
-            metrics={name: judge(config, folder, run_dir / name, name) for name, folder in folders.items()}
-        )
+        metrics = {}
+        for name, folder in folders.items():
+            replayed, plots = {}, []
+            if (folder / SETTINGS_FILE).is_file():
+                replayed, plots = replay_combiner(config, folder, source, run_dir / name)
+            metrics[name] = {**judge(config, folder, run_dir / name, name, plots), **replayed}
+        return RunResult(metrics=metrics)
 
 
 def predictor_folders(source: Path, predictions: str) -> dict[str, Path]:
@@ -197,9 +208,37 @@ def predictor_folders(source: Path, predictions: str) -> dict[str, Path]:
     return {d.name: d for d in sorted(source.iterdir()) if (d / predictions).is_file()}
 
 
-def judge(config: Config, source: Path, run_dir: Path, label: str = "") -> dict:
+def replay_combiner(
+    config: Config, folder: Path, source: Path, run_dir: Path
+) -> tuple[dict[str, object], list[Path]]:
+    """A combiner's predictions recomputed from its members' records (`source/<member>/`) and compared
+    with those it recorded in `folder`; its member weights over time as a plot."""
+    replayed = replay(folder, source, config.sink)
+    recorded = [
+        prediction_from_record(r)
+        for r in read_jsonl(folder / config.sink.predictions, PREDICTION_KEY).records
+    ]
+    differs = first_difference(recorded, replayed.predictions)
+    members = ", ".join(replayed.predictor.settings.members)
+    if differs is None:
+        said = f"identical to the {len(recorded)} recorded predictions"
+    else:
+        said = f"DIFFERS from the recorded predictions from candle {utc_text(differs)} UTC on"
+    show(f"{folder.name}: replayed from the records of {members}: {said}")
+    summary = {"replayed": len(replayed.predictions), "replay_identical": differs is None}
+    if not config.eval.plots:
+        return {"replay": summary}, []
+    from forecaster.evaluation.plots import member_weights
+
+    plot = member_weights(replayed.weights_ts, replayed.weights, run_dir / PLOTS_DIR / WEIGHTS_PLOT)
+    return {"replay": summary}, [plot]
+
+
+def judge(
+    config: Config, source: Path, run_dir: Path, label: str = "", extra_plots: Sequence[Path] = ()
+) -> dict:
     """The records in `source` judged, written to run_dir (metrics, report, plots, an MLflow run);
-    `label` names the predictor of a session of several."""
+    `label` names the predictor of a session of several; `extra_plots` go with its own."""
     if label:
         run_dir.mkdir(parents=True, exist_ok=True)
     predictions = [
@@ -223,11 +262,11 @@ def judge(config: Config, source: Path, run_dir: Path, label: str = "") -> dict:
     said = verdict(results, config.eval.min_decided, config.eval.cost_bps)
     judged = {**results.to_json(), "verdict": said}
     (run_dir / METRICS_FILE).write_text(json.dumps(judged, indent=2, allow_nan=False) + "\n")
-    plots = []
+    plots = list(extra_plots)
     if config.eval.plots:
         from forecaster.evaluation.plots import plot_all
 
-        plots = plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
+        plots += plot_all(joined, results, run_dir / PLOTS_DIR, config.flat if config.eval.redecide else None)
     (run_dir / REPORT_FILE).write_text(render_report(results, source, plots, run_dir))
     track(config, run_dir, results, predictions[0] if config.eval.records else None, plots)
     show(

@@ -8,7 +8,8 @@ finishes the current candle, flushes the records, closes the MLflow run as KILLE
 `live.predictors` runs several predictors (model x timeframe x FLAT rule) off one connection and
 one 1m stream: each has its own loop, records (in `<run dir>/<name>/`), scoreboard and metrics
 (prefixed `<name>/` in the session's one MLflow run). With the list empty the run's own
-model/timeframe/flat is the one predictor, recorded at the top of the run dir.
+model/timeframe/flat is the one predictor, recorded at the top of the run dir. A combining entry
+(model=combiner) runs after the members it names and is fed their predictions as they are made.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from forecaster import backend
-from forecaster.config import Config, entry_config
+from forecaster.config import Config, check_predictors
 from forecaster.disk_space import DiskFloor
 from forecaster.flat import describe
 from forecaster.live.background import BackgroundTracker
@@ -29,11 +30,11 @@ from forecaster.live.loop import PredictorLoop
 from forecaster.live.runner import FAILED, Session, run_sessions, summary_line
 from forecaster.live.session_state import SessionState, Steps
 from forecaster.live.shutdown import ShutdownGuard
-from forecaster.live.sinks import ConsoleSink, RecordsSink, Sink, TrackerSink
+from forecaster.live.sinks import ConsoleSink, MemberFeed, RecordsSink, Sink, TrackerSink
 from forecaster.live.uploads import UPLOADS_STATE, RecordUploads
-from forecaster.models.base import Remembering
+from forecaster.models.base import Combining, Remembering
 from forecaster.modes.base import RunResult
-from forecaster.predictor import build_predictor
+from forecaster.predictor import CandlePredictor, CombiningPredictor, Predictor, build_predictor
 from forecaster.recording import RunRecords
 from forecaster.registry import weights_path
 from forecaster.run_labels import flatten, run_tags
@@ -48,10 +49,29 @@ PINNED_PARAMS = ("model.", "timeframe.", "features.", "flat.", "predictor.", "li
 
 
 def predictor_configs(config: Config) -> dict[str, Config]:
-    """Name -> the full config of each predictor; {"": config} when live.predictors is empty."""
+    """Name -> the full config of each predictor, combiners last; {"": config} without live.predictors."""
     if not config.live.predictors:
         return {"": config}
-    return {entry.label: entry_config(config, entry) for entry in config.live.predictors}
+    configs = check_predictors(config)
+    return dict(sorted(configs.items(), key=lambda item: isinstance(item[1].model, Combining)))
+
+
+def build_predictors(
+    configs: dict[str, Config], run_dir: Path
+) -> tuple[dict[str, CandlePredictor], dict[str, list[CombiningPredictor]]]:
+    """Each predictor by name, and the combiners that each member feeds."""
+    predictors: dict[str, CandlePredictor] = {}
+    feeds: dict[str, list[CombiningPredictor]] = {}
+    for name, each in configs.items():
+        if isinstance(each.model, Combining):
+            members = each.model.members(name, each.timeframe.name, configs)
+            combiner = each.model.combined(each, members, run_dir / name)
+            for member in members:
+                feeds.setdefault(member, []).append(combiner)
+            predictors[name] = combiner
+        else:
+            predictors[name] = build_predictor(each, _weights(each, run_dir / name))
+    return predictors, feeds
 
 
 def _params(config: Config, configs: dict[str, Config]) -> dict[str, object]:
@@ -81,9 +101,7 @@ class Live:
         config.tracking.check_reachable(config.paths)
         backend.configure_jax(config.paths.jax_cache, sync_dispatch=True)
         configs = predictor_configs(config)
-        predictors = {
-            name: build_predictor(each, _weights(each, run_dir / name)) for name, each in configs.items()
-        }
+        predictors, feeds = build_predictors(configs, run_dir)
         for name, predictor in predictors.items():
             log.info("%s%s", f"{name}: " if name else "", CONSOLE_LINE + describe(predictor.rule))
         store = config.tracking.store_uri(config.paths)
@@ -107,10 +125,12 @@ class Live:
                     uploads = RecordUploads(files, folder, run_dir / name / UPLOADS_STATE)
                     sinks: list[Sink] = [RecordsSink(records, floor), console]
                     sinks.append(TrackerSink(background, uploads, steps, name, config.live))
-                    if isinstance(predictor.model, Remembering):
+                    if isinstance(predictor, Predictor) and isinstance(predictor.model, Remembering):
                         grown = f"{name}/{GROWN_DIR}" if name else GROWN_DIR
                         sinks.append(GrownSaver(predictor.model, run_dir / grown, background, grown))
                     uploaders += sinks[2:]
+                    if name in feeds:
+                        sinks.append(MemberFeed(feeds[name]))
                     sessions.append(Session(loop, sinks))
                 status = asyncio.run(run_sessions(config, sessions, background, steps, guard.signalled))
             finally:

@@ -44,7 +44,10 @@ def test_the_option_composes_its_members_and_cannot_run_untrained() -> None:
     ("overrides", "message"),
     [
         (["model.members=[gbm]"], "a blend needs at least 2"),
-        (["model.members=[gbm,gbn]"], "model.members=gbn is not allowed; choose one of: blend, ensemble"),
+        (
+            ["model.members=[gbm,gbn]"],
+            "model.members=gbn is not allowed; choose one of: blend, combiner, ensemble",
+        ),
         (["model.members=[gbm,gbm]"], "model.members lists gbm twice"),
         (["model.members=[gbm,persistence]"], "persistence needs no training"),
         (

@@ -24,7 +24,7 @@ def _loop(*overrides: str, last_recorded: int | None = None) -> PredictorLoop:
 def test_events_carry_prediction_fact_and_score() -> None:
     loop = _loop("live.max_candles=100")
     events = [e for m in MINUTES if not loop.done and (e := loop.on_minute(m, 0)) is not None]
-    window = loop.predictor.window.features.window
+    window = loop.predictor.history_needed(None)
     assert len(events) == window - 1 + 100 and loop.done, "max_candles counts predictions, not warm-up"
     assert all(e.prediction is None and e.count == 0 for e in events[: window - 1])
     assert all(e.prediction is not None for e in events[window - 1 :])
@@ -61,4 +61,4 @@ def test_the_records_sink_writes_the_candle_last(tmp_path: Path) -> None:
     facts = read_jsonl(tmp_path / "facts.jsonl", "candle_ts").records
     predictions = read_jsonl(tmp_path / "predictions.jsonl", "candle_ts").records
     assert len(candles) == 80 and len(facts) == 79
-    assert len(predictions) == 80 - loop.predictor.window.features.window + 1
+    assert len(predictions) == 80 - loop.predictor.history_needed(None) + 1
