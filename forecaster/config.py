@@ -23,6 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from forecaster.errors import ConfigError
+from forecaster.features.composed import check_combination
 from forecaster.parts import build, is_part
 from forecaster.schema import bounded, check_bounds, choice
 
@@ -270,6 +271,7 @@ def compose_config(overrides: list[str]) -> Config:
 def to_config(cfg: DictConfig) -> Config:
     """Check a composed config and build its parts; raise ConfigError on the first problem."""
     _reject_unknown_keys(cfg, Config, "")
+    check_combination(cfg.features)
     try:
         config = OmegaConf.to_object(cfg)
     except ConfigError:

@@ -82,6 +82,8 @@ def checked(node: Mapping[str, Any], key: str) -> dict[str, Any]:
 def _checked_nested(value: Any, key: str) -> Any:
     if is_part(value):
         return checked(value, key)
+    if isinstance(value, Mapping):  # e.g. a composed set's block lists keyed by preset
+        return {name: _checked_nested(item, f"{key}.{name}") for name, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [_checked_nested(item, f"{key}[{index}]") for index, item in enumerate(value)]
     return value

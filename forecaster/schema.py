@@ -39,9 +39,8 @@ def check_bounds(obj: Any, prefix: str = "") -> None:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             check_bounds(value, f"{key}.")
-        elif isinstance(value, list | tuple) and any(dataclasses.is_dataclass(item) for item in value):
-            for index, item in enumerate(value):
-                check_bounds(item, f"{key}[{index}].")
+        elif isinstance(value, list | tuple | Mapping) and _holds_parts(value):
+            _check_parts(value, key)
         elif isinstance(value, list | tuple):  # bounds of a list field hold for each entry
             problem = next(filter(None, (bound_problem(item, f.metadata) for item in value)), None)
             if problem:
@@ -50,6 +49,23 @@ def check_bounds(obj: Any, prefix: str = "") -> None:
             problem = bound_problem(value, f.metadata)
             if problem:
                 raise ConfigError(f"{key}={value!s} is not allowed; {problem}")
+
+
+def _holds_parts(value: Any) -> bool:
+    """A list of dataclasses, or a mapping of such lists (a composed set's blocks keyed by preset)."""
+    items = list(value.values()) if isinstance(value, Mapping) else value
+    return any(dataclasses.is_dataclass(item) or (isinstance(item, list) and _holds_parts(item)) for item in items)
+
+
+def _check_parts(value: Any, key: str) -> None:
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            _check_parts(item, f"{key}.{name}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_parts(item, f"{key}[{index}]")
+    elif dataclasses.is_dataclass(value):
+        check_bounds(value, f"{key}.")
 
 
 def bound_problem(value: Any, meta: Mapping[str, Any]) -> str | None:

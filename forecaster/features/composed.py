@@ -3,6 +3,10 @@
 The YAML lists the blocks with their parameters, each a `_target_` node checked like any part
 (forecaster/parts.py); the set's row is the blocks' rows side by side, its window the longest
 block's, and its fingerprint follows every block's class and parameters.
+
+A preset keys its list by its own name (`blocks: {rich: [...]}`), so that several presets chosen at
+once (`features=[rich,memory]`, which Hydra merges in order) keep every preset's blocks: the set is
+then named `rich+memory`, its blocks in that order.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -28,13 +33,18 @@ FINGERPRINT_CHARS = 12
 class ComposedFeatures:
     """The blocks' feature rows concatenated in the listed order."""
 
-    # FeatureBlock objects, built from the YAML's `_target_` nodes; typed Any because the config
-    # schema (OmegaConf) cannot hold a Protocol type. `_blocks` is the typed view.
-    blocks: list[Any] = field(default_factory=list)
-    name: str = "composed"
+    # FeatureBlock objects, built from the YAML's `_target_` nodes: a list, or lists keyed by preset
+    # (concatenated in order). Typed Any because the config schema (OmegaConf) can hold neither a
+    # Protocol type nor a list-or-mapping; `_blocks` is the typed view. None, not [], by default: the
+    # schema's default would fix the node's type to a list.
+    blocks: Any = None
+    name: str = ""  # default: the presets joined by "+" ("rich+memory"), or "composed" for a list
 
     def __post_init__(self) -> None:
-        if not self.blocks:
+        if not self.name:
+            keyed = isinstance(self.blocks, Mapping)
+            object.__setattr__(self, "name", "+".join(self.blocks) if keyed else "composed")
+        if not self._blocks:
             raise ConfigError(
                 f"features={self.name} lists no blocks; give at least one under features.blocks"
             )
@@ -46,7 +56,9 @@ class ComposedFeatures:
 
     @property
     def _blocks(self) -> list[FeatureBlock]:
-        return list(self.blocks)
+        if isinstance(self.blocks, Mapping):
+            return [block for preset in self.blocks.values() for block in preset]
+        return list(self.blocks or [])
 
     @property
     def window(self) -> int:
@@ -62,8 +74,8 @@ class ComposedFeatures:
         return len(self.names)
 
     def fingerprint(self) -> str:
-        """Saved with a model: the blocks, their order and parameters (not the preset's name)."""
-        blocks = [_spec(block) for block in self.blocks]
+        """Saved with a model: the blocks, their order and parameters (not the presets' names)."""
+        blocks = [_spec(block) for block in self._blocks]
         spec = json.dumps({"blocks": blocks, "version": COMPOSED_VERSION}, sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:FINGERPRINT_CHARS]
 
@@ -84,6 +96,23 @@ class ComposedFeatures:
     def live(self) -> LiveRows:
         """The blocks' incremental forms side by side."""
         return _ComposedLive([block.live() for block in self._blocks])
+
+
+def check_combination(node: Mapping[str, Any]) -> None:
+    """A one-line ConfigError where `features=[a,b]` merged a preset that is not a composed set (its
+    keys and the composed presets' `blocks` in one node), instead of an unknown key of either."""
+    presets = node.get("blocks")
+    if not isinstance(presets, Mapping):
+        return
+    target = f"{ComposedFeatures.__module__}.{ComposedFeatures.__name__}"
+    own = {"_target_", *(f.name for f in fields(ComposedFeatures))}
+    if node.get("_target_") == target and own.issuperset(node):
+        return
+    other = node.get("name") or str(node.get("_target_")).rsplit(".", 1)[-1]
+    raise ConfigError(
+        f"features: {other} is not a composed feature set (blocks:), so it cannot be combined with"
+        f" {'+'.join(presets)}; combine composed presets only, e.g. features=[rich,memory]"
+    )
 
 
 def _spec(value: Any) -> Any:

@@ -254,12 +254,12 @@ def test_composed_fingerprint_follows_blocks_and_parameters() -> None:
     ("override", "message"),
     [
         (
-            "+features.blocks.0.m=3",
-            "unknown key 'features.blocks[0].m'; allowed keys in 'features.blocks[0]': n",
+            "+features.blocks.rich.0.m=3",
+            "unknown key 'features.blocks.rich[0].m'; allowed keys in 'features.blocks.rich[0]': n",
         ),
-        ("features.blocks.0.n=0", "features.blocks[0].n=0 is not allowed"),
-        ("features.blocks.1.windows=[0,3]", "momentum.windows=[0, 3] is not allowed"),
-        ("features.blocks=[]", "lists no blocks"),
+        ("features.blocks.rich.0.n=0", "features.blocks.rich[0].n=0 is not allowed"),
+        ("features.blocks.rich.1.windows=[0,3]", "momentum.windows=[0, 3] is not allowed"),
+        ("features.blocks.rich=[]", "lists no blocks"),
     ],
 )
 def test_block_config_mistakes_are_one_line(override: str, message: str) -> None:
