@@ -54,7 +54,9 @@ def check_bounds(obj: Any, prefix: str = "") -> None:
 def _holds_parts(value: Any) -> bool:
     """A list of dataclasses, or a mapping of such lists (a composed set's blocks keyed by preset)."""
     items = list(value.values()) if isinstance(value, Mapping) else value
-    return any(dataclasses.is_dataclass(item) or (isinstance(item, list) and _holds_parts(item)) for item in items)
+    return any(
+        dataclasses.is_dataclass(item) or (isinstance(item, list) and _holds_parts(item)) for item in items
+    )
 
 
 def _check_parts(value: Any, key: str) -> None:

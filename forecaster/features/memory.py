@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -95,7 +96,9 @@ class Memory:
         if len(close) <= first:
             return out
         returns = np.diff(np.log(close))  # returns[i]: candle i+1's; window j ends with returns[j - 1]
-        keys = embed(sliding_window_view(returns, self.span), self.n, self.vol_window)  # keys[m]: window span+m
+        keys = embed(
+            sliding_window_view(returns, self.span), self.n, self.vol_window
+        )  # keys[m]: window span+m
         recall = _Recall(self)
         added = 0
         for start in range(first, len(close), QUERY_BATCH):
@@ -107,7 +110,9 @@ class Memory:
             added = usable
             queries = keys[start - self.span : stop - self.span]
             padded = np.concatenate([queries, np.repeat(queries[-1:], QUERY_BATCH - len(queries), axis=0)])
-            limits = np.concatenate([numbers[start:stop], np.repeat(numbers[stop - 1], QUERY_BATCH - len(queries))])
+            limits = np.concatenate(
+                [numbers[start:stop], np.repeat(numbers[stop - 1], QUERY_BATCH - len(queries))]
+            )
             out[:, start:stop] = recall.recall(padded, limits)[: len(queries)].T
         return out
 

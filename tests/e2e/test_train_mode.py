@@ -191,10 +191,30 @@ def test_real_history_trains_with_finite_metrics(tmp_path: Path, shared_data: Pa
     assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
 
 
+def test_memory_features_feed_the_twohead_network_and_the_gbm(tmp_path: Path) -> None:
+    result = run_cli(
+        *QUICK,
+        "tracking=off",
+        "model=twohead",
+        "features=[rich,memory]",
+        "features.blocks.memory.0.capacity=300",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
+    assert card["feature_set"] == "rich+memory" and card["n_features"] == 46
+    assert card["feature_names"][-4:] == ["mem_up", "mem_ret_bps", "mem_dist", "mem_dist_k"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert all(math.isfinite(v) for scores in metrics.values() for v in scores.values())
+    assert metrics["yardstick"]["n"] == metrics["model"]["n"] > 0, "the gbm trained on the same rows"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["model=persistence"], "needs no training"),
+        (["features=[basic,memory]"], "basic is not a composed feature set"),
         (["data.start=2030-01-01"], "no 1m candles"),
         (["data.start=yesterday"], "data.start"),
     ],

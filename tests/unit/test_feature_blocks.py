@@ -41,7 +41,7 @@ BLOCKS: list[FeatureBlock] = [
     Activity(windows=[10, 30]),
     Calendar(),
     Context(timeframe="5m", blocks=[Returns(n=2), Shape(norm_window=4), Calendar()]),
-]
+]  # the memory block has its own tests (tests/unit/test_memory_features.py): its live form is slower
 # Holes cut out of a real history: the live side starts its window again after each, as Predictor does.
 HOLES = (slice(500, 505), slice(800, 801), slice(840, 900))
 
