@@ -116,7 +116,7 @@ def test_predictors_share_one_stream_with_separate_records(tmp_path: Path, emula
         (
             "{model: twohed}",
             "live.predictors[0].model=twohed is not allowed; "
-            "choose one of: blend, combiner, ensemble, gbm, logreg, persistence, twohead",
+            "choose one of: blend, combiner, ensemble, gbm, logreg, memory, persistence, twohead",
         ),
         ("{model: logreg, timeframe: 7m}", "live.predictors[0].timeframe=7m is not allowed"),
         ("{model: ensemble, members: 0}", "live.predictors[0].members=0 is not allowed"),
