@@ -14,12 +14,16 @@ An optional group per window (e.g. a volatility regime) restricts a query to its
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from forecaster.errors import ConfigError
 
 METRICS = ("euclidean", "cosine")
 NEVER = np.iinfo(np.int32).max  # the `known` of an empty slot: no query may use it
@@ -124,32 +128,103 @@ def _put(
     )
 
 
-class WindowStore:
-    """Stored windows, when each outcome is known and their group, in slots of blocks of `block` rows.
+class WindowRing:
+    """The host copy of stored windows (what a memory saves), when each outcome is known and their
+    group, in a ring of slots: slots fill in order and past `capacity` windows the oldest slot is
+    overwritten (oldest-first eviction), so a caller keeps whatever goes with a window (its outcome)
+    in an array indexed by the same slot. Cosine keeps unit vectors. The stores below search it."""
 
-    Slots fill in order; past `capacity` windows the oldest slot is overwritten (oldest-first
-    eviction), so a caller keeps whatever goes with a window (its outcome) in an array indexed by
-    the same slot. The device arrays hold the blocks in use, doubled as they fill, and a host copy
-    (what a memory saves) mirrors them. Cosine stores unit vectors; euclidean each row's squared
-    norm, so that neither is recomputed per query. Empty slots are never a neighbour.
-    """
+    strict_order = False  # True: refuse windows known before an older one (else searched unordered)
 
-    def __init__(self, dims: int, block: int, metric: str = "euclidean", capacity: int | None = None) -> None:
+    def __init__(self, dims: int, metric: str, capacity: int | None) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        self.dims, self.block, self.metric = dims, block, metric
-        self.capacity = capacity
+        self.dims, self.metric, self.capacity = dims, metric, capacity
         self.added = 0  # windows ever added, the overwritten ones included
-        self._ordered = True  # `known` non-decreasing in insertion order so far (the search relies on it)
+        self._ordered = True  # `known` non-decreasing in insertion order so far (the searches rely on it)
         self._host_keys = np.zeros((0, dims), np.float32)
         self._host_known = np.zeros(0, np.int32)
         self._host_group = np.zeros(0, np.int32)
-        self._upload(FIRST_BLOCKS)
 
     @property
     def size(self) -> int:
         """Windows held now (at most `capacity`)."""
         return self.added if self.capacity is None else min(self.added, self.capacity)
+
+    def stored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(slots, keys, known, group) of the windows held, oldest first (as stored: unit rows for
+        cosine)."""
+        slots = self._slots_held()
+        return slots, self._host_keys[slots], self._host_known[slots], self._host_group[slots]
+
+    def _write(
+        self, keys: np.ndarray, known: np.ndarray, group: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Windows (oldest first) into the host ring: (rows as stored, known, group, slots)."""
+        rows = np.asarray(keys, np.float32).reshape(-1, self.dims)
+        rows = unit_rows(rows) if self.metric == "cosine" else rows
+        n = len(rows)
+        when = np.asarray(known, np.int32).reshape(n)
+        where = np.zeros(n, np.int32) if group is None else np.asarray(group, np.int32).reshape(n)
+        newest = self._host_known[self._slots(1, self.added - 1)[0]] if self.added else np.iinfo(np.int32).min
+        ordered = bool(np.all(np.diff(when) >= 0)) and (n == 0 or int(when[0]) >= int(newest))
+        if not ordered and self.strict_order:
+            raise ValueError("windows must be added with non-decreasing `known` (their outcome's candle)")
+        self._ordered &= ordered
+        slots = self._slots(n)
+        self._reserve(int(slots.max()) + 1 if n else 0)
+        self._host_keys[slots], self._host_known[slots], self._host_group[slots] = rows, when, where
+        self.added += n
+        return rows, when, where, slots
+
+    def _reserve(self, needed: int) -> None:
+        """At least `needed` host slots, doubled as the ring fills (up to capacity)."""
+        if needed > len(self._host_known):
+            grown = max(needed, 2 * len(self._host_known))
+            self._grow_host(grown if self.capacity is None else min(grown, self.capacity))
+
+    def _grow_host(self, n: int) -> None:
+        """The host arrays lengthened to n slots (empty slots: never known)."""
+        grow = n - len(self._host_known)
+        if grow > 0:
+            self._host_keys = np.concatenate([self._host_keys, np.zeros((grow, self.dims), np.float32)])
+            self._host_known = np.concatenate([self._host_known, np.full(grow, NEVER, np.int32)])
+            self._host_group = np.concatenate([self._host_group, np.zeros(grow, np.int32)])
+
+    def _ends(self, limits: np.ndarray) -> np.ndarray:
+        """Per limit, the insertion number one past the newest held window known by it: the windows
+        a query may use are those from the oldest held up to there (known is non-decreasing in
+        insertion order, so in the ring it is two sorted runs: from the oldest slot, then from 0)."""
+        if self.capacity is None or self.added <= self.capacity:
+            runs = [self._host_known[: self.size]]
+        else:
+            first = self.added % self.capacity
+            runs = [self._host_known[first : self.capacity], self._host_known[:first]]
+        ends = sum(np.searchsorted(run, limits, side="right") for run in runs)
+        return self.added - self.size + np.asarray(ends, np.int64)
+
+    def _slots(self, n: int, first: int | None = None) -> np.ndarray:
+        """The slots of the n windows added from number `first` on (default: the next ones)."""
+        start = self.added if first is None else first
+        order = np.arange(start, start + n, dtype=np.int64)
+        return (order if self.capacity is None else order % self.capacity).astype(np.int32)
+
+    def _slots_held(self) -> np.ndarray:
+        return self._slots(self.size, self.added - self.size)
+
+
+class WindowStore(WindowRing):
+    """Exact search of the ring's windows, kept on the device in slots of blocks of `block` rows.
+
+    The device arrays mirror the host ring, grown by doubling the blocks as they fill. Euclidean
+    keeps each row's squared norm, so that it is not recomputed per query. Empty slots are never a
+    neighbour.
+    """
+
+    def __init__(self, dims: int, block: int, metric: str = "euclidean", capacity: int | None = None) -> None:
+        super().__init__(dims, metric, capacity)
+        self.block = block
+        self._upload(FIRST_BLOCKS)
 
     @property
     def slots(self) -> int:
@@ -158,17 +233,8 @@ class WindowStore:
 
     def add(self, keys: np.ndarray, known: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
         """Append windows (oldest first); returns the slot each went into."""
-        rows = np.asarray(keys, np.float32).reshape(-1, self.dims)
-        rows = unit_rows(rows) if self.metric == "cosine" else rows
+        rows, when, where, slots = self._write(keys, known, group)
         n = len(rows)
-        when = np.asarray(known, np.int32).reshape(n)
-        where = np.zeros(n, np.int32) if group is None else np.asarray(group, np.int32).reshape(n)
-        newest = self._host_known[self._slots(1, self.added - 1)[0]] if self.added else np.iinfo(np.int32).min
-        self._ordered &= bool(np.all(np.diff(when) >= 0)) and (n == 0 or int(when[0]) >= int(newest))
-        slots = self._slots(n)
-        self._reserve(int(slots.max()) + 1 if n else 0)
-        self._host_keys[slots], self._host_known[slots], self._host_group[slots] = rows, when, where
-        self.added += n
         if n == 1:
             self.keys, self.norms, self.known, self.group = _put(
                 self.keys, self.norms, self.known, self.group, rows[0], when[0], where[0], slots[0]
@@ -176,12 +242,6 @@ class WindowStore:
         elif n:
             self._upload(self.slots // self.block)
         return slots
-
-    def stored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(slots, keys, known, group) of the windows held, oldest first (as stored: unit rows for
-        cosine)."""
-        slots = self._slots_held()
-        return slots, self._host_keys[slots], self._host_known[slots], self._host_group[slots]
 
     def nearest(
         self, queries: np.ndarray, limits: np.ndarray, k: int, groups: np.ndarray | None = None
@@ -232,15 +292,6 @@ class WindowStore:
         free = 0 if grouped else int(np.searchsorted(known, limit.min(), side="right"))
         return free, used
 
-    def _slots(self, n: int, first: int | None = None) -> np.ndarray:
-        """The slots of the n windows added from number `first` on (default: the next ones)."""
-        start = self.added if first is None else first
-        order = np.arange(start, start + n, dtype=np.int64)
-        return (order if self.capacity is None else order % self.capacity).astype(np.int32)
-
-    def _slots_held(self) -> np.ndarray:
-        return self._slots(self.size, self.added - self.size)
-
     def _reserve(self, needed: int) -> None:
         """At least `needed` slots, in a block count doubled as the store fills (up to capacity)."""
         blocks = self.slots // self.block
@@ -254,13 +305,60 @@ class WindowStore:
 
     def _upload(self, blocks: int) -> None:
         """The device arrays rebuilt from the host copy (grown to `blocks` blocks if shorter)."""
-        n = blocks * self.block
-        grow = n - len(self._host_known)
-        if grow > 0:
-            self._host_keys = np.concatenate([self._host_keys, np.zeros((grow, self.dims), np.float32)])
-            self._host_known = np.concatenate([self._host_known, np.full(grow, NEVER, np.int32)])
-            self._host_group = np.concatenate([self._host_group, np.zeros(grow, np.int32)])
+        self._grow_host(blocks * self.block)
         self.keys = jnp.asarray(self._host_keys)
         self.norms = jnp.asarray(np.sum(self._host_keys**2, axis=1))
         self.known = jnp.asarray(self._host_known)
         self.group = jnp.asarray(self._host_group)
+
+
+class Store(Protocol):
+    """What pattern memory needs of a store, exact or approximate."""
+
+    dims: int
+    capacity: int | None
+    added: int
+
+    @property
+    def size(self) -> int: ...
+
+    def add(self, keys: np.ndarray, known: np.ndarray, group: np.ndarray | None = None) -> np.ndarray: ...
+
+    def nearest(
+        self, queries: np.ndarray, limits: np.ndarray, k: int, groups: np.ndarray | None = None
+    ) -> Neighbours: ...
+
+    def stored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+def _faiss_store(dims: int, block: int, metric: str, capacity: int | None, **options: Any) -> Store:
+    try:
+        from forecaster.models.faiss_store import FaissStore
+    except ImportError:
+        raise ConfigError("memory.index=faiss needs faiss: pip install .[faiss]") from None
+    try:
+        return FaissStore(dims, block, metric, capacity, **options)
+    except TypeError as error:  # an unknown key of FaissOptions
+        raise ConfigError(f"memory.faiss: {error}") from None
+
+
+def _exact_store(dims: int, block: int, metric: str, capacity: int | None, **options: Any) -> Store:
+    return WindowStore(dims, block, metric, capacity)
+
+
+STORES: dict[str, Callable[..., Store]] = {"exact": _exact_store, "faiss": _faiss_store}
+
+
+def window_store(
+    index: str,
+    dims: int,
+    block: int,
+    metric: str,
+    capacity: int | None,
+    faiss: Mapping[str, Any] | None = None,
+) -> Store:
+    """The store `memory.index` names: exact (JAX, any device) or faiss (approximate, CPU), the
+    latter built with the `memory.faiss` keys (forecaster.models.faiss_store.FaissOptions)."""
+    if index not in STORES:
+        raise ConfigError(f"memory.index={index!r} is not one of {sorted(STORES)}")
+    return STORES[index](dims, block, metric, capacity, **dict(faiss or {}))
