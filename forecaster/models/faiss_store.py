@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
+import faiss  # pyright: ignore[reportMissingImports]
 import numpy as np
 
 from forecaster.errors import ConfigError
@@ -74,7 +74,7 @@ class FaissStore(WindowRing):
         q = np.ascontiguousarray(unit_rows(q) if self.metric == "cosine" else q, np.float32)
         ends = self._ends(np.asarray(limits, np.int32).reshape(len(q)))
         distance, number = self._search_index(q, ends, k)
-        tail_d, tail_n = self._search_tail(q, ends, k)
+        tail_d, tail_n = self._search_exact(q, ends, k)
         distance, number = np.concatenate([distance, tail_d], 1), np.concatenate([number, tail_n], 1)
         order = np.argsort(distance, axis=1, kind="stable")[:, :k]
         distance, number = np.take_along_axis(distance, order, 1), np.take_along_axis(number, order, 1)
@@ -95,7 +95,7 @@ class FaissStore(WindowRing):
         low = max(self.added - self.size, self._base) - self._base
         highs = np.minimum(ends, self._indexed) - self._base
         for high in np.unique(highs):
-            if high <= low:
+            if high - low <= self.block:  # searched exactly
                 continue
             members = highs == high
             selector = faiss.IDSelectorRange(int(low), int(high))
@@ -105,35 +105,42 @@ class FaissStore(WindowRing):
             number[members] = np.where(found, ids + self._base, -1)
         return distance, number
 
-    def _search_tail(self, q: np.ndarray, ends: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(distance, insertion number) of each query's k nearest windows not yet indexed, exactly."""
-        numbers = np.arange(max(self._indexed, self.added - self.size), self.added, dtype=np.int64)
-        rows = self._host_keys[self._slots(len(numbers), int(numbers[0]))] if len(numbers) else None
-        if rows is None:
+    def _search_exact(self, q: np.ndarray, ends: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distance, insertion number) of each query's k nearest windows, exactly, among those not
+        yet indexed and, for a query whose indexed range is at most `block` windows (where an index
+        may find fewer than k), those too."""
+        oldest = self.added - self.size
+        tail = max(self._indexed, oldest)
+        first = tail if self._index is not None and int(ends.min()) - oldest > self.block else oldest
+        numbers = np.arange(first, self.added, dtype=np.int64)
+        if len(numbers) == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        rows = self._host_keys[self._slots(len(numbers), first)]
         products = q @ rows.T
         if self.metric == "cosine":
             distance = 1.0 - products
         else:
             distance = np.maximum((q**2).sum(1)[:, None] - 2.0 * products + (rows**2).sum(1)[None, :], 0.0)
-        distance = np.where(numbers[None, :] < ends[:, None], distance, np.inf)
+        small = (np.minimum(ends, self._indexed) - oldest <= self.block)[:, None]
+        allowed = (numbers[None, :] < ends[:, None]) & ((numbers[None, :] >= tail) | small)
+        distance = np.where(allowed, distance, np.inf)
         keep = min(k, len(numbers))
         pick = np.argpartition(distance, keep - 1, axis=1)[:, :keep]
-        return np.take_along_axis(distance, pick, 1), np.broadcast_to(numbers, distance.shape)[
-            np.arange(len(q))[:, None], pick
-        ]
+        return np.take_along_axis(distance, pick, 1), numbers[pick]
 
     def _parameters(self, selector: Any) -> Any:
+        # faiss's SWIG types are untyped to pyright
+        faiss_: Any = faiss
         if self.options.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=self.options.ef_search)
-        return faiss.SearchParametersIVF(sel=selector, nprobe=self.options.nprobe)
+            return faiss_.SearchParametersHNSW(sel=selector, efSearch=self.options.ef_search)
+        return faiss_.SearchParametersIVF(sel=selector, nprobe=self.options.nprobe)
 
     def _index_tail(self) -> None:
         """The windows not yet indexed into the index; built (IVF: trained) afresh from the held
         windows when there is none yet or evicted windows outnumber the held ones."""
         oldest = self.added - self.size
         if self._index is not None and oldest - self._base > self.size:
-            self._index = None
+            self._index, self._base, self._indexed = None, oldest, oldest
         if self._index is None:
             if self.options.kind == "ivf" and self.size < self.options.nlist * TRAIN_PER_LIST:
                 return
