@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecaster.models.neighbours import ANY_GROUP, WindowStore
+from forecaster.errors import ConfigError
+from forecaster.models import neighbours
+from forecaster.models.neighbours import ANY_GROUP, WindowStore, window_store
 
 K = 5
 
@@ -99,3 +101,23 @@ def test_a_query_sees_its_own_group_only() -> None:
     for wanted, rows in zip([0, 1, 2], found.row[:3], strict=True):
         assert np.all(group[rows] == wanted)
     assert int(found.row[3, 0]) == 3  # any group: the window itself is nearest
+
+
+def test_a_search_in_many_spans_finds_what_one_span_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans smaller than the store: the masked and unmasked loops, the last span reaching back."""
+    rng = np.random.default_rng(5)
+    keys = rng.normal(size=(1000, 8)).astype(np.float32)
+    known = np.arange(1000, dtype=np.int32)
+    queries, limits = rng.normal(size=(30, 8)), rng.integers(-5, 1100, size=30).astype(np.int32)
+    store = _store(keys, known, 96)  # 1,536 slots: spans of 256 do not divide them
+    whole = store.nearest(queries, limits, K)
+    monkeypatch.setattr(neighbours, "SPAN_SCORES", 30 * 256)
+    spans = store.nearest(queries, limits, K)
+    assert np.array_equal(whole.row, spans.row)
+    np.testing.assert_allclose(whole.distance, spans.distance, rtol=1e-5)
+
+
+def test_the_factory_names_its_stores_and_refuses_others() -> None:
+    assert isinstance(window_store("exact", 4, 16, "cosine", None), WindowStore)
+    with pytest.raises(ConfigError, match=r"memory\.index='annoy'"):
+        window_store("annoy", 4, 16, "euclidean", None)
