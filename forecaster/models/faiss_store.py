@@ -26,7 +26,7 @@ TRAIN_PER_LIST = 39  # faiss's minimum of training windows per IVF list; fewer a
 
 @dataclass(frozen=True)
 class FaissOptions:
-    """The index's keys (config `memory.faiss.<key>`)."""
+    """The index's keys (config `model.faiss.<key>`)."""
 
     kind: str = "ivf"  # ivf (IVF-flat: k-means lists, fast to build) or hnsw (graph, slow to build)
     nlist: int = 1024  # ivf: k-means lists; trained once nlist x 39 windows are held
@@ -37,7 +37,7 @@ class FaissOptions:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ConfigError(f"memory.faiss.kind={self.kind!r} is not one of {KINDS}")
+            raise ConfigError(f"model.faiss.kind={self.kind!r} is not one of {KINDS}")
 
 
 class FaissStore(WindowRing):
@@ -68,7 +68,7 @@ class FaissStore(WindowRing):
         """The k (approximately) nearest windows per query among those with known <= its limit."""
         if groups is not None and np.any(np.asarray(groups) != ANY_GROUP):
             raise ConfigError(
-                "memory.index=faiss cannot restrict neighbours to a group: use memory.index=exact"
+                "model.index=faiss cannot restrict neighbours to a group: use model.index=exact"
             )
         q = np.asarray(queries, np.float32).reshape(-1, self.dims)
         q = np.ascontiguousarray(unit_rows(q) if self.metric == "cosine" else q, np.float32)

@@ -58,6 +58,8 @@ class Memory:
         check_weights_source(self.path, self.uri)
         if self.capacity is not None and self.capacity < self.k:
             raise ConfigError(f"model.capacity={self.capacity} holds fewer windows than model.k={self.k}")
+        if self.same_regime and self.index == "faiss":
+            raise ConfigError("model.same_regime=true needs model.index=exact (faiss cannot search by group)")
 
     def spec(self, n_features: int, seed: int) -> ModelSpec:
         """The card's spec: no layers; the stored windows are the weights."""

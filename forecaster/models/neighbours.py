@@ -335,11 +335,11 @@ def _faiss_store(dims: int, block: int, metric: str, capacity: int | None, **opt
     try:
         from forecaster.models.faiss_store import FaissStore
     except ImportError:
-        raise ConfigError("memory.index=faiss needs faiss: pip install .[faiss]") from None
+        raise ConfigError("model.index=faiss needs faiss: pip install .[faiss]") from None
     try:
         return FaissStore(dims, block, metric, capacity, **options)
     except TypeError as error:  # an unknown key of FaissOptions
-        raise ConfigError(f"memory.faiss: {error}") from None
+        raise ConfigError(f"model.faiss: {error}") from None
 
 
 def _exact_store(dims: int, block: int, metric: str, capacity: int | None, **options: Any) -> Store:
@@ -357,8 +357,8 @@ def window_store(
     capacity: int | None,
     faiss: Mapping[str, Any] | None = None,
 ) -> Store:
-    """The store `memory.index` names: exact (JAX, any device) or faiss (approximate, CPU), the
-    latter built with the `memory.faiss` keys (forecaster.models.faiss_store.FaissOptions)."""
+    """The store `model.index` names: exact (JAX, any device) or faiss (approximate, CPU), the
+    latter built with the `model.faiss` keys (forecaster.models.faiss_store.FaissOptions)."""
     if index not in STORES:
-        raise ConfigError(f"memory.index={index!r} is not one of {sorted(STORES)}")
+        raise ConfigError(f"model.index={index!r} is not one of {sorted(STORES)}")
     return STORES[index](dims, block, metric, capacity, **dict(faiss or {}))

@@ -26,7 +26,7 @@ from forecaster.errors import ConfigError, UserError
 from forecaster.models.base import LoadedModel
 from forecaster.models.card import ModelCard, read_weights_card, write_card
 from forecaster.models.memory import Memory
-from forecaster.models.neighbours import NEVER, WindowStore
+from forecaster.models.neighbours import NEVER, window_store
 from forecaster.models.normalisation import Standardizer
 from forecaster.training.dataset import Dataset, targets
 from forecaster.training.splits import SplitError
@@ -86,7 +86,9 @@ class PatternMemory:
         regime: Regime | None,
     ) -> None:
         self.option, self.dims, self.labelling, self.base, self.regime = option, dims, labelling, base, regime
-        self.store = WindowStore(dims, option.block, option.metric, option.capacity)
+        self.store = window_store(
+            option.index, dims, option.block, option.metric, option.capacity, option.faiss
+        )
         self.outcome = np.zeros((0, 2), np.float32)  # [up, down] per slot
         self.next_ret = np.zeros(0, np.float64)  # per slot
         self.candle_ts = np.zeros(0, np.int64)  # start of the window's last candle, per slot

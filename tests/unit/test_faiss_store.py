@@ -58,9 +58,9 @@ def test_past_capacity_evicted_windows_are_never_neighbours() -> None:
 def test_faiss_refuses_groups_unknown_keys_and_windows_out_of_order() -> None:
     store = window_store("faiss", DIMS, 16, "euclidean", None)
     store.add(np.zeros((2, DIMS)), np.array([1, 2]))
-    with pytest.raises(ConfigError, match=r"memory\.index=exact"):
+    with pytest.raises(ConfigError, match=r"model\.index=exact"):
         store.nearest(np.zeros((1, DIMS)), np.array([5]), 1, np.array([0]))
     with pytest.raises(ValueError, match="non-decreasing"):
         store.add(np.zeros((1, DIMS)), np.array([0]))
-    with pytest.raises(ConfigError, match=r"memory\.faiss"):
+    with pytest.raises(ConfigError, match=r"model\.faiss"):
         window_store("faiss", DIMS, 16, "euclidean", None, {"nprobes": 4})

@@ -101,3 +101,24 @@ def test_the_limit_is_the_query_candle_minus_the_embargo(trained: tuple[Config, 
     assert isinstance(memory, LiveMemory)
     t = 1_733_000_000_000 - 1_733_000_000_000 % MINUTE_MS
     assert memory.memory.limit(np.array([t]))[0] == t // MINUTE_MS - EMBARGO
+
+
+def test_an_approximate_memory_is_causal_too(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    overrides = [f"model.embargo={EMBARGO}", "model.k=8", "model.index=faiss", "model.faiss.nlist=8"]
+    config = compose_config(["model=memory", *overrides, "tracking=off"])
+    rows = make_dataset(HISTORY[:TRAINED], config.features, config.train.threshold_bps)
+    fit = config.model.fit(rows, rows, config.train, config.seed)
+    p_up, p_down = fit.probabilities(rows.X[:50])
+    assert np.all((p_up > 0) & (p_up < 1) & (p_down > 0) & (p_down < 1))
+    card = ModelCard(
+        spec=config.model.spec(config.features.n_features, config.seed),
+        trained=True,
+        feature_set=config.features.name,
+        feature_fingerprint=config.features.fingerprint(),
+        timeframe="1m",
+        normalisation=fit.standardizer,
+    )
+    fit.save(tmp_path, card)
+    predicted, _ = _predict(config, tmp_path, HISTORY[TRAINED - 100 : TRAINED + 100].to_candles())
+    assert len(predicted) > 100

@@ -119,5 +119,5 @@ def test_a_search_in_many_spans_finds_what_one_span_finds(monkeypatch: pytest.Mo
 
 def test_the_factory_names_its_stores_and_refuses_others() -> None:
     assert isinstance(window_store("exact", 4, 16, "cosine", None), WindowStore)
-    with pytest.raises(ConfigError, match=r"memory\.index='annoy'"):
+    with pytest.raises(ConfigError, match=r"model\.index='annoy'"):
         window_store("annoy", 4, 16, "euclidean", None)
