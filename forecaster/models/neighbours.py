@@ -30,6 +30,7 @@ NEVER = np.iinfo(np.int32).max  # the `known` of an empty slot: no query may use
 ANY_GROUP = -1  # a query's group that allows every stored group
 NORM_EPS = 1e-12  # keeps the cosine distance of an all-zero window finite
 FIRST_BLOCKS = 2  # blocks allocated at first
+TOP_CHUNK = 16  # scores per chunk in the two-level top-k (_top)
 # Scores per span of the search (queries x slots scanned by one product, 128 MB of float32): a
 # single query scans up to 32M windows in one product, a day of 1,440 replayed queries 16,384 per
 # product. Smaller spans measured slower (per-step overhead outweighs cache reuse).
@@ -48,6 +49,22 @@ class Neighbours:
 def unit_rows(rows: np.ndarray) -> np.ndarray:
     """Rows scaled to length 1: cosine distance is then 1 - a dot product."""
     return rows / (np.linalg.norm(rows, axis=-1, keepdims=True) + NORM_EPS)
+
+
+def _top(score: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """jax.lax.top_k along the rows, in two levels: the k chunks of TOP_CHUNK scores with the best
+    maxima hold every one of the k best scores, so only their k x TOP_CHUNK scores are ranked.
+    Exact, and about twice as fast as one top_k over a wide row on CPU (55 against 106 ms for 1,440
+    rows of 16,384 scores, measured)."""
+    rows, n = score.shape
+    if n % TOP_CHUNK or n // TOP_CHUNK < k:
+        return jax.lax.top_k(score, k)
+    chunked = score.reshape(rows, n // TOP_CHUNK, TOP_CHUNK)
+    _, chunks = jax.lax.top_k(chunked.max(axis=2), k)
+    candidates = jnp.take_along_axis(chunked, chunks[:, :, None], axis=1).reshape(rows, k * TOP_CHUNK)
+    index = (chunks[:, :, None] * TOP_CHUNK + jnp.arange(TOP_CHUNK)[None, None, :]).reshape(rows, -1)
+    value, pick = jax.lax.top_k(candidates, k)
+    return value, jnp.take_along_axis(index, pick, axis=1)
 
 
 @partial(jax.jit, static_argnames=("k", "metric", "span", "grouped"))
@@ -88,7 +105,7 @@ def _search(
                 where = jax.lax.dynamic_slice_in_dim(group, start, span)
                 allowed &= (groups[:, None] == ANY_GROUP) | (where[None, :] == groups[:, None])
             score = jnp.where(allowed, score, -jnp.inf)
-        value, order = jax.lax.top_k(score, k)
+        value, order = _top(score, k)
         both = jnp.concatenate([best[0], value], axis=1)
         found = jnp.concatenate([best[1], order + start], axis=1)
         kept, pick = jax.lax.top_k(both, k)

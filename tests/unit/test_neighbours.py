@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
 from forecaster.errors import ConfigError
 from forecaster.models import neighbours
-from forecaster.models.neighbours import ANY_GROUP, WindowStore, window_store
+from forecaster.models.neighbours import ANY_GROUP, TOP_CHUNK, WindowStore, _top, window_store
 
 K = 5
 
@@ -121,3 +122,15 @@ def test_the_factory_names_its_stores_and_refuses_others() -> None:
     assert isinstance(window_store("exact", 4, 16, "cosine", None), WindowStore)
     with pytest.raises(ConfigError, match=r"model\.index='annoy'"):
         window_store("annoy", 4, 16, "euclidean", None)
+
+
+def test_the_two_level_top_k_ranks_as_top_k() -> None:
+    rng = np.random.default_rng(7)
+    score = rng.normal(size=(50, TOP_CHUNK * 40)).astype(np.float32)
+    score[:10, 3::5] = -np.inf  # masked windows
+    score[10:20, : TOP_CHUNK * 2] = 9.0  # the best ones all in two chunks
+    value, index = _top(jax.numpy.asarray(score), K)
+    expected_value, expected_index = jax.lax.top_k(score, K)
+    assert np.array_equal(np.asarray(value), np.asarray(expected_value))
+    unique = np.array([len(set(row)) == K for row in np.asarray(expected_value)])
+    assert np.array_equal(np.asarray(index)[unique], np.asarray(expected_index)[unique])
