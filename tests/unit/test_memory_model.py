@@ -28,6 +28,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
     config = compose_config(["model=memory", f"model.embargo={EMBARGO}", "model.k=8", "tracking=off"])
     rows = make_dataset(HISTORY[:TRAINED], config.features, config.train.threshold_bps)
     fit = config.model.fit(rows, rows, config.train, config.seed)
+    folder = tmp_path_factory.mktemp("memory")
+    _save(config, fit, folder)
+    return config, folder
+
+
+def _save(config: Config, fit: object, folder: Path) -> None:
+    """The memory as mode=train saves it, with a card of what it was trained on."""
     assert isinstance(fit, MemoryFit)
     card = ModelCard(
         spec=config.model.spec(config.features.n_features, config.seed),
@@ -37,9 +44,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
         timeframe="1m",
         normalisation=fit.standardizer,
     )
-    folder = tmp_path_factory.mktemp("memory")
     fit.save(folder, card)
-    return config, folder
 
 
 def _candles(altered: bool) -> list[Candle]:
@@ -111,14 +116,6 @@ def test_an_approximate_memory_is_causal_too(tmp_path: Path) -> None:
     fit = config.model.fit(rows, rows, config.train, config.seed)
     p_up, p_down = fit.probabilities(rows.X[:50])
     assert np.all((p_up > 0) & (p_up < 1) & (p_down > 0) & (p_down < 1))
-    card = ModelCard(
-        spec=config.model.spec(config.features.n_features, config.seed),
-        trained=True,
-        feature_set=config.features.name,
-        feature_fingerprint=config.features.fingerprint(),
-        timeframe="1m",
-        normalisation=fit.standardizer,
-    )
-    fit.save(tmp_path, card)
+    _save(config, fit, tmp_path)
     predicted, _ = _predict(config, tmp_path, HISTORY[TRAINED - 100 : TRAINED + 100].to_candles())
     assert len(predicted) > 100
