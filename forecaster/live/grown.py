@@ -57,12 +57,15 @@ class GrownSaver:
         self.tracker = tracker
         self.upload = GrownUpload(directory, folder)
         self._unsaved = 0
+        self._saved = False
 
     def handle(self, event: CandleEvent) -> None:
+        """Saved at the first new candle too: a restart then catches up from this session's start,
+        not from the end of the model's training history (which this session never replayed)."""
         if not event.new:
             return
         self._unsaved += 1
-        if self._unsaved >= self.save_every:
+        if self._unsaved >= self.save_every or not self._saved:
             self._save()
 
     def close(self) -> None:
@@ -72,4 +75,4 @@ class GrownSaver:
 
     def _save(self) -> None:
         self.model.save(self.directory)
-        self._unsaved = 0
+        self._unsaved, self._saved = 0, True
