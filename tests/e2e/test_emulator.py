@@ -204,7 +204,7 @@ def test_help_shows_every_default() -> None:
         [sys.executable, "-m", "forecaster.emulator", "--help"], capture_output=True, text=True, check=True
     )
     options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("--")]
-    assert len(options) == len(fields(Faults)) + 6
+    assert len(options) == len(fields(Faults)) + 8
     assert result.stdout.count("(default:") == len(options), result.stdout
     assert "1m candles per real second, as source.speed" in result.stdout
 
