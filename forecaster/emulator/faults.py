@@ -44,7 +44,7 @@ class Faults:
     book_cross_every: int = _fault(
         0, "WS: every Nth book delta of a connection adds a bid at the best ask (crossed until the next)"
     )
-    book_stale_every: int = _fault(0, "WS: every Nth candle gets no book message while its trades go on")
+    book_stale_every: int = _fault(0, "WS: every Nth candle gets no book delta while its trades go on")
     book_restart_every: int = _fault(
         0, "WS: every Nth candle starts with a book snapshot with u = 1, as after a service restart"
     )

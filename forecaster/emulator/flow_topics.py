@@ -207,13 +207,12 @@ async def push_book(session: Sender, flow: FlowMarket, clock: Clock, faults: Fau
     await session.send(feed.snapshot(now, now))  # `u` from the clock: a resubscribe starts higher
     restarted = None
     async for minute, batch in flow.batches(clock, now):
-        index = minute // MINUTE_MS
-        if Faults.hits(faults.book_stale_every, index):
-            continue
-        now = clock.now_ms()
+        index, now = minute // MINUTE_MS, clock.now_ms()
         if Faults.hits(faults.book_restart_every, index) and restarted != minute:
             restarted, feed.last = minute, batch[-1]
             await session.send(feed.snapshot(RESTART_UPDATE_ID, now))
+            continue
+        if Faults.hits(faults.book_stale_every, index):
             continue
         message = feed.after(batch[-1], now)
         if message is not None:

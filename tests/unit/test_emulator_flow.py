@@ -15,6 +15,7 @@ from forecaster.emulator.flow import book_after, price_text, size_text, trades_f
 from forecaster.emulator.flow_topics import BookFeed, FlowMarket
 from forecaster.emulator.market import Market
 from forecaster.flow.types import Trade
+from tests.bybit_fixtures import apply
 
 DATA = read_csv(SAMPLE_CSV)
 CANDLES = DATA[:200].to_candles()
@@ -72,18 +73,6 @@ def test_book_around_the_last_trade() -> None:
         assert (book.bids[:, 1] > 0).all() and (book.asks[:, 1] > 0).all()
         cents = np.concatenate((book.bids[:, 0], book.asks[:, 0])) * 100
         assert np.array_equal(cents, np.rint(cents))
-
-
-def apply(book: dict[str, dict[float, float]], message: dict) -> None:
-    """A client's book: snapshot resets, size 0 deletes, else insert or update."""
-    if message["type"] == "snapshot":
-        book["b"], book["a"] = {}, {}
-    for side in ("b", "a"):
-        for price, size in message["data"][side]:
-            if size == "0":
-                book[side].pop(float(price), None)
-            else:
-                book[side][float(price)] = float(size)
 
 
 def test_deltas_rebuild_the_true_book_and_faults_break_it_as_told() -> None:
