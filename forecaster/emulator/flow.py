@@ -111,25 +111,47 @@ def book_after(trade: Trade, seed: int, depth: int) -> BookView:
 def book_levels(
     trade: Trade, seed: int, depth: int
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((bid prices, bid sizes), (ask prices, ask sizes)) in ticks and units, best first.
-
-    The trade took the touch on its side: a taker buy at p leaves the ask at p and the bid a tick
-    below, a sell the other way round, so bids stay below asks. Deeper levels sit on a fixed grid
-    with sizes that change once a minute; the touch sizes change with every trade.
-    """
-    price = round(trade.price * PRICE_SCALE)
-    bid0, ask0 = (price - 1, price) if trade.buy else (price, price + 1)
-    steps = np.arange(depth - 1, dtype=np.int64) * BOOK_GRID_TICKS
-    bid_prices = np.concatenate(([bid0], (bid0 - 1) // BOOK_GRID_TICKS * BOOK_GRID_TICKS - steps))
-    ask_prices = np.concatenate(([ask0], -(-(ask0 + 1) // BOOK_GRID_TICKS) * BOOK_GRID_TICKS + steps))
+    """((bid prices, bid sizes), (ask prices, ask sizes)) in ticks and units, best first: the
+    touch (`touch_levels`), then depth - 1 levels of the grid behind it (`grid_levels`)."""
     minute = trade.ts_ms // MINUTE_MS
     sides = []
-    for side, prices in enumerate((bid_prices, ask_prices)):
-        salts = np.full(depth, minute, dtype=np.int64)
-        salts[0] = trade.seq
-        sizes = BOOK_MIN_UNITS + _hash(seed, side, prices, salts) % BOOK_SIZE_RANGE
-        sides.append((prices, sizes.astype(np.int64)))
+    for side, (price, size) in enumerate(touch_levels(trade, seed)):
+        prices, sizes = grid_levels(side, grid_anchor(side, price), minute, seed, depth - 1)
+        sides.append((np.concatenate(([price], prices)), np.concatenate(([size], sizes))))
     return sides[0], sides[1]
+
+
+def touch_levels(trade: Trade, seed: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((bid, size), (ask, size)) in ticks and units. The trade took the touch on its side: a taker
+    buy at p leaves the ask at p and the bid a tick below, a sell the other way round, so bids stay
+    below asks. The touch sizes change with every trade."""
+    price = round(trade.price * PRICE_SCALE)
+    bid, ask = (price - 1, price) if trade.buy else (price, price + 1)
+    salt = np.array([trade.seq], dtype=np.int64)
+    sizes = [
+        int(_size(seed, side, np.array([p], dtype=np.int64), salt)[0]) for side, p in enumerate((bid, ask))
+    ]
+    return (bid, sizes[0]), (ask, sizes[1])
+
+
+def grid_anchor(side: int, touch: int) -> int:
+    """The best grid level strictly behind the touch (side 0: bids, below; 1: asks, above)."""
+    return (
+        (touch - 1) // BOOK_GRID_TICKS * BOOK_GRID_TICKS
+        if side == 0
+        else -(-(touch + 1) // BOOK_GRID_TICKS) * BOOK_GRID_TICKS
+    )
+
+
+def grid_levels(side: int, anchor: int, minute: int, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(prices, sizes) of n grid levels from anchor outwards; their sizes change once a minute."""
+    steps = np.arange(n, dtype=np.int64) * BOOK_GRID_TICKS
+    prices = anchor - steps if side == 0 else anchor + steps
+    return prices, _size(seed, side, prices, np.full(n, minute, dtype=np.int64))
+
+
+def _size(seed: int, side: int, prices: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    return (BOOK_MIN_UNITS + _hash(seed, side, prices, salts) % np.uint64(BOOK_SIZE_RANGE)).astype(np.int64)
 
 
 def _hash(seed: int, side: int, prices: np.ndarray, salts: np.ndarray) -> np.ndarray:

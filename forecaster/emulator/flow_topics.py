@@ -18,10 +18,12 @@ from forecaster.emulator.faults import Faults
 from forecaster.emulator.flow import (
     PRICE_SCALE,
     SIZE_SCALE,
-    book_levels,
     check_per_candle,
+    grid_anchor,
+    grid_levels,
     price_text,
     size_text,
+    touch_levels,
     trades_for,
 )
 from forecaster.emulator.market import Market
@@ -31,9 +33,13 @@ TRADE_TOPIC = "publicTrade"  # publicTrade.{symbol}
 BOOK_TOPIC = "orderbook"  # orderbook.{depth}.{symbol}
 BOOK_DEPTHS = ("1", "50", "200")  # the spot depths served (Bybit also has 1000)
 MAX_TRADES_PER_MESSAGE = 1024  # Bybit's most per publicTrade push
+CACHED_GRIDS = 512  # book grids as text: a few minutes of the anchors the price visits
 CACHED_CANDLES = 8  # candles whose trades are kept: the few that connections are pushing now
 LOOKBACK_CANDLES = 60  # how far back the book's subscribe snapshot looks for a last trade
 RESTART_UPDATE_ID = 1  # the `u` of a snapshot after a service restart
+
+
+Levels = dict[str, str]  # price text -> size text, best first
 
 
 class Sender(Protocol):
@@ -58,6 +64,7 @@ class FlowMarket:
         self.per_candle = check_per_candle(per_candle)
         self.counts = FlowCounts()
         self._cache: OrderedDict[int, tuple[list[Trade], list[int]]] = OrderedDict()
+        self._grids: OrderedDict[tuple[int, int, int, int], Levels] = OrderedDict()
 
     def trades(self, start_ms: int) -> tuple[list[Trade], list[int]]:
         """(trades, their fill times) of the candle starting at start_ms; none where there is no candle."""
@@ -72,6 +79,19 @@ class FlowMarket:
         if len(self._cache) > CACHED_CANDLES:
             self._cache.popitem(last=False)
         return self._cache[start_ms]
+
+    def grid_text(self, side: int, anchor: int, minute: int, n: int) -> Levels:
+        """flow.grid_levels as message text, kept: within a minute the price visits few anchors."""
+        key = (side, anchor, minute, n)
+        if key not in self._grids:
+            prices, sizes = grid_levels(side, anchor, minute, self.seed, n)
+            self._grids[key] = {
+                price_text(p / PRICE_SCALE): size_text(s / SIZE_SCALE)
+                for p, s in zip(prices.tolist(), sizes.tolist(), strict=True)
+            }
+            if len(self._grids) > CACHED_GRIDS:
+                self._grids.popitem(last=False)
+        return self._grids[key]
 
     def last_trade(self, now_ms: int) -> Trade | None:
         """The latest trade filled by now_ms, looking back a little."""
@@ -133,9 +153,6 @@ async def push_trades(session: Sender, flow: FlowMarket, clock: Clock, faults: F
                 flow.counts.trades += len(chunk)
 
 
-Levels = dict[str, str]  # price text -> size text, best first
-
-
 class BookFeed:
     """One connection's book topic: what it last sent, and the next message towards the true book."""
 
@@ -150,11 +167,13 @@ class BookFeed:
     def _levels(self) -> tuple[Levels, Levels]:
         if self.last is None:
             return {}, {}
-        sides = book_levels(self.last, self.flow.seed, self.depth)
-        return tuple(  # type: ignore[return-value]
-            {price_text(p / PRICE_SCALE): size_text(s / SIZE_SCALE) for p, s in zip(*side, strict=True)}
-            for side in sides
-        )
+        minute = self.last.ts_ms // MINUTE_MS
+        sides = []
+        for side, (price, size) in enumerate(touch_levels(self.last, self.flow.seed)):
+            levels = {price_text(price / PRICE_SCALE): size_text(size / SIZE_SCALE)}
+            levels.update(self.flow.grid_text(side, grid_anchor(side, price), minute, self.depth - 1))
+            sides.append(levels)
+        return sides[0], sides[1]
 
     def _message(self, kind: str, bids: list[list[str]], asks: list[list[str]], now: int) -> dict[str, Any]:
         seq, cts = (self.last.seq, self.last.ts_ms) if self.last else (0, now)
