@@ -147,7 +147,11 @@ def grid_levels(side: int, anchor: int, minute: int, seed: int, n: int) -> tuple
     """(prices, sizes) of n grid levels from anchor outwards; their sizes change once a minute."""
     steps = np.arange(n, dtype=np.int64) * BOOK_GRID_TICKS
     prices = anchor - steps if side == 0 else anchor + steps
-    return prices, _size(seed, side, prices, np.full(n, minute, dtype=np.int64))
+    return prices, grid_sizes(side, prices, minute, seed)
+
+
+def grid_sizes(side: int, prices: np.ndarray, minute: int, seed: int) -> np.ndarray:
+    return _size(seed, side, prices, np.full(len(prices), minute, dtype=np.int64))
 
 
 def _size(seed: int, side: int, prices: np.ndarray, salts: np.ndarray) -> np.ndarray:

@@ -16,11 +16,12 @@ from forecaster.candles import MINUTE_MS
 from forecaster.emulator.clock import Clock
 from forecaster.emulator.faults import Faults
 from forecaster.emulator.flow import (
+    BOOK_GRID_TICKS,
     PRICE_SCALE,
     SIZE_SCALE,
     check_per_candle,
     grid_anchor,
-    grid_levels,
+    grid_sizes,
     price_text,
     size_text,
     touch_levels,
@@ -33,7 +34,7 @@ TRADE_TOPIC = "publicTrade"  # publicTrade.{symbol}
 BOOK_TOPIC = "orderbook"  # orderbook.{depth}.{symbol}
 BOOK_DEPTHS = ("1", "50", "200")  # the spot depths served (Bybit also has 1000)
 MAX_TRADES_PER_MESSAGE = 1024  # Bybit's most per publicTrade push
-CACHED_GRIDS = 512  # book grids as text: a few minutes of the anchors the price visits
+CACHED_LADDERS = 8  # (side, minute) ladders of book level texts: the minutes being pushed now
 CACHED_CANDLES = 8  # candles whose trades are kept: the few that connections are pushing now
 LOOKBACK_CANDLES = 60  # how far back the book's subscribe snapshot looks for a last trade
 RESTART_UPDATE_ID = 1  # the `u` of a snapshot after a service restart
@@ -64,7 +65,7 @@ class FlowMarket:
         self.per_candle = check_per_candle(per_candle)
         self.counts = FlowCounts()
         self._cache: OrderedDict[int, tuple[list[Trade], list[int]]] = OrderedDict()
-        self._grids: OrderedDict[tuple[int, int, int, int], Levels] = OrderedDict()
+        self._ladders: OrderedDict[tuple[int, int], dict[int, tuple[str, str]]] = OrderedDict()
 
     def trades(self, start_ms: int) -> tuple[list[Trade], list[int]]:
         """(trades, their fill times) of the candle starting at start_ms; none where there is no candle."""
@@ -81,17 +82,20 @@ class FlowMarket:
         return self._cache[start_ms]
 
     def grid_text(self, side: int, anchor: int, minute: int, n: int) -> Levels:
-        """flow.grid_levels as message text, kept: within a minute the price visits few anchors."""
-        key = (side, anchor, minute, n)
-        if key not in self._grids:
-            prices, sizes = grid_levels(side, anchor, minute, self.seed, n)
-            self._grids[key] = {
-                price_text(p / PRICE_SCALE): size_text(s / SIZE_SCALE)
-                for p, s in zip(prices.tolist(), sizes.tolist(), strict=True)
-            }
-            if len(self._grids) > CACHED_GRIDS:
-                self._grids.popitem(last=False)
-        return self._grids[key]
+        """flow.grid_levels as message text, from a per-minute ladder of level texts made on first use."""
+        key = (side, minute)
+        ladder = self._ladders.setdefault(key, {})
+        self._ladders.move_to_end(key)
+        if len(self._ladders) > CACHED_LADDERS:
+            self._ladders.popitem(last=False)
+        step = -BOOK_GRID_TICKS if side == 0 else BOOK_GRID_TICKS
+        prices = range(anchor, anchor + n * step, step)
+        missing = [p for p in prices if p not in ladder]
+        if missing:
+            sizes = grid_sizes(side, np.array(missing, dtype=np.int64), minute, self.seed)
+            for p, size in zip(missing, sizes.tolist(), strict=True):
+                ladder[p] = (price_text(p / PRICE_SCALE), size_text(size / SIZE_SCALE))
+        return dict(ladder[p] for p in prices)
 
     def last_trade(self, now_ms: int) -> Trade | None:
         """The latest trade filled by now_ms, looking back a little."""
