@@ -5,6 +5,7 @@ as a snapshot on subscribe, then deltas (depth 1: snapshots) after each group of
 from __future__ import annotations
 
 import bisect
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from forecaster.flow.types import Trade
 TRADE_TOPIC = "publicTrade"  # publicTrade.{symbol}
 BOOK_TOPIC = "orderbook"  # orderbook.{depth}.{symbol}
 BOOK_DEPTHS = ("1", "50", "200")  # the spot depths served (Bybit also has 1000)
+BOOK_PUSH_S = {"1": 0.01, "50": 0.02, "200": 0.1}  # Bybit's push interval per depth, real seconds
 MAX_TRADES_PER_MESSAGE = 1024  # Bybit's most per publicTrade push
 CACHED_LADDERS = 8  # (side, minute) ladders of book level texts: the minutes being pushed now
 CACHED_CANDLES = 8  # candles whose trades are kept: the few that connections are pushing now
@@ -107,9 +109,10 @@ class FlowMarket:
                 return trades[k - 1]
         return None
 
-    async def batches(self, clock: Clock, since_ms: int) -> AsyncIterator[tuple[int, list[Trade]]]:
-        """(candle start, trades) for the trades filled after since_ms, a group each time the clock
-        passes a fill time. A clock jump over whole candles skips them, as a client that was away."""
+    async def batches(self, clock: Clock, since_ms: int) -> AsyncIterator[tuple[int, list[Trade], bool]]:
+        """(candle start, trades, whether they end the candle's trades) for the trades filled after
+        since_ms, a group each time the clock passes a fill time. A clock jump over whole candles
+        skips them, as a client that was away."""
         minute = since_ms // MINUTE_MS * MINUTE_MS
         trades, times = self.trades(minute)
         i = bisect.bisect_right(times, since_ms)
@@ -123,7 +126,7 @@ class FlowMarket:
                 continue
             await clock.sleep_until(times[i])
             j = bisect.bisect_right(times, clock.now_ms(), lo=i)
-            yield minute, trades[i:j]
+            yield minute, trades[i:j], j == len(trades)
             i = j
 
 
@@ -145,7 +148,7 @@ async def push_trades(session: Sender, flow: FlowMarket, clock: Clock, faults: F
     """Every trade once (every trade_duplicate_every-th message twice), at most 1024 per message."""
     symbol = flow.market.symbol
     sent = 0
-    async for _, batch in flow.batches(clock, clock.now_ms()):
+    async for _, batch, _ in flow.batches(clock, clock.now_ms()):
         for first in range(0, len(batch), MAX_TRADES_PER_MESSAGE):
             chunk = batch[first : first + MAX_TRADES_PER_MESSAGE]
             data = [trade_item(t, symbol) for t in chunk]
@@ -223,13 +226,15 @@ def _changes(before: Levels, after: Levels, *, reverse: bool) -> list[list[str]]
 
 
 async def push_book(session: Sender, flow: FlowMarket, clock: Clock, faults: Faults, topic: str) -> None:
-    """A snapshot, then a delta after each group of trades; the book faults bend this."""
+    """A snapshot, then a delta after each group of trades, at most one per BOOK_PUSH_S except the
+    one after a candle's last trade (so the book at every candle close is exact); the book faults
+    bend this."""
     feed = BookFeed(flow, faults, topic, int(topic.split(".")[1]))
     now = clock.now_ms()
     feed.last = flow.last_trade(now)
     await session.send(feed.snapshot(now, now))  # `u` from the clock: a resubscribe starts higher
-    restarted = None
-    async for minute, batch in flow.batches(clock, now):
+    restarted, pushed_at, interval_s = None, time.monotonic(), BOOK_PUSH_S[topic.split(".")[1]]
+    async for minute, batch, closing in flow.batches(clock, now):
         index, now = minute // MINUTE_MS, clock.now_ms()
         if Faults.hits(faults.book_restart_every, index) and restarted != minute:
             restarted, feed.last = minute, batch[-1]
@@ -237,6 +242,10 @@ async def push_book(session: Sender, flow: FlowMarket, clock: Clock, faults: Fau
             continue
         if Faults.hits(faults.book_stale_every, index):
             continue
+        if not closing and time.monotonic() - pushed_at < interval_s:
+            feed.last = batch[-1]  # folded into the next push
+            continue
         message = feed.after(batch[-1], now)
         if message is not None:
             await session.send(message)
+            pushed_at = time.monotonic()
