@@ -1,4 +1,4 @@
-"""Flow bars: what the trades of one candle and the order book at its close say, aligned on the candle's start.
+"""Flow bars: what a candle's trades and the order book at its close say, aligned on the candle's start.
 
 A pure function of (candle start, the minute's trades, the book at the close, book updates, complete):
 the live recorder and an offline recomputation from a trade list give the same bar exactly. `complete`

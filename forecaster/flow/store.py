@@ -86,6 +86,7 @@ class FlowStoreWriter(Closing):
         self.written = 0
         self.skipped = 0  # minutes already in the day's file (a resumed session)
         self.late = 0  # minutes of a finished day
+        self._late_day: str | None = None  # warned about once
 
     def append(self, candle: Candle, bar: FlowBar, trades: Sequence[Trade] = ()) -> bool:
         """Write one minute (its trades too with `raw_trades`); False when it was already there."""
@@ -95,7 +96,9 @@ class FlowStoreWriter(Closing):
         if day != self.day:
             if (self.root / f"{day}{CANDLES}{FINISHED}").exists():
                 self.late += 1
-                log.warning("%s: day %s is finished; minute %d skipped", self.root, day, candle.start_ms)
+                if day != self._late_day:
+                    log.warning("%s: day %s is already finished: its minutes are skipped", self.root, day)
+                    self._late_day = day
                 return False
             self._open(day)
         candles = self._writers[0]
@@ -137,10 +140,11 @@ def finish(plain: Path) -> Path:
     final = plain.with_name(plain.name + FINISHED)
     if not final.exists():
         partial = final.with_name(final.name + PARTIAL)
-        with plain.open("rb") as source, gzip.open(partial, "wb") as target:
-            shutil.copyfileobj(source, target)
-        with partial.open("rb+") as done:
-            os.fsync(done.fileno())
+        with plain.open("rb") as source, partial.open("wb") as raw:
+            with gzip.GzipFile(final.name, "wb", fileobj=raw) as target:
+                shutil.copyfileobj(source, target)
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(partial, final)
         _sync_dir(plain.parent)
         log.info("%s: day finished", final)
