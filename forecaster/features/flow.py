@@ -21,13 +21,11 @@ from forecaster.features.rolling import (
     ratio_of,
     rolling_mean,
     rolling_sum,
-    zscore,
-    zscore_of,
 )
 from forecaster.features.running import Window
 from forecaster.flow.bars import BPS, COLUMN, DEPTH_BPS, FLOW_COLUMNS, FlowBar
 
-# A minute as busy as a window without any trade is as busy as usual; a window without volume is balanced.
+# A minute as busy (or a spread as wide) as a window of zeros is as usual; a window without volume is balanced.
 USUAL_ACTIVITY = 1.0
 BALANCED = 0.0
 # per candle: what the block reads of a bar (also what must be finite for the bar to count)
@@ -39,7 +37,8 @@ class Flow:
     """Per candle: flow_imb = (taker buy - sell) / (buy + sell) volume, flow_count_imb the same for trade
     counts, spread_bps, micro_bps = (microprice - mid) / mid, book_imb_b = (bid - ask) / (bid + ask) depth
     within b bps of the mid. Over each w: flow_imb_w (the window's signed volume over its volume),
-    flow_volume_ratio_w (taker volume over its mean), book_imb_10_mean_w, spread_z_w."""
+    flow_volume_ratio_w (taker volume over its mean), book_imb_10_mean_w, spread_ratio_w (the spread over
+    its mean: a z-score from window sums would be rounding, the spread being nearly constant)."""
 
     windows: list[int] = field(default_factory=lambda: [5, 15])
 
@@ -53,7 +52,7 @@ class Flow:
     @property
     def names(self) -> list[str]:
         now = ["flow_imb", "flow_count_imb", "spread_bps", "micro_bps", *(f"book_imb_{b}" for b in DEPTH_BPS)]
-        rolling = ("flow_imb", "flow_volume_ratio", "book_imb_10_mean", "spread_z")
+        rolling = ("flow_imb", "flow_volume_ratio", "book_imb_10_mean", "spread_ratio")
         return now + [f"{kind}_{w}" for kind in rolling for w in self.windows]
 
     def columns(self, candles: CandleArray) -> list[np.ndarray]:
@@ -67,9 +66,7 @@ class Flow:
         out += [ratio(rolling_mean(signed, w), mean_volume[w], BALANCED) for w in self.windows]
         out += [ratio(volume, mean_volume[w], USUAL_ACTIVITY) for w in self.windows]
         out += [rolling_mean(book[1], w) for w in self.windows]
-        out += [
-            zscore(spread, rolling_mean(spread, w), rolling_mean(np.square(spread), w)) for w in self.windows
-        ]
+        out += [ratio(spread, rolling_mean(spread, w), USUAL_ACTIVITY) for w in self.windows]
         holes = rolling_sum(bad, self.window) != 0  # NaN (the first rows) compares unequal: NaN below too
         return [np.where(holes, np.nan, values) for values in out]
 
@@ -152,5 +149,5 @@ class _FlowLive:
         row += [ratio_of(s.mean, v.mean, BALANCED) for s, v in zip(self._signed, self._volume, strict=True)]
         row += [ratio_of(volume, v.mean, USUAL_ACTIVITY) for v in self._volume]
         row += [b.mean for b in self._book]
-        row += [zscore_of(spread, s.mean, s.mean_square) for s in self._spread]
+        row += [ratio_of(spread, s.mean, USUAL_ACTIVITY) for s in self._spread]
         return row
