@@ -25,7 +25,8 @@ from forecaster.features.rolling import (
 from forecaster.features.running import Window
 from forecaster.flow.bars import BPS, COLUMN, DEPTH_BPS, FLOW_COLUMNS, FlowBar
 
-# A minute as busy (or a spread as wide) as a window of zeros is as usual; a window without volume is balanced.
+# A minute as busy (or a spread as wide) as a window of zeros is as usual; a window without volume
+# is balanced.
 USUAL_ACTIVITY = 1.0
 BALANCED = 0.0
 # per candle: what the block reads of a bar (also what must be finite for the bar to count)
