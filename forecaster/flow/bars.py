@@ -70,7 +70,7 @@ class FlowBar(NamedTuple):
         for i in _INT_COLUMNS:
             values[i] = int(values[i])
         values[-1] = bool(values[-1])
-        return cls(start_ms, *values)
+        return cls._make([start_ms, *values])
 
 
 FLOW_COLUMNS = FlowBar._fields[1:]
@@ -114,19 +114,21 @@ def flow_bar_arrays(
         vwap = math.nan
         quantiles = [math.nan] * len(QUANTILES)
         max_size = imbalance = 0.0
-    return FlowBar(
-        start_ms,
-        buy_volume,
-        sell_volume,
-        buy_count,
-        n - buy_count,
-        vwap,
-        max_size,
-        imbalance,
-        *quantiles,
-        *_book_fields(book),
-        book_updates,
-        complete,
+    return FlowBar._make(
+        [
+            start_ms,
+            buy_volume,
+            sell_volume,
+            buy_count,
+            n - buy_count,
+            vwap,
+            max_size,
+            imbalance,
+            *quantiles,
+            *_book_fields(book),
+            book_updates,
+            complete,
+        ]
     )
 
 
@@ -156,10 +158,10 @@ def _book_fields(book: BookView | None) -> list[float]:
     microprice = (bid * ask_size + ask * bid_size) / top if top > 0 else mid
     bids, asks = book.bids.T, book.asks.T
     # levels are sorted best first: the depth within a band is a prefix sum up to the band's edge
-    bid_levels = len(bids[0]) - np.searchsorted(bids[0][::-1], mid * _BID_EDGES)
-    ask_levels = np.searchsorted(asks[0], mid * _ASK_EDGES, side="right")
-    bid_depth = _prefix_sums(bids[1], bid_levels.tolist())
-    ask_depth = _prefix_sums(asks[1], ask_levels.tolist())
+    bid_levels = (len(bids[0]) - np.searchsorted(bids[0][::-1], mid * _BID_EDGES)).tolist()
+    ask_levels = np.searchsorted(asks[0], mid * _ASK_EDGES, side="right").tolist()
+    bid_depth = _prefix_sums(bids[1], bid_levels)
+    ask_depth = _prefix_sums(asks[1], ask_levels)
     depths: list[float] = []
     imbalances: list[float] = []
     for b, a in zip(bid_depth, ask_depth, strict=True):
@@ -169,8 +171,9 @@ def _book_fields(book: BookView | None) -> list[float]:
 
 
 def _prefix_sums(sizes: np.ndarray, levels: list[int]) -> list[float]:
-    """sum(sizes[:k]) for each of `levels` (cheaper than a cumsum of the whole prefix, then indexing)."""
-    return [float(sizes[:k].sum()) for k in levels]
+    """sum(sizes[:k]) for each of the ascending `levels`: one cumsum, read at each level."""
+    cumulative = np.cumsum(sizes[: levels[-1]])
+    return [cumulative.item(k - 1) if k else 0.0 for k in levels]
 
 
 def bar_record(bar: FlowBar) -> dict[str, Any]:

@@ -77,8 +77,8 @@ def test_each_field_matches_a_hand_computation() -> None:
     quantiles = np.quantile([t.size for t in TRADES], [0.25, 0.5, 0.75, 0.9])
     assert [bar.size_q25, bar.size_q50, bar.size_q75, bar.size_q90] == pytest.approx(quantiles.tolist())
     # the columns form gives the same bar; the order of the trades does not matter
-    columns = [np.array([getattr(t, k) for t in TRADES[::-1]]) for k in ("price", "size", "buy")]
-    assert flow_bar_arrays(0, *columns, BOOK, 42, True) == pytest.approx(bar)
+    price, size, buy = (np.array([getattr(t, k) for t in TRADES[::-1]]) for k in ("price", "size", "buy"))
+    assert flow_bar_arrays(0, price, size, buy, BOOK, 42, True) == pytest.approx(bar)
 
 
 def test_a_minute_without_trades_or_book_is_measured_as_nothing_never_as_zero_prices() -> None:
@@ -137,7 +137,8 @@ def test_bars_aggregate_like_their_candles() -> None:
     assert bucket[COLUMN["max_size"]] == rows[:, COLUMN["max_size"]].max()
     assert bucket[COLUMN["bid"]] == rows[-1, COLUMN["bid"]] and math.isnan(bucket[COLUMN["size_q50"]])
     assert bucket[COLUMN["complete"]] == rows[:, COLUMN["complete"]].min()
-    assert five.candle(0).flow is not None and five.candle(0).flow.start_ms == five.start_ms[0]
+    first_bar = five.candle(0).flow
+    assert first_bar is not None and first_bar.start_ms == five.start_ms[0]
     # volume of the trades is the candle volume (the synthetic flow's rule), so it adds up at 5m too
     assert five.flow[:, COLUMN["buy_volume"]] + five.flow[:, COLUMN["sell_volume"]] == pytest.approx(
         five.volume
