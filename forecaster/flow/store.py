@@ -183,16 +183,20 @@ def _day_bytes(path: Path) -> bytes:
         raise CandleError(f"{path} is corrupt ({exc}); restore it or remove it from the store") from exc
 
 
-def read_store(root: str | Path, start: int | None = None, end: int | None = None) -> CandleArray:
-    """Confirmed 1m candles with their flow bars, start in [start, end) (None: open), ascending."""
-    root = Path(root)
+def _days_in(root: Path, start: int | None, end: int | None, suffix: str) -> list[StoredDay]:
     if not root.is_dir():
         raise CandleError(f"flow store {root} not found; record days into it with mode=record")
+    return [
+        d
+        for d in stored_days(root, suffix)
+        if (end is None or day_start(d.day) < end) and (start is None or day_start(d.day) + DAY_MS > start)
+    ]
+
+
+def read_store(root: str | Path, start: int | None = None, end: int | None = None) -> CandleArray:
+    """Confirmed 1m candles with their flow bars, start in [start, end) (None: open), ascending."""
     parts = []
-    for stored in stored_days(root):
-        first = day_start(stored.day)
-        if (end is not None and first >= end) or (start is not None and first + DAY_MS <= start):
-            continue
+    for stored in _days_in(Path(root), start, end, CANDLES):
         candles = []
         for record in parse_jsonl(_day_bytes(stored.path), CANDLE_KEY, str(stored.path)).records:
             try:
@@ -204,3 +208,14 @@ def read_store(root: str | Path, start: int | None = None, end: int | None = Non
                 candles.append(replace(candle, flow=bar))
         parts.append(CandleArray.from_candles(sorted(candles, key=lambda c: c.start_ms)))
     return concat_candles(parts, "1m").validate()
+
+
+def read_trades(root: str | Path, start: int | None = None, end: int | None = None) -> dict[int, list[Trade]]:
+    """The raw trades recorded (`raw_trades`) per candle start in [start, end), to recompute bars offline."""
+    out: dict[int, list[Trade]] = {}
+    for stored in _days_in(Path(root), start, end, TRADES):
+        for record in parse_jsonl(_day_bytes(stored.path), CANDLE_KEY, str(stored.path)).records:
+            minute = int(record[CANDLE_KEY])
+            if (start is None or minute >= start) and (end is None or minute < end):
+                out[minute] = [trade_from_record(row) for row in record["trades"]]
+    return out

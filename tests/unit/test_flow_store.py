@@ -10,7 +10,8 @@ import pytest
 
 from forecaster.candles import DAY_MS, CandleArray, CandleError, read_csv
 from forecaster.data import SAMPLE_CSV
-from forecaster.flow.store import FlowStoreWriter, read_store, stored_days
+from forecaster.flow.bars import flow_bar
+from forecaster.flow.store import FlowStoreWriter, read_store, read_trades, stored_days
 from tests.flow_synthetic import minutes, with_flow, write_store
 
 PER_DAY = 30  # minutes kept around each midnight: small days, three of them
@@ -46,6 +47,11 @@ def test_days_are_finished_as_they_end_and_read_back_exactly(tmp_path) -> None:
     _same(read_store(tmp_path), with_flow(candles))
     middle = read_store(tmp_path, int(candles.start_ms[10]), int(candles.start_ms[-10]))
     assert len(middle) == len(candles) - 20
+    recorded = read_trades(tmp_path)  # the bars' trade fields again from the raw trades
+    for (candle, bar, trades), row in zip(minutes(candles), read_store(tmp_path).flow, strict=True):
+        assert recorded[candle.start_ms] == trades
+        again = flow_bar(candle.start_ms, recorded[candle.start_ms], None, bar.book_updates, bar.complete)
+        assert list(again[1:12]) == pytest.approx(row[:11].tolist(), nan_ok=True)  # trades, not book
     trades = gzip.decompress((tmp_path / f"{days[0]}.trades.jsonl.gz").read_bytes())
     first_day = candles.start_ms[0] - candles.start_ms[0] % DAY_MS
     assert trades.count(b"\n") == np.count_nonzero(candles.start_ms < first_day + DAY_MS)
