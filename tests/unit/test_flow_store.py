@@ -47,8 +47,9 @@ def test_days_are_finished_as_they_end_and_read_back_exactly(tmp_path) -> None:
     _same(read_store(tmp_path), with_flow(candles))
     middle = read_store(tmp_path, int(candles.start_ms[10]), int(candles.start_ms[-10]))
     assert len(middle) == len(candles) - 20
-    recorded = read_trades(tmp_path)  # the bars' trade fields again from the raw trades
-    for (candle, bar, trades), row in zip(minutes(candles), read_store(tmp_path).flow, strict=True):
+    recorded, stored = read_trades(tmp_path), read_store(tmp_path).flow  # the bars' trade fields again
+    assert stored is not None
+    for (candle, bar, trades), row in zip(minutes(candles), stored, strict=True):
         assert recorded[candle.start_ms] == trades
         again = flow_bar(candle.start_ms, recorded[candle.start_ms], None, bar.book_updates, bar.complete)
         assert list(again[1:12]) == pytest.approx(row[:11].tolist(), nan_ok=True)  # trades, not book
