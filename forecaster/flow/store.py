@@ -101,14 +101,13 @@ class FlowStoreWriter(Closing):
                     self._late_day = day
                 return False
             self._open(day)
-        candles = self._writers[0]
-        if not candles.append({**candle_record(candle), "flow": bar_record(bar)}):
-            self.skipped += 1
-            return False
-        if self.raw_trades:
+        if self.raw_trades:  # first: the candle's line is what marks a minute as written
             self._writers[1].append(
                 {CANDLE_KEY: candle.start_ms, "trades": [trade_record(t) for t in trades]}
             )
+        if not self._writers[0].append({**candle_record(candle), "flow": bar_record(bar)}):
+            self.skipped += 1
+            return False
         self.written += 1
         return True
 
