@@ -30,6 +30,7 @@ from forecaster.flow.bars import BPS, COLUMN, DEPTH_BPS, FLOW_COLUMNS, FlowBar
 USUAL_ACTIVITY = 1.0
 BALANCED = 0.0
 # per candle: what the block reads of a bar (also what must be finite for the bar to count)
+MEAN_BAND = DEPTH_BPS.index(10)  # the book band whose imbalance gets rolling means (book_imb_10_mean_w)
 SERIES = ("signed", "volume", "count_imb", "spread_bps", "micro_bps", *(f"book_imb_{b}" for b in DEPTH_BPS))
 
 
@@ -66,7 +67,7 @@ class Flow:
         mean_volume = {w: rolling_mean(volume, w) for w in self.windows}
         out += [ratio(rolling_mean(signed, w), mean_volume[w], BALANCED) for w in self.windows]
         out += [ratio(volume, mean_volume[w], USUAL_ACTIVITY) for w in self.windows]
-        out += [rolling_mean(book[1], w) for w in self.windows]
+        out += [rolling_mean(book[MEAN_BAND], w) for w in self.windows]
         out += [ratio(spread, rolling_mean(spread, w), USUAL_ACTIVITY) for w in self.windows]
         holes = rolling_sum(bad, self.window) != 0  # NaN (the first rows) compares unequal: NaN below too
         return [np.where(holes, np.nan, values) for values in out]
@@ -138,7 +139,7 @@ class _FlowLive:
         for windows, value in (
             (self._signed, signed),
             (self._volume, volume),
-            (self._book, book[1]),
+            (self._book, book[MEAN_BAND]),
             (self._spread, spread),
         ):
             for window in windows:
