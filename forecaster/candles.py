@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster.errors import UserError
+from forecaster.flow.bars import FLOW_COLUMNS, FlowBar, aggregate_rows
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Candle:
     turnover: float  # NaN where the source has none
     confirmed: bool
     timeframe: str = "1m"
+    flow: FlowBar | None = None  # the candle's order flow, where the source recorded it
 
     def validated(self) -> Candle:
         problem = _problem(
@@ -171,18 +173,24 @@ class CandleArray:
     volume: np.ndarray
     turnover: np.ndarray
     timeframe: str = "1m"
+    # (T, len(FLOW_COLUMNS)) float64 flow bars aligned on the candles (forecaster/flow/bars.py), where
+    # the source recorded them (source=flow_store); None: candles only
+    flow: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.start_ms)
 
     def __getitem__(self, index: slice | np.ndarray) -> CandleArray:
-        return CandleArray(*(column[index] for column in self._columns()), timeframe=self.timeframe)
+        flow = None if self.flow is None else self.flow[index]
+        return CandleArray(
+            *(column[index] for column in self._columns()), timeframe=self.timeframe, flow=flow
+        )
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         return (self.start_ms, self.open, self.high, self.low, self.close, self.volume, self.turnover)
 
     def with_timeframe(self, timeframe: str) -> CandleArray:
-        return CandleArray(*self._columns(), timeframe=timeframe)
+        return CandleArray(*self._columns(), timeframe=timeframe, flow=self.flow)
 
     def candle(self, i: int) -> Candle:
         start = int(self.start_ms[i])
@@ -197,6 +205,7 @@ class CandleArray:
             turnover=float(self.turnover[i]),
             confirmed=True,
             timeframe=self.timeframe,
+            flow=None if self.flow is None else FlowBar.from_row(start, self.flow[i]),
         )
 
     def to_candles(self) -> list[Candle]:
@@ -215,6 +224,7 @@ class CandleArray:
             np.array([c.start_ms for c in candles], dtype=np.int64),
             *(np.array([getattr(c, name) for c in candles], dtype=np.float64) for name in CSV_COLUMNS[1:]),
             timeframe=timeframe,
+            flow=flow_rows(candles),
         )
 
     def validate(self) -> CandleArray:
@@ -239,16 +249,31 @@ class CandleArray:
         return self
 
 
+def flow_rows(candles: Sequence[Candle]) -> np.ndarray | None:
+    """The candles' flow bars as rows; a candle without one gets an incomplete row of NaN; None: no flow."""
+    if all(c.flow is None for c in candles):
+        return None
+    missing = np.full(len(FLOW_COLUMNS), np.nan)
+    missing[-1] = 0.0  # complete: no
+    return np.array([missing if c.flow is None else c.flow.row() for c in candles], np.float64)
+
+
 def concat_candles(parts: Sequence[CandleArray], timeframe: str) -> CandleArray:
-    """Join histories into one ascending history, one candle per start (the last one seen wins)."""
+    """Join histories into one ascending history, one candle per start (the last one seen wins).
+
+    Flow is kept only where every part has it."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return CandleArray.from_candles([], timeframe)
     columns = [np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)]
+    with_flow = all(p.flow is not None for p in parts)
+    flow = np.concatenate([p.flow for p in parts if p.flow is not None]) if with_flow else None
     reversed_starts = columns[0][::-1]
     _, first_in_reversed = np.unique(reversed_starts, return_index=True)
     keep = len(reversed_starts) - 1 - first_in_reversed  # ascending starts, last occurrence of each
-    return CandleArray(*(c[keep] for c in columns), timeframe=timeframe)
+    return CandleArray(
+        *(c[keep] for c in columns), timeframe=timeframe, flow=None if flow is None else flow[keep]
+    )
 
 
 def read_csv(path: str | Path, timeframe: str = "1m") -> CandleArray:
@@ -288,8 +313,8 @@ class Aggregation:
 def aggregate(one_minute: CandleArray, timeframe: str) -> Aggregation:
     """Confirmed, ascending 1m candles -> candles of `timeframe` aligned to UTC boundaries.
 
-    o = first open, h = max, l = min, c = last close, volume and turnover summed. A bucket is
-    emitted only when all its minutes are present.
+    o = first open, h = max, l = min, c = last close, volume and turnover summed; flow bars as
+    forecaster/flow/bars.py aggregate_rows says. A bucket is emitted only when all its minutes are present.
     """
     if one_minute.timeframe != "1m":
         raise ValueError(f"aggregate takes 1m candles, got {one_minute.timeframe}")
@@ -319,6 +344,7 @@ def aggregate(one_minute: CandleArray, timeframe: str) -> Aggregation:
         volume=np.add.reduceat(one_minute.volume, first)[complete],
         turnover=np.add.reduceat(one_minute.turnover, first)[complete],
         timeframe=timeframe,
+        flow=None if one_minute.flow is None else aggregate_rows(one_minute.flow, first, last)[complete],
     )
     return Aggregation(out, bucket[first[incomplete]], pending)
 

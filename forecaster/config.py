@@ -73,6 +73,7 @@ class SinkConfig:
     candles: str = "candles.jsonl"
     predictions: str = "predictions.jsonl"
     facts: str = "facts.jsonl"
+    flow: str = "flow.jsonl"
     fsync: bool = False
     # keys kept per record file to skip duplicates; older ones are taken as written (a week of 1m)
     dedupe_window: int = bounded(10080, ge=1)
@@ -84,6 +85,7 @@ class PathsConfig:
     data_cache: str = ".cache/forecaster/klines"
     jax_cache: str = ".cache/forecaster/jax"
     shared_data: str = "../shared/data"
+    flow_store: str = "flow_store"
 
 
 @dataclass

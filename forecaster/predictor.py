@@ -38,6 +38,9 @@ class PredictorCounters:
     unconfirmed: int = 0  # refused: only closed candles enter the window
     warming: int = 0  # candles that went into the window before it was full
     gaps: int = 0  # holes in the candle sequence: the window is refilled after each
+    # rows with a feature missing (a flow bar in the window incomplete): no prediction, as training has
+    # no such row (forecaster/training/dataset.py drops them)
+    missing: int = 0
 
 
 class CandlePredictor(Protocol):
@@ -133,9 +136,12 @@ class Predictor:
         return {**{f"predictor_{key}": float(value) for key, value in asdict(self.counters).items()}, **grown}
 
     def _row(self, candle: Candle) -> np.ndarray | None:
-        """The accepted candle into the window: its standardised row (None while warming), which a
-        growing model is also told."""
+        """The accepted candle into the window: its standardised row (None while warming or with a
+        feature missing), which a growing model is also told."""
         row = self.window.push(candle)
+        if row is not None and not np.isfinite(row).all():
+            self.counters.missing += 1
+            row = None
         if row is not None and self.standardizer is not None:
             row = self.standardizer(row)
         if isinstance(self.model, Remembering):
@@ -158,7 +164,7 @@ class Predictor:
         if not self._accept(candle):
             return None
         row = self._row(candle)
-        if row is None:
+        if row is None and not self.window.ready:
             self.counters.warming += 1
         return row
 

@@ -1,4 +1,4 @@
-"""Crash-safe JSONL records: candles, predictions and facts, one JSON object per line.
+"""Crash-safe JSONL records: candles, predictions, facts and flow bars, one JSON object per line.
 
 Records, never the source of truth. Writers append one whole line per record in a single write
 and flush it; on start they resume an existing file and skip records already there (dedupe by
@@ -23,6 +23,7 @@ from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
 from forecaster.direction import Direction
 from forecaster.errors import UserError
+from forecaster.flow.bars import FlowBar, bar_record
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CANDLE_KEY = "ts_start"
 PREDICTION_KEY = "candle_ts"
 FACT_KEY = "candle_ts"
+FLOW_KEY = "ts_start"
 UNCALIBRATED_KEYS = ("raw_p_up", "raw_p_down")  # in prediction records of calibrated models only
 READ_BLOCK = 1 << 16  # bytes read at a time when a writer resumes a file
 
@@ -153,10 +155,15 @@ def read_jsonl(path: str | Path, key: str | None = None) -> JsonlContents:
     With `key`, a record must also hold that field to count.
     """
     path = Path(path)
-    contents = JsonlContents()
     if not path.exists():
-        return contents
-    lines = path.read_bytes().split(b"\n")
+        return JsonlContents()
+    return parse_jsonl(path.read_bytes(), key, str(path))
+
+
+def parse_jsonl(data: bytes, key: str | None, name: str) -> JsonlContents:
+    """`read_jsonl` of a file's bytes (a decompressed one too); `name` names it in warnings."""
+    contents = JsonlContents()
+    lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     for raw in lines:
         record = _parse(raw, key)
@@ -168,11 +175,11 @@ def read_jsonl(path: str | Path, key: str | None = None) -> JsonlContents:
         record = _parse(tail, key)
         if record is None:
             contents.torn_tail = True
-            log.warning("%s: torn last line (crash mid-write?) left out: %r", path, tail[:80])
+            log.warning("%s: torn last line (crash mid-write?) left out: %r", name, tail[:80])
         else:
             contents.records.append(record)
     if contents.bad_lines:
-        log.warning("%s: %d unparsable line(s) skipped", path, contents.bad_lines)
+        log.warning("%s: %d unparsable line(s) skipped", name, contents.bad_lines)
     return contents
 
 
@@ -358,13 +365,15 @@ def _tail_keys(handle: BinaryIO, size: int, key: str, wanted: int) -> tuple[list
 
 
 class RunRecords(Closing):
-    """The three record files of one run directory, as the sink config names them."""
+    """The record files of one run directory, as the sink config names them; flow bars only with `flow`
+    (a session that records order flow), so other run directories stay as they were."""
 
-    def __init__(self, sink: SinkConfig, run_dir: Path) -> None:
+    def __init__(self, sink: SinkConfig, run_dir: Path, flow: bool = False) -> None:
         window = sink.dedupe_window
         self.candles = JsonlWriter(run_dir / sink.candles, CANDLE_KEY, sink.fsync, window)
         self.predictions = JsonlWriter(run_dir / sink.predictions, PREDICTION_KEY, sink.fsync, window)
         self.facts = JsonlWriter(run_dir / sink.facts, FACT_KEY, sink.fsync, window)
+        self.flow = JsonlWriter(run_dir / sink.flow, FLOW_KEY, sink.fsync, window) if flow else None
 
     def add_candle(self, candle: Candle) -> bool:
         return self.candles.append(candle_record(candle))
@@ -380,8 +389,15 @@ class RunRecords(Closing):
     def add_fact(self, fact: FactRecord) -> bool:
         return self.facts.append(asdict(fact))
 
+    def add_flow(self, bar: FlowBar) -> bool:
+        """One bar per candle start; a RunRecords made without `flow` has nowhere to put it."""
+        if self.flow is None:
+            raise ValueError("these run records were opened without flow=True")
+        return self.flow.append(bar_record(bar))
+
     def writers(self) -> Iterable[JsonlWriter]:
-        return (self.candles, self.predictions, self.facts)
+        files = (self.candles, self.predictions, self.facts)
+        return files if self.flow is None else (*files, self.flow)
 
     def close(self) -> None:
         for writer in self.writers():

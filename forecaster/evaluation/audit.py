@@ -38,11 +38,15 @@ def cut_points(n: int, window: int, cuts: int, rng: np.random.Generator) -> list
 
 
 def altered_after(candles: CandleArray, t: int, rng: np.random.Generator) -> CandleArray:
-    """The same history up to candle t; every later candle's prices and volume changed."""
+    """The same history up to candle t; every later candle's prices, volume and flow changed."""
     n = len(candles)
     scale = np.ones(n)
     scale[t + 1 :] = rng.uniform(1 - PRICE_SHOCK, 1 + PRICE_SHOCK, n - t - 1)
     volume = np.where(np.arange(n) > t, candles.volume * VOLUME_SHOCK, candles.volume)
+    flow = candles.flow
+    if flow is not None:  # every flow value but `complete` (the last column) scaled like the prices
+        flow = flow.copy()
+        flow[t + 1 :, :-1] *= scale[t + 1 :, None]
     return replace(
         candles,
         open=candles.open * scale,
@@ -50,6 +54,7 @@ def altered_after(candles: CandleArray, t: int, rng: np.random.Generator) -> Can
         low=candles.low * scale,
         close=candles.close * scale,
         volume=volume,
+        flow=flow,
     )
 
 

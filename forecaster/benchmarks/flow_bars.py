@@ -1,0 +1,94 @@
+"""Flow bars per candle at realistic sizes (a few hundred trades a minute, a book of depth 200), and
+what the flow store costs per minute on disk."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from forecaster.candles import MINUTE_MS, Candle
+from forecaster.flow.bars import flow_bar, flow_bar_arrays
+from forecaster.flow.store import FlowStoreWriter, stored_days
+from forecaster.flow.types import BookView, Trade
+
+TRADES_PER_MINUTE = 300
+DEPTH = 200
+TICK = 0.01
+PRICE = 97_000.0
+# distinct minutes, few enough to stay in cache as the one live book and the minute's trades do
+MINUTES = 60
+REPEAT = (
+    5,
+    30,
+)  # passes over them (quick, full); the fastest counts (other work on a shared machine only slows)
+
+
+def _minute(start_ms: int, rng: np.random.Generator) -> tuple[list[Trade], BookView]:
+    prices = PRICE + rng.normal(0, 5, TRADES_PER_MINUTE)
+    sizes = rng.exponential(0.01, TRADES_PER_MINUTE)
+    buys = rng.random(TRADES_PER_MINUTE) < 0.5
+    trades = [
+        Trade(start_ms + i * 200, float(p), float(s), bool(b), str(start_ms + i), i)
+        for i, (p, s, b) in enumerate(zip(prices, sizes, buys, strict=True))
+    ]
+    steps = np.arange(DEPTH) * TICK
+    bids = np.stack([PRICE - TICK / 2 - steps, rng.exponential(0.3, DEPTH)], axis=1)
+    asks = np.stack([PRICE + TICK / 2 + steps, rng.exponential(0.3, DEPTH)], axis=1)
+    return trades, BookView(bids, asks, start_ms, start_ms + MINUTE_MS - 1)
+
+
+def _best_us(fn, count: int, repeat: int) -> float:
+    passes = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        passes.append((time.perf_counter() - started) / count * 1e6)
+    return min(passes)
+
+
+def bar_figures(quick: bool) -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    count, repeat = MINUTES, REPEAT[0] if quick else REPEAT[1]
+    starts = [i * MINUTE_MS for i in range(count)]
+    minutes = [_minute(start, rng) for start in starts]
+    columns = [
+        tuple(np.array([getattr(t, k) for t in trades]) for k in ("price", "size", "buy"))
+        for trades, _ in minutes
+    ]
+
+    def from_trades() -> None:
+        for start, (trades, book) in zip(starts, minutes, strict=True):
+            flow_bar(start, trades, book, 600, True)
+
+    def from_columns() -> None:
+        for start, (price, size, buy), (_, book) in zip(starts, columns, minutes, strict=True):
+            flow_bar_arrays(start, price, size, buy, book, 600, True)
+
+    out: dict[str, object] = {
+        "flow_bar_trades_per_candle": TRADES_PER_MINUTE,
+        "flow_bar_book_depth": DEPTH,
+        "flow_bar_us_per_candle": round(_best_us(from_trades, count, repeat), 2),
+        "flow_bar_columns_us_per_candle": round(_best_us(from_columns, count, repeat), 2),
+    }
+    bars = [
+        flow_bar(start, trades, book, 600, True)
+        for start, (trades, book) in zip(starts, minutes, strict=True)
+    ]
+    candles = [
+        Candle(s, s + MINUTE_MS - 1, PRICE, PRICE + 5, PRICE - 5, PRICE + 1, 3.0, 3.0 * PRICE, True)
+        for s in starts
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        appends = []
+        with FlowStoreWriter(tmp) as store:
+            for candle, bar in zip(candles, bars, strict=True):
+                started = time.perf_counter()
+                store.append(candle, bar)
+                appends.append(time.perf_counter() - started)
+        plain = stored_days(tmp)[0].path.stat().st_size
+        out["store_append_us_median"] = round(statistics.median(appends) * 1e6, 1)
+        out["store_bytes_per_minute"] = round(plain / count)
+    return out
