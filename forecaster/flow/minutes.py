@@ -1,0 +1,103 @@
+"""The flow stream's events in, one FlowBar per closed minute out (forecaster/flow/bars.py).
+
+Minutes follow the exchange's clock: each trade counts in the minute of its fill time, and the book
+at a minute's close is the book just before the first book message stamped (matching-engine time)
+at or past the minute's end. A minute is given out once the exchange's clock, as the stream shows
+it, is `grace_ms` past its end, so a trade pushed a little after a later book message still counts
+where it belongs; one later than that is counted as late, never moved to another minute. A minute
+during which the stream was down, or whose close found the book out of sync, is incomplete; minutes
+the stream skipped entirely come out empty and incomplete, never as quiet minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from forecaster.candles import MINUTE_MS
+from forecaster.flow.bars import FlowBar, flow_bar
+from forecaster.flow.types import BookView, Trade
+
+
+@dataclass
+class _Minute:
+    trades: list[Trade] = field(default_factory=list)
+    updates: int = 0  # book messages applied during it
+    close: BookView | None = None  # the book at its end, once a book message passed it
+    closed: bool = False  # `close` is known (None then means: out of sync at the close)
+    complete: bool = True
+
+
+class FlowMinutes:
+    """Each call returns the bars of the minutes it closed, oldest first."""
+
+    def __init__(self, grace_ms: int) -> None:
+        self.grace_ms = grace_ms
+        self.late = 0  # trades of a minute already given out
+        self._minutes: dict[int, _Minute] = {}
+        self._next: int | None = None  # the oldest minute not given out yet
+        self._clock = 0  # the newest exchange time seen
+        self._book: BookView | None = None  # None: unknown (no snapshot yet, or out of sync)
+        self._down = False
+        self._rejoined = True  # the stream (re)started: the minute it joins in is incomplete
+
+    def trades(self, trades: Iterable[Trade]) -> list[FlowBar]:
+        for trade in trades:
+            minute = self._minute(trade.ts_ms)
+            if minute is None:
+                self.late += 1
+            else:
+                minute.trades.append(trade)
+        return self._ripe()
+
+    def book(self, view: BookView) -> list[FlowBar]:
+        """A snapshot or delta applied: the book as it is now."""
+        start = view.ts_ms - view.ts_ms % MINUTE_MS
+        for begin, minute in self._minutes.items():
+            if begin < start and not minute.closed:
+                minute.close, minute.closed = self._book, True
+        if (minute := self._minute(view.ts_ms)) is not None:
+            minute.updates += 1
+        self._book = view
+        return self._ripe()
+
+    def book_lost(self) -> None:
+        """The book went out of sync (a resync follows): unknown until its next snapshot."""
+        self._book = None
+
+    def down(self) -> None:
+        """The connection was lost: trades are missing from now until the stream is back."""
+        self._down, self._book = True, None
+        for minute in self._minutes.values():
+            minute.complete = False
+
+    def up(self) -> None:
+        """Connected again; the minute it rejoins in stays incomplete (its start was missed)."""
+        self._down, self._rejoined = False, True
+
+    def _minute(self, ts_ms: int) -> _Minute | None:
+        """The open minute of `ts_ms` (None if already given out); moves the exchange clock on."""
+        self._clock = max(self._clock, ts_ms)
+        start = ts_ms - ts_ms % MINUTE_MS
+        if self._next is None:
+            self._next = start
+        if start < self._next:
+            return None
+        if start not in self._minutes:
+            self._minutes[start] = _Minute(complete=not self._down and not self._rejoined)
+            self._rejoined = False
+        return self._minutes[start]
+
+    def _ripe(self) -> list[FlowBar]:
+        """Every minute whose end is `grace_ms` behind the exchange clock, with the skipped ones."""
+        out: list[FlowBar] = []
+        while self._next is not None and self._next + MINUTE_MS + self.grace_ms <= self._clock:
+            minute = self._minutes.pop(self._next, None)
+            if minute is None:  # nothing at all arrived in it
+                out.append(flow_bar(self._next, [], None, 0, False))
+            else:
+                book = minute.close if minute.closed else self._book
+                complete = minute.complete and book is not None and not self._down
+                out.append(flow_bar(self._next, minute.trades, book, minute.updates, complete))
+            self._next += MINUTE_MS
+        return out
