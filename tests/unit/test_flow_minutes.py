@@ -17,7 +17,10 @@ CANDLES = read_csv(SAMPLE_CSV)[:6].to_candles()
 
 
 def _same(a: FlowBar, b: FlowBar) -> bool:
-    return all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+    return all(
+        x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def _play(
@@ -54,10 +57,11 @@ def test_an_outage_and_a_skipped_minute_are_incomplete() -> None:
     complete = {b.start_ms: b.complete for b in bars}
     start = CANDLES[0].start_ms
     assert complete == {
-        start: False,
+        start: False,  # joined part-way
         start + MINUTE_MS: True,
-        start + 2 * MINUTE_MS: False,
+        start + 2 * MINUTE_MS: False,  # skipped whole
         start + 3 * MINUTE_MS: True,
+        start + 4 * MINUTE_MS: False,  # down for a moment
     }
     skipped = next(b for b in bars if b.start_ms == start + 2 * MINUTE_MS)
     assert skipped.buy_count == skipped.sell_count == 0 and math.isnan(skipped.bid)
