@@ -7,17 +7,22 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
+import pytest
 from aiohttp import web
 
+from forecaster.sources.bybit.connection import BybitConnection, SubscriptionRejected
 from forecaster.sources.bybit.flow_stream import (
     BookResync,
     BookUpdate,
     BybitFlowStream,
     Connected,
     Disconnected,
+    FlowCounters,
     FlowEvent,
     Trades,
 )
+from forecaster.sources.bybit.messages import Kind
 from forecaster.sources.bybit.source import BybitSource
 from tests.bybit_fixtures import other_tasks
 
@@ -38,8 +43,8 @@ def book(kind: str, u: int, bid: str = "99.5", ask: str = "100.5", price: str | 
     return json.dumps({"topic": BOOK, "ts": u, "type": kind, "data": data, "cts": u})
 
 
-# What the server sends after the k-th subscribe request of the n-th connection.
-SCRIPT: dict[tuple[int, int], list[str]] = {
+Script = dict[tuple[int, int], list[str]]  # (connection n, its k-th subscribe request) -> frames sent then
+SCRIPT: Script = {
     (1, 1): [
         trades(1, 2),
         "{",  # junk
@@ -57,7 +62,10 @@ SCRIPT: dict[tuple[int, int], list[str]] = {
 
 
 @asynccontextmanager
-async def scripted_server() -> AsyncIterator[str]:
+async def scripted_server(
+    script: dict[tuple[int, int], list[str]], requests: list[dict]
+) -> AsyncIterator[str]:
+    """Answers pings, (un)subscribes (refusing topics of NOPE), then sends the script; logs requests."""
     connections = 0
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
@@ -68,13 +76,22 @@ async def scripted_server() -> AsyncIterator[str]:
         await ws.prepare(request)
         async for msg in ws:
             request_ = json.loads(msg.data)
+            requests.append(request_)
             op = request_["op"]
-            answer = {"success": True, "ret_msg": "pong" if op == "ping" else "", "op": op, "conn_id": "c"}
+            refused = any("NOPE" in topic for topic in request_.get("args", []))
+            answer = {
+                "success": not refused,
+                "ret_msg": "pong" if op == "ping" else "",
+                "op": op,
+                "conn_id": "c",
+            }
+            if refused:
+                answer["ret_msg"] = "error:handler not found"
             await ws.send_json({**answer, "req_id": request_.get("req_id", "")})
             if op != "subscribe":
                 continue
             subscribes += 1
-            for frame in SCRIPT.get((n, subscribes), []):
+            for frame in script.get((n, subscribes), []):
                 if frame == CLOSE:
                     await ws.close()
                     break
@@ -94,10 +111,10 @@ async def scripted_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def source(ws_url: str) -> BybitSource:
+def source(ws_url: str, symbol: str = SYMBOL) -> BybitSource:
     return BybitSource(
         ws_url=ws_url,
-        symbol=SYMBOL,
+        symbol=symbol,
         ping_interval_s=0.2,
         stale_timeout_s=2.0,
         backoff_base_s=0.01,
@@ -134,7 +151,11 @@ def summary(event: FlowEvent) -> tuple:
 
 
 async def test_resyncs_dedupe_and_reconnect_against_a_scripted_server() -> None:
-    async with scripted_server() as url, BybitFlowStream(source(url), clock=lambda: 1.5) as stream:
+    requests: list[dict] = []
+    async with (
+        scripted_server(SCRIPT, requests) as url,
+        BybitFlowStream(source(url), clock=lambda: 1.5) as stream,
+    ):
         got = await events_until_u(stream, 7)
     assert [summary(e) for e in got] == [
         ("connected",),
@@ -163,3 +184,31 @@ async def test_resyncs_dedupe_and_reconnect_against_a_scripted_server() -> None:
     assert c.malformed == 3  # the junk, the other topic's push, the broken delta
     assert c.messages == 13  # pushes of the two topics
     assert other_tasks() == set()
+    sent = [(r["op"], r["args"]) for r in requests if r["op"] != "ping"]
+    resubscribe = [("unsubscribe", [BOOK]), ("subscribe", [BOOK])]
+    both = ("subscribe", [TRADES, BOOK])
+    assert sent == [both, *resubscribe, *resubscribe, both, *resubscribe]  # gap, crossed; malformed
+
+
+async def test_topics_are_subscribed_ten_a_request_and_acked_once_all_are() -> None:
+    topics = [f"publicTrade.S{i}" for i in range(12)]
+    requests: list[dict] = []
+    async with (
+        scripted_server({}, requests) as url,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url) as ws,
+    ):
+        events = BybitConnection(ws, source(url), topics, FlowCounters(), "settings").events()
+        first = await asyncio.wait_for(anext(events), WAIT_S)
+        await events.aclose()
+    assert first.kind is Kind.ACK
+    assert [r["args"] for r in requests if r["op"] == "subscribe"] == [topics[:10], topics[10:]]
+
+
+async def test_a_refused_topic_is_one_clear_error_not_a_retry_loop() -> None:
+    async with scripted_server({}, []) as url, BybitFlowStream(source(url, symbol="NOPEUSDT")) as stream:
+        with pytest.raises(
+            SubscriptionRejected, match=r"orderbook\.50\.NOPEUSDT.*handler not found.*book_depth"
+        ):
+            await asyncio.wait_for(events_until_u(stream, 1), WAIT_S)
+    assert stream.counters.reconnects == 0

@@ -15,7 +15,7 @@ import itertools
 import logging
 import random
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 import aiohttp
@@ -72,7 +72,7 @@ class BybitConnection:
         self.counters = counters
         self.settings = settings  # what to check when Bybit refuses a topic, for the message
 
-    async def events(self) -> AsyncIterator[Parsed]:
+    async def events(self) -> AsyncGenerator[Parsed, None]:
         """ACK once every topic is acknowledged, then each PUSH of a subscribed topic (decoded).
 
         Pongs and junk are handled here; the pushes' own parsers report their errors to `malformed`.
