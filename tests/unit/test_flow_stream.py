@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -188,6 +189,25 @@ async def test_resyncs_dedupe_and_reconnect_against_a_scripted_server() -> None:
     resubscribe = [("unsubscribe", [BOOK]), ("subscribe", [BOOK])]
     both = ("subscribe", [TRADES, BOOK])
     assert sent == [both, *resubscribe, *resubscribe, both, *resubscribe]  # gap, crossed; malformed
+
+
+async def test_a_book_that_does_not_start_over_after_a_resubscribe_gets_a_new_connection() -> None:
+    script: Script = {(1, 1): [book("snapshot", 10), book("delta", 12)], (2, 1): [book("snapshot", 30)]}
+    async with (
+        scripted_server(script, []) as url,
+        BybitFlowStream(replace(source(url), request_timeout_s=0.3)) as stream,
+    ):
+        got = await events_until_u(stream, 30)
+    assert [summary(e) for e in got] == [
+        ("connected",),
+        ("snapshot", 10),
+        ("resync", "gap", 10),
+        ("disconnected",),
+        ("connected",),
+        ("snapshot", 30),
+    ]
+    lost = got[3]
+    assert isinstance(lost, Disconnected) and f"{BOOK} did not start over within 0.3 s" in lost.reason
 
 
 async def test_topics_are_subscribed_ten_a_request_and_acked_once_all_are() -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import random
 import ssl
 from collections.abc import AsyncGenerator, Sequence
@@ -71,6 +72,7 @@ class BybitConnection:
         self.topics = tuple(topics)
         self.counters = counters
         self.settings = settings  # what to check when Bybit refuses a topic, for the message
+        self._due: dict[str, float] = {}  # topic resubscribed -> when its fresh start is overdue
 
     async def events(self) -> AsyncGenerator[Parsed, None]:
         """ACK once every topic is acknowledged, then each PUSH of a subscribed topic (decoded).
@@ -89,6 +91,12 @@ class BybitConnection:
                 await self.ws.send_json({"req_id": f"ping-{next(self._ids)}", "op": "ping"})
                 next_ping = now + self.source.ping_interval_s
             silent_until = last_heard + self.source.stale_timeout_s
+            due = min(self._due.values(), default=math.inf)
+            if now >= due:
+                raise ConnectionLost(
+                    f"{', '.join(self._due)} did not start over within {self.source.request_timeout_s} s "
+                    "of resubscribing"
+                )
             if not acked and now >= ack_deadline:
                 raise ConnectionLost(
                     f"no answer to the subscription within {self.source.request_timeout_s} s"
@@ -98,7 +106,7 @@ class BybitConnection:
                 raise ConnectionLost(
                     f"nothing received for {self.source.stale_timeout_s} s (no data, no pong)"
                 )
-            wake = min(next_ping, silent_until, ack_deadline if not acked else next_ping)
+            wake = min(next_ping, silent_until, due, ack_deadline if not acked else next_ping)
             try:
                 async with asyncio.timeout(wake - now):
                     msg = await self.ws.receive()
@@ -132,9 +140,17 @@ class BybitConnection:
                     self.malformed(f"push for a topic not subscribed: {parsed.detail[:200]!r}")
 
     async def resubscribe(self, topic: str) -> None:
-        """Unsubscribe and subscribe again: Bybit then starts the topic over (a book: with a snapshot)."""
+        """Unsubscribe and subscribe again: Bybit then starts the topic over (a book: with a snapshot).
+
+        The caller says when it has by `started_over`; if that takes longer than
+        source.request_timeout_s, the connection is given up (the stream reconnects).
+        """
         await self._send("unsubscribe", [topic])
         await self._send("subscribe", [topic])
+        self._due[topic] = asyncio.get_running_loop().time() + self.source.request_timeout_s
+
+    def started_over(self, topic: str) -> None:
+        self._due.pop(topic, None)
 
     async def _send(self, op: str, topics: Sequence[str]) -> int:
         """`op` for `topics`, MAX_ARGS_PER_SUBSCRIBE a request; how many requests were sent."""

@@ -14,7 +14,6 @@ stream was down as incomplete.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -27,7 +26,7 @@ import aiohttp
 from forecaster.flow.book import Applied, BookMessageError, OrderBook
 from forecaster.flow.trades import TradeDedupe, trades_from_push
 from forecaster.flow.types import BookView, Trade
-from forecaster.sources.bybit.connection import BybitConnection, ConnectionLost, ReconnectingStream
+from forecaster.sources.bybit.connection import BybitConnection, ReconnectingStream
 from forecaster.sources.bybit.messages import Kind
 from forecaster.sources.bybit.protocol import book_topic, trade_topic
 from forecaster.sources.bybit.source import BybitSource
@@ -130,16 +129,10 @@ class BybitFlowStream(ReconnectingStream[FlowEvent]):
         await self._queue.put(Disconnected(reason, self._now_ms()))
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
         topics = [self.trade_topic, self.book_topic]
         connection = BybitConnection(ws, self.source, topics, self.counters, FLOW_SETTINGS)
         book = OrderBook(self.depth)  # each connection starts with a snapshot
-        resync_deadline: float | None = None  # a resubscribe's snapshot is due by then
         async for event in connection.events():
-            if resync_deadline is not None and loop.time() > resync_deadline:
-                raise ConnectionLost(
-                    f"no book snapshot within {self.source.request_timeout_s} s of a resubscribe"
-                )
             if event.kind == Kind.ACK:
                 await self._queue.put(Connected(self._now_ms()))
                 continue
@@ -150,7 +143,8 @@ class BybitFlowStream(ReconnectingStream[FlowEvent]):
                 continue
             outcome, reason = self._on_book(connection, book, event.message)
             if outcome in (Applied.SNAPSHOT, Applied.DELTA):
-                resync_deadline = None
+                if outcome is Applied.SNAPSHOT:
+                    connection.started_over(self.book_topic)
                 await self._queue.put(BookUpdate(book.view(), outcome is Applied.SNAPSHOT))
             elif reason is not None:
                 self.counters.resyncs += 1
@@ -158,7 +152,6 @@ class BybitFlowStream(ReconnectingStream[FlowEvent]):
                 log.warning("Bybit WS %s: book out of sync (%s) at u=%d: resubscribing", topic, reason, last)
                 await self._queue.put(BookResync(reason, book.update_id, self._now_ms()))
                 await connection.resubscribe(self.book_topic)
-                resync_deadline = loop.time() + self.source.request_timeout_s
 
     async def _on_trades(self, connection: BybitConnection, message: dict[str, Any]) -> None:
         trades, errors = trades_from_push(message)
