@@ -33,10 +33,6 @@ class Applied(enum.Enum):
     IGNORED = "ignored"  # a delta while out of sync: waiting for a snapshot
     GAP = "gap"  # update ids not contiguous: resync needed
     CROSSED = "crossed"  # best bid >= best ask after the message: resync needed
-    MALFORMED = "malformed"  # not a book message; the book is unchanged
-
-
-RESYNC = frozenset({Applied.GAP, Applied.CROSSED})
 
 
 class BookMessageError(ValueError):
@@ -82,7 +78,7 @@ class OrderBook:
                 return Applied.GAP
             else:
                 bids, asks = data["b"], data["a"]
-                self.synced = False  # until the whole delta is in
+                self.synced, self._view = False, None  # until the whole delta is in
                 self._best_bid = _patch(self.bids, bids, self._best_bid, max, -math.inf)
                 self._best_ask = _patch(self.asks, asks, self._best_ask, min, math.inf)
                 outcome = Applied.DELTA

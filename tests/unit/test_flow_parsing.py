@@ -165,3 +165,12 @@ def test_malformed_snapshot_leaves_the_book_as_it_was() -> None:
         with pytest.raises(BookMessageError):
             parse_book(junk)
     assert np.array_equal(before.bids, book.view().bids)
+
+
+def test_a_broken_delta_puts_the_book_out_of_sync() -> None:
+    """Its first levels may be in already: the book cannot be trusted until the next snapshot."""
+    book = synced_book()
+    with pytest.raises(BookMessageError):
+        book.apply(book_push("delta", 11, [["99.9", "1"], ["oops", "1"]], []))
+    assert not book.synced and [99.9, 1.0] in book.view().bids.tolist()
+    assert book.apply(book_push("delta", 12, [], [])) is Applied.IGNORED
