@@ -69,3 +69,15 @@ async def take(stream: AsyncIterator[Candle], n: int, timeout_s: float = WAIT_S)
 def other_tasks() -> set[asyncio.Task[object]]:
     """Tasks still alive besides the test's own: must be none after a clean shutdown."""
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+
+def apply(book: dict[str, dict[float, float]], message: dict) -> None:
+    """A client's book: snapshot resets, size 0 deletes, else insert or update."""
+    if message["type"] == "snapshot":
+        book["b"], book["a"] = {}, {}
+    for side in ("b", "a"):
+        for price, size in message["data"][side]:
+            if size == "0":
+                book[side].pop(float(price), None)
+            else:
+                book[side][float(price)] = float(size)

@@ -20,6 +20,7 @@ from forecaster.candles import parse_utc_ms, read_csv
 from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
+from forecaster.emulator.flow import DEFAULT_TRADES_PER_CANDLE, check_per_candle
 from forecaster.emulator.server import Emulator
 from forecaster.errors import EXIT_USER_ERROR, UserError
 
@@ -45,6 +46,13 @@ def speed(text: str) -> float:
     if not value > 0:  # a clocked server needs time to pass; source=replay is the way to go flat out
         raise argparse.ArgumentTypeError(f"speed must be > 0 candles per second, got {text}")
     return value
+
+
+def trades_per_candle(text: str) -> int:
+    try:
+        return check_per_candle(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
         default=3,
         help="unconfirmed WS pushes of each candle before its confirm (default: %(default)s)",
     )
+    parser.add_argument(
+        "--trades-per-candle",
+        type=trades_per_candle,
+        default=DEFAULT_TRADES_PER_CANDLE,
+        help="about this many trades per 1m candle on publicTrade (real BTCUSDT has hundreds; "
+        "more cost more CPU) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the trades and book, as forecaster.emulator.flow.trades_for takes it "
+        "(default: %(default)s)",
+    )
     group = parser.add_argument_group("faults (0 = off)")
     for f in fields(Faults):
         default = getattr(Faults(), f.name)
@@ -104,6 +126,8 @@ async def _serve(args: argparse.Namespace) -> None:
         now_ms=args.now,
         faults=faults,
         updates_per_candle=args.updates_per_candle,
+        seed=args.seed,
+        trades_per_candle=args.trades_per_candle,
         port=args.port,
     )
     stop = asyncio.Event()

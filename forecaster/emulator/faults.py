@@ -19,8 +19,9 @@ def _fault(default: float, help_text: str) -> Any:
 @dataclass
 class Faults:
     """What to break; 0 switches a fault off. On the WebSocket "every N" counts candles by start
-    time (the same candles on every connection) and "after N" counts the kline pushes of one
-    connection; on REST "every N" counts requests. Tests flip these fields while the server runs."""
+    time (the same candles on every connection) unless it names what it counts (trade messages,
+    book deltas: of one connection), and "after N" counts the kline pushes of one connection; on
+    REST "every N" counts requests. Tests flip these fields while the server runs."""
 
     drop_after: int = _fault(
         0,
@@ -36,6 +37,17 @@ class Faults:
     duplicate_every: int = _fault(0, "WS: the confirm push of every Nth candle is sent twice")
     reorder_every: int = _fault(0, "WS: every Nth candle's confirm comes after the next candle's confirm")
     skip_every: int = _fault(0, "WS: every Nth candle gets no push at all (REST still has it)")
+    trade_duplicate_every: int = _fault(
+        0, "WS: every Nth trade message of a connection is sent twice (the same trade ids again)"
+    )
+    book_gap_every: int = _fault(0, "WS: every Nth book delta of a connection skips an update id (u + 2)")
+    book_cross_every: int = _fault(
+        0, "WS: every Nth book delta of a connection adds a bid at the best ask (crossed until the next)"
+    )
+    book_stale_every: int = _fault(0, "WS: every Nth candle gets no book delta while its trades go on")
+    book_restart_every: int = _fault(
+        0, "WS: every Nth candle starts with a book snapshot with u = 1, as after a service restart"
+    )
     rest_delay_s: float = _fault(0.0, "REST: every answer is this late")
     http_error_every: int = _fault(0, "REST: every Nth request is answered HTTP 503 with an HTML page")
     rate_limit: int = _fault(0, "REST: requests allowed per rate_window_s; beyond: retCode 10006")

@@ -17,6 +17,15 @@ from aiohttp import web
 from forecaster.candles import MINUTE_MS, CandleArray
 from forecaster.emulator.clock import REAL_TIME, Clock
 from forecaster.emulator.faults import BAN_PAGE, ERROR_PAGE, Faults, RateLimiter, broken_frame
+from forecaster.emulator.flow import DEFAULT_TRADES_PER_CANDLE
+from forecaster.emulator.flow_topics import (
+    BOOK_DEPTHS,
+    BOOK_TOPIC,
+    TRADE_TOPIC,
+    FlowMarket,
+    push_book,
+    push_trades,
+)
 from forecaster.emulator.market import Market
 from forecaster.errors import UserError
 from forecaster.sources.bybit.protocol import (
@@ -143,11 +152,14 @@ class Emulator:
         now_ms: int | None = None,
         faults: Faults | None = None,
         updates_per_candle: int = 3,
+        seed: int = 0,  # of the trades and book (flow.trades_for)
+        trades_per_candle: int = DEFAULT_TRADES_PER_CANDLE,
         port: int = 0,
     ) -> None:
         if len(candles) == 0:
             raise ValueError("the emulator needs candles to serve")
         self.market = Market(candles, symbol)
+        self.flow = FlowMarket(self.market, seed, trades_per_candle)
         first = int(candles.start_ms[0])
         offset = min(DEFAULT_START_OFFSET, len(candles) - 1)
         self.clock = Clock(first + offset * MINUTE_MS if now_ms is None else now_ms, speed)
@@ -279,6 +291,11 @@ class Emulator:
             problem = self._subscribe(session, command.get("args"))
             if problem:
                 reply.update(success=False, ret_msg=problem)
+        elif op == "unsubscribe":
+            for topic in command.get("args") or []:
+                task = session.topics.pop(topic, None) if isinstance(topic, str) else None
+                if task is not None:
+                    task.cancel()
         else:
             reply.update(success=False, ret_msg="error:invalid op")
         await session.send(reply)
@@ -289,20 +306,34 @@ class Emulator:
             return "error:args must be a non-empty list"
         if len(args) > MAX_ARGS_PER_SUBSCRIBE:
             return f"error:args size >{MAX_ARGS_PER_SUBSCRIBE}"
-        for topic in args:
-            parts = topic.split(".") if isinstance(topic, str) else []
-            known = len(parts) == 3 and parts[0] == KLINE_TOPIC and parts[1] in INTERVALS
-            if not known or parts[2] != self.market.symbol:
+        pushers = [self._pusher(topic) for topic in args]
+        for topic, pusher in zip(args, pushers, strict=True):
+            if pusher is None:
                 return f"error:handler not found,topic:{topic}"
             if topic in session.topics:
                 return f"error:{ALREADY_SUBSCRIBED},topic:{topic}"
-        for topic in args:
-            session.topics[topic] = asyncio.create_task(self._push_topic(session, topic))
+        for topic, pusher in zip(args, pushers, strict=True):
+            assert pusher is not None
+            session.topics[topic] = asyncio.create_task(self._push_topic(pusher(session, topic)))
         return None
 
-    async def _push_topic(self, session: WsSession, topic: str) -> None:
+    def _pusher(self, topic: Any) -> Callable[[WsSession, str], Awaitable[None]] | None:
+        """What pushes a topic: kline.{interval}, publicTrade or orderbook.{depth}, of our symbol."""
+        parts = topic.split(".") if isinstance(topic, str) else []
+        if not parts or parts[-1] != self.market.symbol:
+            return None
+        if len(parts) == 3 and parts[0] == KLINE_TOPIC and parts[1] in INTERVALS:
+            return self._push_candles
+        if len(parts) == 2 and parts[0] == TRADE_TOPIC:
+            return lambda session, topic: push_trades(session, self.flow, self.clock, self.faults, topic)
+        if len(parts) == 3 and parts[0] == BOOK_TOPIC and parts[1] in BOOK_DEPTHS:
+            return lambda session, topic: push_book(session, self.flow, self.clock, self.faults, topic)
+        return None
+
+    @staticmethod
+    async def _push_topic(pushing: Awaitable[None]) -> None:
         with contextlib.suppress(ConnectionResetError):  # the client left, or drop_after cut it
-            await self._push_candles(session, topic)
+            await pushing
 
     async def _push_candles(self, session: WsSession, topic: str) -> None:
         """Several updates of the open candle, then its one confirm; the faults bend this schedule."""

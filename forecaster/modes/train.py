@@ -32,7 +32,7 @@ from forecaster.evaluation.sections import (
 )
 from forecaster.flat import fitted, margin_quantiles
 from forecaster.history import chosen_test_block, load_histories
-from forecaster.models.base import Fitted, ProbabilityModel
+from forecaster.models.base import Combining, Fitted, ProbabilityModel
 from forecaster.models.card import CandleRange, ModelCard, read_card
 from forecaster.models.describe import version_description, version_tags
 from forecaster.models.gbm import GBM
@@ -177,9 +177,12 @@ class Train:
     def run(self, config: Config, run_dir: Path) -> RunResult:
         model = config.model
         if not model.trainable:
-            raise UserError(
-                f"model={model.name} needs no training; every training run reports it as a baseline"
+            why = (
+                "it combines live predictors (live.predictors)"
+                if isinstance(model, Combining)
+                else "every training run reports it as a baseline"
             )
+            raise UserError(f"model={model.name} needs no training; {why}")
         config.tracking.check_reachable(config.paths)
         backend.configure_jax(config.paths.jax_cache)
 

@@ -17,9 +17,11 @@ from forecaster.candles import MINUTE_MS, candle_from_rest_row, candle_from_ws
 from forecaster.data import SAMPLE_CSV
 from forecaster.emulator.clock import REAL_TIME
 from forecaster.emulator.faults import Faults
+from forecaster.emulator.flow import trades_for
+from forecaster.emulator.flow_topics import trade_item
 from forecaster.emulator.launch import launch_emulator
 from forecaster.sources.bybit.protocol import KLINE_PATH, TIME_PATH
-from tests.bybit_fixtures import DATA, DAY1, NOW, csv_candles, emulator
+from tests.bybit_fixtures import DATA, DAY1, NOW, apply, csv_candles, emulator
 from tests.conftest import FIXTURES, truncated_sample
 
 OPEN = NOW // MINUTE_MS * MINUTE_MS
@@ -204,7 +206,7 @@ def test_help_shows_every_default() -> None:
         [sys.executable, "-m", "forecaster.emulator", "--help"], capture_output=True, text=True, check=True
     )
     options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("--")]
-    assert len(options) == len(fields(Faults)) + 6
+    assert len(options) == len(fields(Faults)) + 8
     assert result.stdout.count("(default:") == len(options), result.stdout
     assert "1m candles per real second, as source.speed" in result.stdout
 
@@ -215,3 +217,59 @@ def test_command_line_prints_urls_and_serves() -> None:
         status, body = asyncio.run(get(launched.rest_url + KLINE_PATH, limit=1))
         assert status == 200 and int(body["result"]["list"][0][0]) == int(DATA.start_ms[1440])
     assert launched.process.returncode == 0  # SIGTERM is a clean stop
+
+
+FLOW_FAULTS = Faults(
+    trade_duplicate_every=3, book_gap_every=4, book_cross_every=5, book_stale_every=2, book_restart_every=3
+)
+
+
+@pytest.mark.parametrize("faults", [Faults(), FLOW_FAULTS], ids=["clean", "flow-faults"])
+async def test_trades_and_books_beside_klines_on_one_connection(faults: Faults) -> None:
+    topics = ["kline.1.BTCUSDT", "publicTrade.BTCUSDT", "orderbook.50.BTCUSDT", "orderbook.1.BTCUSDT"]
+    async with (
+        emulator(faults) as emu,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(emu.ws_url) as ws,
+    ):
+        await ws.send_json({"op": "subscribe", "args": topics})
+        assert (await ws.receive_json())["success"] is True
+        messages: list[dict] = []
+        while sum(m["data"][0]["confirm"] for m in messages if m["topic"] == topics[0]) < 4:
+            messages.append(await asyncio.wait_for(ws.receive_json(), 5))
+    by_topic = {t: [m for m in messages if m["topic"] == t] for t in topics}
+    trade_push, book_snapshot = fixture("trade_push.json"), fixture("orderbook50_snapshot.json")
+    for message in by_topic[topics[1]]:
+        assert message.keys() == trade_push.keys() and 1 <= len(message["data"]) <= 1024
+        assert all(item.keys() == trade_push["data"][0].keys() for item in message["data"])
+    items = [item for m in by_topic[topics[1]] for item in m["data"]]
+    unique = {item["i"]: item for item in items}
+    assert (len(unique) < len(items)) == bool(faults.trade_duplicate_every)
+    confirmed = [candle_from_ws(m["data"][0]) for m in by_topic[topics[0]] if m["data"][0]["confirm"]]
+    for candle in confirmed[1:-1]:  # whole minutes on the stream: exactly what anyone computes offline
+        pushed = [item for item in unique.values() if candle.start_ms <= item["T"] <= candle.end_ms]
+        offline = trades_for(candle, emu.flow.seed, emu.flow.per_candle)
+        assert pushed == [trade_item(t, "BTCUSDT") for t in offline]
+    book: dict[str, dict[float, float]] = {}
+    update_ids, crossed, previous = [], [], 0
+    for message in by_topic[topics[2]]:
+        assert (
+            message.keys() == book_snapshot.keys() and message["data"].keys() == book_snapshot["data"].keys()
+        )
+        if message["type"] == "delta":
+            update_ids.append(message["data"]["u"] - previous)
+        previous = message["data"]["u"]
+        apply(book, message)
+        crossed.append(max(book["b"]) >= min(book["a"]))
+    assert by_topic[topics[2]][0]["type"] == "snapshot"
+    restarts = [m["data"]["u"] for m in by_topic[topics[2]][1:] if m["type"] == "snapshot"]
+    delta_minutes = {m["cts"] // MINUTE_MS for m in by_topic[topics[2]] if m["type"] == "delta"}
+    stale = [c.start_ms // MINUTE_MS for c in confirmed[1:-1] if c.start_ms // MINUTE_MS not in delta_minutes]
+    assert bool(stale) == bool(faults.book_stale_every) and all(m % 2 == 0 for m in stale)
+    if faults == FLOW_FAULTS:
+        assert any(crossed) and 2 in update_ids and restarts and set(restarts) == {1}
+    else:
+        assert not any(crossed) and set(update_ids) == {1} and not restarts
+    tops = by_topic[topics[3]]
+    assert all(m["type"] == "snapshot" and len(m["data"]["b"]) == len(m["data"]["a"]) == 1 for m in tops)
+    assert all(float(m["data"]["b"][0][0]) < float(m["data"]["a"][0][0]) for m in tops)
