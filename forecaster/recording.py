@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from forecaster.config import SinkConfig
 from forecaster.direction import Direction
 from forecaster.errors import UserError
 from forecaster.flow.bars import FlowBar, bar_record
+from forecaster.recent_keys import RecentKeys
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,7 @@ class JsonlWriter(Closing):
         self.fsync = fsync
         self.dedupe_window = dedupe_window
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._recent: deque[Any] = deque()
-        self._keys: set[Any] = set()
+        self._recent = RecentKeys(dedupe_window)
         self._floor: Any = None  # keys up to this one are taken as written
         self._last_key: Any = None
         self._needs_newline = False
@@ -276,20 +275,16 @@ class JsonlWriter(Closing):
         return self._last_key
 
     def _remember(self, key: Any) -> None:
-        if key in self._keys:
+        if key in self._recent:
             return
-        self._keys.add(key)
-        self._recent.append(key)
+        gone = self._recent.add(key)
         if self._last_key is None or key > self._last_key:
             self._last_key = key
-        if len(self._recent) > self.dedupe_window:
-            gone = self._recent.popleft()
-            self._keys.discard(gone)
-            if self._floor is None or gone > self._floor:
-                self._floor = gone
+        if gone is not None and (self._floor is None or gone > self._floor):
+            self._floor = gone
 
     def _seen(self, key: Any) -> bool:
-        if key in self._keys:
+        if key in self._recent:
             return True
         if self._floor is None or key > self._floor:
             return False

@@ -33,7 +33,7 @@ def synthetic_history(size: int) -> CandleArray:
     )
 
 
-def _seconds(fn, repeat: int = 3) -> float:
+def best_seconds(fn, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
@@ -45,13 +45,13 @@ def _seconds(fn, repeat: int = 3) -> float:
 def run(quick: bool) -> dict[str, object]:
     size = QUICK_SIZE if quick else FULL_SIZE
     history = synthetic_history(size)
-    csv_s = _seconds(lambda: read_csv(SAMPLE_CSV))
+    csv_s = best_seconds(lambda: read_csv(SAMPLE_CSV))
     out: dict[str, object] = {
         "read_csv_candles_per_s": round(len(read_csv(SAMPLE_CSV)) / csv_s),
         "aggregate_candles": size,
     }
     for timeframe in ("5m", "15m", "60m"):
-        seconds = _seconds(lambda tf=timeframe: aggregate(history, tf))
+        seconds = best_seconds(lambda tf=timeframe: aggregate(history, tf))
         out[f"aggregate_{timeframe}_s"] = round(seconds, 4)
     stream = history[:STREAM_SIZE].to_candles()
     aggregator = Aggregator("5m")

@@ -1,4 +1,4 @@
-"""Bybit v5 WebSocket text frames -> what they are: candles, pong, subscription ack or refusal, junk.
+"""Bybit v5 WebSocket text frames -> what they are: a push (candles), pong, subscription ack or refusal, junk.
 
 Pure functions with no connection state, so a broken frame is a value to count and log, never an
 exception that could end the stream.
@@ -19,6 +19,7 @@ LOGGED_TEXT_CHARS = 200
 
 class Kind(enum.Enum):
     CANDLES = "candles"
+    PUSH = "push"  # a topic's data, decoded but not parsed (`message`)
     PONG = "pong"
     ACK = "ack"
     REJECTED = "rejected"
@@ -30,11 +31,23 @@ class Parsed:
     kind: Kind
     candles: tuple[Candle, ...] = ()
     errors: tuple[str, ...] = ()  # one per malformed part; a message can be all errors
-    detail: str = ""
+    detail: str = ""  # a refusal's ret_msg; a push's text
+    message: dict[str, Any] | None = None  # a PUSH, decoded
 
 
 def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
-    """One text frame -> what it is. Never raises: a broken frame is reported in `errors`."""
+    """One text frame of a kline connection -> what it is. Never raises: a broken frame is in `errors`."""
+    parsed = parse_control(text)
+    if parsed.kind is not Kind.PUSH:
+        return parsed
+    assert parsed.message is not None
+    if parsed.message["topic"] != topic:
+        return Parsed(Kind.OTHER, errors=(f"unexpected push: {text[:LOGGED_TEXT_CHARS]!r}",))
+    return candles_from_push(parsed.message, timeframe, text)
+
+
+def parse_control(text: str) -> Parsed:
+    """One text frame -> PUSH (decoded, for its topic's parser), PONG, ACK, REJECTED or junk. Never raises."""
     try:
         message = json.loads(text)
     except ValueError as exc:
@@ -42,7 +55,7 @@ def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
     if not isinstance(message, dict):
         return Parsed(Kind.OTHER, errors=(f"not a JSON object: {text[:LOGGED_TEXT_CHARS]!r}",))
     if "topic" in message:
-        return _parse_push(message, topic, timeframe, text)
+        return Parsed(Kind.PUSH, detail=text, message=message)
     ret_msg = str(message.get("ret_msg", ""))
     if ret_msg == "pong" or message.get("op") == "pong":  # spot answers op "ping"; others op "pong"
         return Parsed(Kind.PONG)
@@ -50,12 +63,15 @@ def parse_message(text: str, topic: str, timeframe: str) -> Parsed:
         if message.get("success") is True or ALREADY_SUBSCRIBED in ret_msg:
             return Parsed(Kind.ACK)
         return Parsed(Kind.REJECTED, detail=ret_msg)
+    if message.get("op") == "unsubscribe":  # before a resubscribe (a book out of sync)
+        return Parsed(Kind.OTHER)
     return Parsed(Kind.OTHER, errors=(f"unexpected message: {text[:LOGGED_TEXT_CHARS]!r}",))
 
 
-def _parse_push(message: dict[str, Any], topic: str, timeframe: str, text: str) -> Parsed:
+def candles_from_push(message: dict[str, Any], timeframe: str, text: str) -> Parsed:
+    """A decoded kline push -> CANDLES, one error per bad item."""
     data = message.get("data")
-    if message["topic"] != topic or not isinstance(data, list):
+    if not isinstance(data, list):
         return Parsed(Kind.OTHER, errors=(f"unexpected push: {text[:LOGGED_TEXT_CHARS]!r}",))
     candles, errors = [], []
     for item in data:

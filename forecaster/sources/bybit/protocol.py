@@ -38,3 +38,21 @@ def interval_code(timeframe: str) -> str:
 
 def topic_for(timeframe: str, symbol: str) -> str:
     return f"{KLINE_TOPIC}.{interval_code(timeframe)}.{symbol}"
+
+
+# Order flow (PROTOCOL.md 7): publicTrade.<symbol> and orderbook.<depth>.<symbol>, spot
+TRADE_TOPIC = "publicTrade"
+BOOK_TOPIC = "orderbook"
+BOOK_DEPTHS = (1, 50, 200)  # spot also has 1000; these are the depths the flow stream takes
+BUY = "Buy"  # a trade's `S`, the taker side: "Buy" or "Sell"
+SELL = "Sell"
+BOOK_SNAPSHOT = "snapshot"  # a book push's `type`: a snapshot resets the book, a delta patches it
+BOOK_DELTA = "delta"
+
+
+def trade_topic(symbol: str) -> str:
+    return f"{TRADE_TOPIC}.{symbol}"
+
+
+def book_topic(depth: int, symbol: str) -> str:
+    return f"{BOOK_TOPIC}.{depth}.{symbol}"

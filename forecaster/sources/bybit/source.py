@@ -26,7 +26,7 @@ from forecaster.errors import ConfigError
 from forecaster.reachability import json_object, not_json, unreachable
 from forecaster.schema import bounded, choice
 from forecaster.sources.base import Connection, LabelledHistory, WarmUp, covered_until
-from forecaster.sources.bybit.protocol import TIME_PATH
+from forecaster.sources.bybit.protocol import BOOK_DEPTHS, TIME_PATH
 
 if TYPE_CHECKING:
     from forecaster.config import PathsConfig
@@ -52,8 +52,10 @@ class BybitSource:
     backoff_base_s: float = bounded(0.5, gt=0)
     max_retries: int = bounded(8, ge=0)
     max_concurrency: int = bounded(4, ge=1)
-    max_message_bytes: int = bounded(65536, ge=1024)
+    max_message_bytes: int = bounded(1_048_576, ge=1024)
     queue_size: int = bounded(1000, ge=1)
+    book_depth: int = choice(50, *BOOK_DEPTHS)
+    trade_dedupe_window: int = bounded(100_000, ge=1)
 
     def __post_init__(self) -> None:
         # Pongs come every ping_interval_s: a shorter silence limit would drop healthy connections.
