@@ -31,9 +31,11 @@ class _Minute:
 class FlowMinutes:
     """Each call returns the bars of the minutes it closed, oldest first."""
 
-    def __init__(self, grace_ms: int) -> None:
+    def __init__(self, grace_ms: int, keep_trades: bool = False) -> None:
         self.grace_ms = grace_ms
+        self.keep_trades = keep_trades  # the trades of each minute given out stay until `trades_of`
         self.late = 0  # trades of a minute already given out
+        self._kept: dict[int, list[Trade]] = {}
         self._minutes: dict[int, _Minute] = {}
         self._next: int | None = None  # the oldest minute not given out yet
         self._clock = 0  # the newest exchange time seen
@@ -60,6 +62,10 @@ class FlowMinutes:
             minute.updates += 1
         self._book = view
         return self._ripe()
+
+    def trades_of(self, start_ms: int) -> list[Trade]:
+        """The trades of a minute given out (with `keep_trades`; else none), handed over once."""
+        return self._kept.pop(start_ms, [])
 
     def book_lost(self) -> None:
         """The book went out of sync (a resync follows): unknown until its next snapshot."""
@@ -99,5 +105,7 @@ class FlowMinutes:
                 book = minute.close if minute.closed else self._book
                 complete = minute.complete and book is not None and not self._down
                 out.append(flow_bar(self._next, minute.trades, book, minute.updates, complete))
+                if self.keep_trades:
+                    self._kept[self._next] = minute.trades
             self._next += MINUTE_MS
         return out

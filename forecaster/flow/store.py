@@ -218,3 +218,12 @@ def read_trades(root: str | Path, start: int | None = None, end: int | None = No
             if (start is None or minute >= start) and (end is None or minute < end):
                 out[minute] = [trade_from_record(row) for row in record["trades"]]
     return out
+
+
+def newest_minute(root: str | Path) -> int | None:
+    """Start of the newest minute stored (None: an empty or missing store): mode=record resumes after it."""
+    days = stored_days(root) if Path(root).is_dir() else []
+    if not days:
+        return None
+    records = parse_jsonl(_day_bytes(days[-1].path), CANDLE_KEY, str(days[-1].path)).records
+    return max((int(r[CANDLE_KEY]) for r in records), default=None)

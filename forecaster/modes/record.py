@@ -1,0 +1,208 @@
+"""mode=record: 1m klines and their order flow into the flow store (`paths.flow_store`), no model.
+
+Two streams of one exchange: the kline feed (REST warm-up and gap backfill, as live) and the flow
+stream (trades and the order book, forecaster.sources.bybit.flow_stream), cut into per-minute bars
+on the exchange's clock (forecaster.flow.minutes). Each confirmed candle is stored with its bar, one
+file per UTC day (forecaster.flow.store): a SIGKILL loses at most the minutes not yet written and
+never a finished day; a restart resumes after the newest stored minute, and the candles missed
+meanwhile come back from REST with their flow marked incomplete (trades cannot be backfilled).
+One status line per stored minute; the session's counters go to MLflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from forecaster.candles import MINUTE_MS, Candle, utc_text
+from forecaster.config import Config
+from forecaster.disk_space import DiskFloor, writing
+from forecaster.errors import UserError
+from forecaster.flow.bars import FlowBar, flow_bar
+from forecaster.flow.minutes import FlowMinutes
+from forecaster.flow.store import FlowStoreWriter, newest_minute
+from forecaster.flow.types import Trade
+from forecaster.modes.base import RunResult
+from forecaster.run_labels import flatten, run_tags
+from forecaster.run_lock import RunLock
+from forecaster.schema import bounded
+from forecaster.sources.base import WarmUp
+from forecaster.sources.bybit.flow_stream import (
+    BookResync,
+    BookUpdate,
+    BybitFlowStream,
+    Connected,
+    Disconnected,
+    FlowEvent,
+    Trades,
+)
+from forecaster.sources.bybit.source import BybitSource
+from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
+from forecaster.tracking import Tracker
+
+log = logging.getLogger(__name__)
+KEEP_MINUTES = 24 * 60  # bars and candles waiting for their other half longer than this are dropped
+
+
+@dataclass
+class Joined:
+    """Candles and bars waiting for each other, written in minute order once both are there, or a
+    candle alone once the flow has gone past its minute without a bar (its flow is then missing)."""
+
+    writer: FlowStoreWriter
+    minutes: FlowMinutes
+    floor: DiskFloor
+    candles: dict[int, Candle] = field(default_factory=dict)
+    bars: dict[int, tuple[FlowBar, list[Trade]]] = field(default_factory=dict)
+    first_bar: int | None = None  # the first minute the flow stream covered
+    written: list[tuple[Candle, FlowBar]] = field(default_factory=list)  # since the last take
+
+    def candle(self, candle: Candle) -> None:
+        self.candles[candle.start_ms] = candle
+        self._flush()
+
+    def closed(self, bars: list[FlowBar]) -> None:
+        for bar in bars:
+            self.bars[bar.start_ms] = (bar, self.minutes.trades_of(bar.start_ms))
+            self.first_bar = bar.start_ms if self.first_bar is None else self.first_bar
+        self._flush()
+
+    def take(self) -> list[tuple[Candle, FlowBar]]:
+        out, self.written = self.written, []
+        return out
+
+    def _flush(self) -> None:
+        for start in sorted(self.candles):
+            if start in self.bars:
+                bar, trades = self.bars.pop(start)
+            elif self.first_bar is None or start >= self.first_bar:
+                break  # its bar may still come
+            else:  # before the flow stream began: no trades were seen for it
+                bar, trades = flow_bar(start, [], None, 0, False), []
+            candle = self.candles.pop(start)
+            self.floor.check()
+            with writing(self.writer):
+                if self.writer.append(candle, bar, trades):
+                    self.written.append((candle, bar))
+        newest = max([*self.candles, *self.bars], default=0)
+        for pending in (self.candles, self.bars):
+            for start in [s for s in pending if s < newest - KEEP_MINUTES * MINUTE_MS]:
+                del pending[start]
+
+
+def status_line(candle: Candle, bar: FlowBar, counters: object) -> str:
+    flow = f"trades {bar.buy_count + bar.sell_count} (buy {bar.buy_volume:.4f} / sell {bar.sell_volume:.4f})"
+    book = f"spread {bar.spread_bps:.2f} bps" if bar.spread_bps == bar.spread_bps else "book unknown"
+    state = "complete" if bar.complete else "INCOMPLETE"
+    seen = asdict(counters) if hasattr(counters, "__dataclass_fields__") else {}
+    stream = ", ".join(
+        f"{seen[k]} {k}" for k in ("messages", "gaps", "crossed", "resyncs", "reconnects") if k in seen
+    )
+    return f"{utc_text(candle.start_ms)} close={candle.close:<10.2f} {flow} {book} {state} | {stream}"
+
+
+async def _flow(stream: BybitFlowStream, joined: Joined, stop: asyncio.Event) -> None:
+    minutes = joined.minutes
+    events = aiter(stream)
+    while (event := await next_or_stop(events, stop)) is not None:
+        joined.closed(_apply(minutes, event))
+
+
+def _apply(minutes: FlowMinutes, event: FlowEvent) -> list[FlowBar]:
+    if isinstance(event, Trades):
+        return minutes.trades(event.trades)
+    if isinstance(event, BookUpdate):
+        return minutes.book(event.view)
+    if isinstance(event, BookResync):
+        minutes.book_lost()
+    elif isinstance(event, Disconnected):
+        minutes.down()
+    elif isinstance(event, Connected):
+        minutes.up()
+    return []
+
+
+@dataclass(frozen=True)
+class Record:
+    """Klines + flow of source.symbol into paths.flow_store until Ctrl-C or live.max_candles minutes."""
+
+    name: str = "record"
+    raw_trades: bool = False  # also every trade, one line per minute, beside each day's candles
+    grace_ms: int = bounded(2_000, ge=0)  # exchange time past a minute's end before its bar is cut
+
+    def run(self, config: Config, run_dir: Path) -> RunResult:
+        if not isinstance(config.source, BybitSource):
+            raise UserError(
+                "mode=record records Bybit's live streams: use source=bybit (or the emulator's "
+                "source.rest_url / source.ws_url); a file has no trades or order book to record"
+            )
+        store = Path(config.paths.flow_store)
+        config.tracking.check_reachable(config.paths)
+        with RunLock(store, self.name), FlowStoreWriter(store, self.raw_trades, config.sink.fsync) as writer:
+            floor = DiskFloor(store, config.live.min_free_mb, config.live.disk_check_s)
+            floor.check()
+            tracker = config.tracking.open(config.paths)
+            tracker.start(
+                f"record-{config.source.symbol}", flatten(asdict(config)), run_tags(config, run_dir)
+            )
+            status = "FAILED"
+            try:
+                joined = Joined(writer, FlowMinutes(self.grace_ms, keep_trades=self.raw_trades), floor)
+                status = asyncio.run(self._record(config, joined, tracker, newest_minute(store)))
+            finally:
+                tracker.finish(status)
+            log.info(
+                "%d minutes stored in %s (%d already there); %s",
+                writer.written,
+                store,
+                writer.skipped,
+                tracker.describe(),
+            )
+        return RunResult()
+
+    async def _record(self, config: Config, joined: Joined, tracker: Tracker, resume: int | None) -> str:
+        source = config.source
+        assert isinstance(source, BybitSource)
+        if resume is not None:
+            log.info("resuming after %s UTC, the newest stored minute", utc_text(resume))
+        stored = 0
+        with stop_on_signals() as stop:
+            warm = [WarmUp("1m", 1, resume)]
+            async with (
+                open_feed(MinuteFeed(source, config.paths, warm), stop) as feed,
+                BybitFlowStream(source) as flow,
+            ):
+                if feed is None:
+                    return "KILLED"
+                flowing = asyncio.create_task(_flow(flow, joined, stop))
+                minutes = aiter(feed)
+                try:
+                    while (minute := await next_or_stop(minutes, stop)) is not None:
+                        joined.candle(minute)
+                        for candle, bar in joined.take():
+                            stored += 1
+                            print(status_line(candle, bar, flow.counters), flush=True)
+                            if stored % config.live.metrics_every == 0:
+                                tracker.log_metrics(_metrics(flow, feed, joined), stored)
+                        if config.live.max_candles is not None and stored >= config.live.max_candles:
+                            break
+                finally:
+                    flowing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await flowing
+                tracker.log_metrics(_metrics(flow, feed, joined), stored)
+        return "KILLED" if stop.is_set() else "FINISHED"
+
+
+def _metrics(flow: BybitFlowStream, feed: MinuteFeed, joined: Joined) -> dict[str, float]:
+    counters = {f"flow_{k}": float(v) for k, v in asdict(flow.counters).items()}
+    if feed.counters is not None and hasattr(feed.counters, "__dataclass_fields__"):
+        counters.update({f"stream_{k}": float(v) for k, v in asdict(feed.counters).items()})
+    return {
+        **counters,
+        "stored_minutes": float(joined.writer.written),
+        "late_trades": float(joined.minutes.late),
+    }
