@@ -13,9 +13,19 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from forecaster.errors import UserError
-from forecaster.recording import JsonlWriter
+
+
+class Written(Protocol):
+    """A file writer as `writing` needs it: what it writes, and a close that flushes it."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def close(self) -> None: ...
+
 
 UNITS = ("B", "KB", "MB", "GB", "TB")
 STEP = 1024  # bytes per unit of UNITS
@@ -38,7 +48,7 @@ def size_text(n: float) -> str:
 
 
 @contextlib.contextmanager
-def writing(writer: JsonlWriter) -> Iterator[None]:
+def writing(writer: Written) -> Iterator[None]:
     """Turn an OSError of a write to `writer` into a one-line UserError that ends the session.
 
     The writer is closed at once: its unwritten bytes would fail again, as a second error, when it

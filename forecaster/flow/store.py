@@ -88,6 +88,11 @@ class FlowStoreWriter(Closing):
         self.late = 0  # minutes of a finished day
         self._late_day: str | None = None  # warned about once
 
+    @property
+    def path(self) -> Path:
+        """The file being written (the store's folder before the first minute)."""
+        return self.root / f"{self.day}{CANDLES}" if self.day else self.root
+
     def append(self, candle: Candle, bar: FlowBar, trades: Sequence[Trade] = ()) -> bool:
         """Write one minute (its trades too with `raw_trades`); False when it was already there."""
         if candle.timeframe != "1m" or not candle.confirmed or bar.start_ms != candle.start_ms:

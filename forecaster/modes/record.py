@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from forecaster.candles import MINUTE_MS, Candle, utc_text
@@ -36,6 +36,7 @@ from forecaster.sources.bybit.flow_stream import (
     BybitFlowStream,
     Connected,
     Disconnected,
+    FlowCounters,
     FlowEvent,
     Trades,
 )
@@ -93,14 +94,12 @@ class Joined:
                 del pending[start]
 
 
-def status_line(candle: Candle, bar: FlowBar, counters: object) -> str:
+def status_line(candle: Candle, bar: FlowBar, counters: FlowCounters) -> str:
     flow = f"trades {bar.buy_count + bar.sell_count} (buy {bar.buy_volume:.4f} / sell {bar.sell_volume:.4f})"
     book = f"spread {bar.spread_bps:.2f} bps" if bar.spread_bps == bar.spread_bps else "book unknown"
     state = "complete" if bar.complete else "INCOMPLETE"
-    seen = asdict(counters) if hasattr(counters, "__dataclass_fields__") else {}
-    stream = ", ".join(
-        f"{seen[k]} {k}" for k in ("messages", "gaps", "crossed", "resyncs", "reconnects") if k in seen
-    )
+    seen = asdict(counters)
+    stream = ", ".join(f"{seen[k]} {k}" for k in ("messages", "gaps", "crossed", "resyncs", "reconnects"))
     return f"{utc_text(candle.start_ms)} close={candle.close:<10.2f} {flow} {book} {state} | {stream}"
 
 
@@ -199,10 +198,12 @@ class Record:
 
 def _metrics(flow: BybitFlowStream, feed: MinuteFeed, joined: Joined) -> dict[str, float]:
     counters = {f"flow_{k}": float(v) for k, v in asdict(flow.counters).items()}
-    if feed.counters is not None and hasattr(feed.counters, "__dataclass_fields__"):
-        counters.update({f"stream_{k}": float(v) for k, v in asdict(feed.counters).items()})
+    klines = feed.counters
+    if is_dataclass(klines) and not isinstance(klines, type):
+        counters.update({f"stream_{k}": float(v) for k, v in asdict(klines).items()})
     return {
         **counters,
         "stored_minutes": float(joined.writer.written),
+        "store_bytes": float(sum(p.stat().st_size for p in joined.writer.root.iterdir() if p.is_file())),
         "late_trades": float(joined.minutes.late),
     }

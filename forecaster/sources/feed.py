@@ -75,15 +75,15 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     return doing.result()
 
 
-async def next_or_stop(candles: AsyncIterator[Candle], stop: asyncio.Event) -> Candle | None:
-    """The next candle, or None when the stream ends or `stop` is set first.
+async def next_or_stop(items: AsyncIterator[T], stop: asyncio.Event) -> T | None:
+    """The next candle (or event), or None when the stream ends or `stop` is set first.
 
     Once stopped, candles already queued are not taken: a restart in the run dir backfills them.
     """
     if stop.is_set():
         return None
     try:
-        return await until_stopped(anext(candles), stop)
+        return await until_stopped(anext(items), stop)
     except (Stopped, StopAsyncIteration):
         return None
 
