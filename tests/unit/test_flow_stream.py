@@ -232,22 +232,3 @@ async def test_a_refused_topic_is_one_clear_error_not_a_retry_loop() -> None:
         ):
             await asyncio.wait_for(events_until_u(stream, 1), WAIT_S)
     assert stream.counters.reconnects == 0
-
-
-@pytest.mark.network
-@pytest.mark.parametrize("depth", [1, 50, 200])
-async def test_real_bybit_books_keep_their_update_ids_contiguous(depth: int) -> None:
-    """Opt-in (pytest -m network): checks the rule the book relies on, `u` + 1 per delta, on real data."""
-    real = replace(BybitSource(), request_timeout_s=15)
-
-    async def updates(stream: BybitFlowStream, wanted: int) -> None:
-        seen = 0
-        async for event in stream:
-            seen += isinstance(event, BookUpdate)
-            if seen == wanted:
-                return
-
-    async with BybitFlowStream(real, depth) as stream:
-        await asyncio.wait_for(updates(stream, 200), 120)  # depth 200: a message every 100 ms
-    counters = stream.counters
-    assert (counters.gaps, counters.crossed, counters.resyncs, counters.malformed) == (0, 0, 0, 0), counters

@@ -1,9 +1,11 @@
 """The order-flow stream against the emulator: with its flow faults on, every whole minute's trades
-are exactly the emulator's own, and every fault of the book is counted and resynced."""
+are exactly the emulator's own, and every fault of the book is counted and resynced. Opt-in: the
+update-id rule on real Bybit books."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +14,7 @@ from forecaster.emulator.faults import Faults
 from forecaster.emulator.flow import trades_for
 from forecaster.flow.types import Trade
 from forecaster.sources.bybit.flow_stream import BookUpdate, BybitFlowStream, FlowCounters, Trades
+from forecaster.sources.bybit.source import BybitSource
 from tests.bybit_fixtures import WAIT_S, csv_candles, emulator, fast_source
 
 MINUTES = 5  # whole minutes of trades to compare: about 0.6 s at the emulator's speed
@@ -58,3 +61,22 @@ async def test_exact_minutes_and_counted_book_faults(faults: Faults, counted: tu
     restarts = [u for u in books[1:] if u.snapshot and u.view.update_id == 1]
     assert bool(restarts) == bool(faults.book_restart_every)
     assert counters.malformed == 0 and counters.reconnects == 0
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("depth", [1, 50, 200])
+async def test_real_bybit_books_keep_their_update_ids_contiguous(depth: int) -> None:
+    """Opt-in (pytest -m network): checks the rule the book relies on, `u` + 1 per delta, on real data."""
+    real = replace(BybitSource(), request_timeout_s=15)
+
+    async def updates(stream: BybitFlowStream, wanted: int) -> None:
+        seen = 0
+        async for event in stream:
+            seen += isinstance(event, BookUpdate)
+            if seen == wanted:
+                return
+
+    async with BybitFlowStream(real, depth) as stream:
+        await asyncio.wait_for(updates(stream, 200), 120)  # depth 200: a message every 100 ms
+    counters = stream.counters
+    assert (counters.gaps, counters.crossed, counters.resyncs, counters.malformed) == (0, 0, 0, 0), counters
