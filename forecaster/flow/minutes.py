@@ -79,7 +79,8 @@ class FlowMinutes:
 
     def up(self) -> None:
         """Connected again; the minute it rejoins in stays incomplete (its start was missed)."""
-        self._down, self._rejoined = False, True
+        if self._down:  # a resubscribe's acknowledgement comes without an outage
+            self._down, self._rejoined = False, True
 
     def _minute(self, ts_ms: int) -> _Minute | None:
         """The open minute of `ts_ms` (None if already given out); moves the exchange clock on."""
