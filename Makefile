@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 MLRUNS ?= mlruns
 
-.PHONY: setup demo test lint bench ui clean
+.PHONY: setup demo record-demo test lint bench ui clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m forecaster.demo
+
+# An hour of order flow (trades, the order book) recorded from the local emulator: mode=record, offline
+record-demo: $(STAMP)
+	$(PY) -m forecaster.record_demo
 
 # Test files run in parallel on up to 4 cores (pytest-xdist; a file's tests stay in one worker, so
 # its module fixtures are built once); the suite is mostly subprocesses, so a second core halves it.
