@@ -71,7 +71,7 @@ def test_every_option_composes(group: str, option: str) -> None:
 
 
 def test_groups_have_the_designed_options() -> None:
-    assert set(_options("mode")) == {"dryrun", "live", "facts", "train", "eval", "audit", "models"}
+    assert set(_options("mode")) == {"dryrun", "live", "facts", "train", "eval", "audit", "models", "record"}
     assert set(_options("model")) >= {"twohead", "logreg", "ensemble", "gbm", "persistence"}
     assert set(_options("flat")) == {"balanced", "strict", "loose", "off", "coverage"}
     assert set(_options("timeframe")) == {"1m", "5m", "15m", "60m"}
