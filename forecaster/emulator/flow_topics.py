@@ -31,10 +31,7 @@ from forecaster.emulator.flow import (
 from forecaster.emulator.market import Market
 from forecaster.flow.types import Trade
 
-TRADE_TOPIC = "publicTrade"  # publicTrade.{symbol}
-BOOK_TOPIC = "orderbook"  # orderbook.{depth}.{symbol}
-BOOK_DEPTHS = ("1", "50", "200")  # the spot depths served (Bybit also has 1000)
-BOOK_PUSH_S = {"1": 0.01, "50": 0.02, "200": 0.1}  # Bybit's push interval per depth, real seconds
+BOOK_PUSH_S = {1: 0.01, 50: 0.02, 200: 0.1}  # Bybit's push interval per depth (protocol.BOOK_DEPTHS), s
 MAX_TRADES_PER_MESSAGE = 1024  # Bybit's most per publicTrade push
 CACHED_LADDERS = 8  # (side, minute) ladders of book level texts: the minutes being pushed now
 CACHED_CANDLES = 8  # candles whose trades are kept: the few that connections are pushing now
@@ -233,7 +230,7 @@ async def push_book(session: Sender, flow: FlowMarket, clock: Clock, faults: Fau
     now = clock.now_ms()
     feed.last = flow.last_trade(now)
     await session.send(feed.snapshot(now, now))  # `u` from the clock: a resubscribe starts higher
-    restarted, pushed_at, interval_s = None, time.monotonic(), BOOK_PUSH_S[topic.split(".")[1]]
+    restarted, pushed_at, interval_s = None, time.monotonic(), BOOK_PUSH_S[int(topic.split(".")[1])]
     async for minute, batch, closing in flow.batches(clock, now):
         index, now = minute // MINUTE_MS, clock.now_ms()
         if Faults.hits(faults.book_restart_every, index) and restarted != minute:

@@ -18,18 +18,13 @@ from forecaster.candles import MINUTE_MS, CandleArray
 from forecaster.emulator.clock import REAL_TIME, Clock
 from forecaster.emulator.faults import BAN_PAGE, ERROR_PAGE, Faults, RateLimiter, broken_frame
 from forecaster.emulator.flow import DEFAULT_TRADES_PER_CANDLE
-from forecaster.emulator.flow_topics import (
-    BOOK_DEPTHS,
-    BOOK_TOPIC,
-    TRADE_TOPIC,
-    FlowMarket,
-    push_book,
-    push_trades,
-)
+from forecaster.emulator.flow_topics import FlowMarket, push_book, push_trades
 from forecaster.emulator.market import Market
 from forecaster.errors import UserError
 from forecaster.sources.bybit.protocol import (
     ALREADY_SUBSCRIBED,
+    BOOK_DEPTHS,
+    BOOK_TOPIC,
     DEFAULT_LIMIT,
     INTERVALS,
     KLINE_PATH,
@@ -41,6 +36,7 @@ from forecaster.sources.bybit.protocol import (
     RET_RATE_LIMIT,
     SPOT,
     TIME_PATH,
+    TRADE_TOPIC,
     WS_PATH,
 )
 
@@ -326,7 +322,7 @@ class Emulator:
             return self._push_candles
         if len(parts) == 2 and parts[0] == TRADE_TOPIC:
             return lambda session, topic: push_trades(session, self.flow, self.clock, self.faults, topic)
-        if len(parts) == 3 and parts[0] == BOOK_TOPIC and parts[1] in BOOK_DEPTHS:
+        if len(parts) == 3 and parts[0] == BOOK_TOPIC and parts[1] in {str(d) for d in BOOK_DEPTHS}:
             return lambda session, topic: push_book(session, self.flow, self.clock, self.faults, topic)
         return None
 
