@@ -5,7 +5,8 @@ at a minute's close is the book just before the first book message stamped (matc
 at or past the minute's end. A minute is given out once the exchange's clock, as the stream shows
 it, is `grace_ms` past its end, so a trade pushed a little after a later book message still counts
 where it belongs; one later than that is counted as late, never moved to another minute. A minute
-during which the stream was down, or whose close found the book out of sync, is incomplete; minutes
+during which the stream was down, whose close found the book out of sync, or whose trades came with
+no book message at all (a stale book: Bybit's books move with every trade), is incomplete; minutes
 the stream skipped entirely come out empty and incomplete, never as quiet minutes.
 """
 
@@ -104,7 +105,9 @@ class FlowMinutes:
                 out.append(flow_bar(self._next, [], None, 0, False))
             else:
                 book = minute.close if minute.closed else self._book
-                complete = minute.complete and book is not None and not self._down
+                # trades but no book message: the book stalled (a live book moves with its trades)
+                stale = bool(minute.trades) and minute.updates == 0
+                complete = minute.complete and book is not None and not self._down and not stale
                 out.append(flow_bar(self._next, minute.trades, book, minute.updates, complete))
                 if self.keep_trades:
                     self._kept[self._next] = minute.trades

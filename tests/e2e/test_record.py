@@ -24,7 +24,7 @@ from tests.conftest import emulator_process, run_cli, share_jax_cache
 SEED = 7  # --speed 2: a restart (a few seconds) misses a few minutes, not dozens
 FAULTS = (
     "--speed", "2", "--seed", str(SEED), "--trade-duplicate-every", "3", "--book-cross-every", "5",
-    "--book-gap-every", "11", "--book-restart-every", "4",
+    "--book-gap-every", "11", "--book-restart-every", "4", "--book-stale-every", "6",
 )  # fmt: skip
 TRADE_FIELDS = slice(1, 12)  # buy_volume .. size_q90 of a FlowBar: what the trades alone decide
 KILL_AFTER = 10  # minutes stored before the SIGKILL

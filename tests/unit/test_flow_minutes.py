@@ -67,3 +67,14 @@ def test_an_outage_and_a_skipped_minute_are_incomplete() -> None:
     assert skipped.buy_count == skipped.sell_count == 0 and math.isnan(skipped.bid)
     later = minutes.trades([replace(trades_for(CANDLES[5], SEED)[-1], ts_ms=start)])
     assert later == [] and minutes.late == 1, "a trade of a minute already given out is counted late"
+
+
+def test_a_minute_with_trades_and_no_book_message_is_incomplete() -> None:
+    minutes = FlowMinutes(GRACE)
+    bars = _play(minutes, CANDLES[:2])
+    stale = trades_for(CANDLES[2], SEED)
+    bars += minutes.trades(stale)  # the book stalls for a whole minute
+    bars += _play(minutes, CANDLES[3:5])
+    by_start = {b.start_ms: b for b in bars}
+    assert by_start[CANDLES[1].start_ms].complete and not by_start[CANDLES[2].start_ms].complete
+    assert by_start[CANDLES[2].start_ms].buy_count + by_start[CANDLES[2].start_ms].sell_count == len(stale)
