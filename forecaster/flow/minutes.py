@@ -5,8 +5,9 @@ at a minute's close is the book just before the first book message stamped (matc
 at or past the minute's end. A minute is given out once the exchange's clock, as the stream shows
 it, is `grace_ms` past its end, so a trade pushed a little after a later book message still counts
 where it belongs; one later than that is counted as late, never moved to another minute. A minute
-during which the stream was down, whose close found the book out of sync, or whose trades came with
-no book message at all (a stale book: Bybit's books move with every trade), is incomplete; minutes
+during which the stream was down, whose close found the book out of sync, or whose book at the close
+is older than its last trade by more than `stale_ms` (a stale book: Bybit's books move with every
+trade) is incomplete; minutes
 the stream skipped entirely come out empty and incomplete, never as quiet minutes.
 """
 
@@ -32,8 +33,9 @@ class _Minute:
 class FlowMinutes:
     """Each call returns the bars of the minutes it closed, oldest first."""
 
-    def __init__(self, grace_ms: int, keep_trades: bool = False) -> None:
+    def __init__(self, grace_ms: int, stale_ms: int, keep_trades: bool = False) -> None:
         self.grace_ms = grace_ms
+        self.stale_ms = stale_ms  # a book last moved this long before the minute's last trade is stale
         self.keep_trades = keep_trades  # the trades of each minute given out stay until `trades_of`
         self.late = 0  # trades of a minute already given out
         self._kept: dict[int, list[Trade]] = {}
@@ -105,8 +107,11 @@ class FlowMinutes:
                 out.append(flow_bar(self._next, [], None, 0, False))
             else:
                 book = minute.close if minute.closed else self._book
-                # trades but no book message: the book stalled (a live book moves with its trades)
-                stale = bool(minute.trades) and minute.updates == 0
+                # a live book moves with its trades: one left behind by the last trade has stalled
+                last_trade = max((t.ts_ms for t in minute.trades), default=None)
+                stale = (
+                    book is not None and last_trade is not None and last_trade - book.ts_ms > self.stale_ms
+                )
                 complete = minute.complete and book is not None and not self._down and not stale
                 out.append(flow_bar(self._next, minute.trades, book, minute.updates, complete))
                 if self.keep_trades:

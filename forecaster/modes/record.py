@@ -131,6 +131,7 @@ class Record:
     name: str = "record"
     raw_trades: bool = False  # also every trade, one line per minute, beside each day's candles
     grace_ms: int = bounded(2_000, ge=0)  # exchange time past a minute's end before its bar is cut
+    stale_book_ms: int = bounded(1_000, ge=0)  # a book this much older than a minute's last trade is stale
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
         if not isinstance(config.source, BybitSource):
@@ -149,7 +150,9 @@ class Record:
             )
             status = "FAILED"
             try:
-                joined = Joined(writer, FlowMinutes(self.grace_ms, keep_trades=self.raw_trades), floor)
+                joined = Joined(
+                    writer, FlowMinutes(self.grace_ms, self.stale_book_ms, keep_trades=self.raw_trades), floor
+                )
                 status = asyncio.run(self._record(config, joined, tracker, newest_minute(store)))
             finally:
                 tracker.finish(status)

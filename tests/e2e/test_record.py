@@ -1,6 +1,6 @@
-"""mode=record against the emulator with every flow fault on: the stored bars are the ones computed
-offline from the emulator's own trades, every resync is counted, and a SIGKILL + restart loses
-nothing already written and stores nothing twice."""
+"""mode=record against the emulator with every flow fault on: the stored bars of complete minutes are
+the ones computed offline from the emulator's own trades and book, every resync is counted, and a
+SIGKILL + restart loses nothing already written and stores nothing twice."""
 
 from __future__ import annotations
 
@@ -15,18 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from forecaster.candles import MINUTE_MS
-from forecaster.emulator.flow import trades_for
+from forecaster.emulator.flow import book_after, trades_for
 from forecaster.flow.bars import flow_bar
 from forecaster.flow.store import read_store, read_trades
 from forecaster.recording import read_jsonl
 from tests.conftest import emulator_process, run_cli, share_jax_cache
 
+DEPTH = 50  # source.book_depth's default
 SEED = 7  # --speed 2: a restart (a few seconds) misses a few minutes, not dozens
 FAULTS = (
     "--speed", "2", "--seed", str(SEED), "--trade-duplicate-every", "3", "--book-cross-every", "5",
     "--book-gap-every", "11", "--book-restart-every", "4", "--book-stale-every", "6",
 )  # fmt: skip
 TRADE_FIELDS = slice(1, 12)  # buy_volume .. size_q90 of a FlowBar: what the trades alone decide
+BOOK_FIELDS = slice(12, 25)  # bid .. book_imb_25: the book at the close
 KILL_AFTER = 10  # minutes stored before the SIGKILL
 TIMEOUT_S = 90
 
@@ -85,8 +87,9 @@ def test_recorded_flow_equals_the_emulators_trades_through_faults_and_a_sigkill(
         candle = candles.candle(i)
         expected = trades_for(candle, SEED)
         assert trades[candle.start_ms] == expected
-        bar = flow_bar(candle.start_ms, expected, None, 0, True)
+        bar = flow_bar(candle.start_ms, expected, book_after(expected[-1], SEED, DEPTH), 0, True)
         assert candle.flow is not None and candle.flow[TRADE_FIELDS] == bar[TRADE_FIELDS]
+        assert candle.flow[BOOK_FIELDS] == bar[BOOK_FIELDS], "the book at the close is the emulator's"
     incomplete = len(candles) - len(complete)
     assert incomplete >= 2, "the first minute of each session is joined part-way"
 

@@ -12,7 +12,7 @@ from forecaster.emulator.flow import book_after, trades_for
 from forecaster.flow.bars import FlowBar, flow_bar
 from forecaster.flow.minutes import FlowMinutes
 
-SEED, DEPTH, GRACE = 3, 50, 2_000
+SEED, DEPTH, GRACE, STALE = 3, 50, 2_000, 1_000
 CANDLES = read_csv(SAMPLE_CSV)[:6].to_candles()
 
 
@@ -41,7 +41,7 @@ def _play(
 
 
 def test_bars_are_each_minutes_trades_and_its_closing_book() -> None:
-    bars = _play(FlowMinutes(GRACE), CANDLES)
+    bars = _play(FlowMinutes(GRACE, STALE), CANDLES)
     assert [b.start_ms for b in bars] == [c.start_ms for c in CANDLES[:5]]  # the last waits for the grace
     assert not bars[0].complete, "the first minute is joined part-way"
     for candle, bar in zip(CANDLES[1:5], bars[1:], strict=True):
@@ -52,7 +52,7 @@ def test_bars_are_each_minutes_trades_and_its_closing_book() -> None:
 
 
 def test_an_outage_and_a_skipped_minute_are_incomplete() -> None:
-    minutes = FlowMinutes(GRACE)
+    minutes = FlowMinutes(GRACE, STALE)
     bars = _play(minutes, CANDLES, skip=2, down_in=4)
     complete = {b.start_ms: b.complete for b in bars}
     start = CANDLES[0].start_ms
@@ -70,7 +70,7 @@ def test_an_outage_and_a_skipped_minute_are_incomplete() -> None:
 
 
 def test_a_minute_with_trades_and_no_book_message_is_incomplete() -> None:
-    minutes = FlowMinutes(GRACE)
+    minutes = FlowMinutes(GRACE, STALE)
     bars = _play(minutes, CANDLES[:2])
     stale = trades_for(CANDLES[2], SEED)
     bars += minutes.trades(stale)  # the book stalls for a whole minute
