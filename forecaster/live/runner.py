@@ -52,13 +52,25 @@ def summary_line(loop: PredictorLoop) -> str:
     return f"{line}, score {scores.score:+g}"
 
 
+def counter_metrics(counters: object, prefix: str) -> dict[str, float]:
+    """A stream's counters as metrics named `<prefix><counter>`; none for a source that counts none."""
+    if not is_dataclass(counters) or isinstance(counters, type):
+        return {}
+    return {f"{prefix}{key}": float(value) for key, value in asdict(counters).items()}
+
+
+def counts_text(counters: object, keys: tuple[str, ...]) -> str:
+    """ "3 reconnects, 0 gaps, ...": the `keys` a stream counts, in that order."""
+    found = counter_metrics(counters, "")
+    return ", ".join(f"{int(found[key])} {key}" for key in keys if key in found)
+
+
 def stream_line(counters: object) -> str | None:
     """The stream's faults survived this session; None for a source that counts none (a replay)."""
-    if not is_dataclass(counters) or isinstance(counters, type):
+    if not counter_metrics(counters, ""):
         return None
-    found = asdict(counters)
     keys = ("reconnects", "stale", "gaps", "backfilled", "unfilled", "duplicates", "malformed")
-    return "stream: " + ", ".join(f"{found[key]} {key}" for key in keys if key in found)
+    return "stream: " + counts_text(counters, keys)
 
 
 async def run_sessions(
@@ -117,5 +129,5 @@ async def _consume(
 
 def _log_stream(tracker: BackgroundTracker, counters: object, step: int) -> None:
     """The stream's counters (reconnects, backfills, ...), for a source that keeps any."""
-    if is_dataclass(counters) and not isinstance(counters, type):
-        tracker.log_metrics({f"stream_{k}": float(v) for k, v in asdict(counters).items()}, step)
+    if metrics := counter_metrics(counters, "stream_"):
+        tracker.log_metrics(metrics, step)

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from forecaster.models.normalisation import Standardizer
 from forecaster.training.dataset import Dataset, targets
 from forecaster.training.splits import SplitError
 from forecaster.training.targets import training_rows
+
+if TYPE_CHECKING:
+    from forecaster.config import TrainConfig
 
 log = logging.getLogger(__name__)
 MEMORY_FILE = "memory.npz"
@@ -115,17 +118,9 @@ class PatternMemory:
         kept = training_rows(labelled, self.labelling.zero_moves, self.labelling.threshold_bps)
         if len(kept) == 0:
             return 0
-        minutes = kept.candle_ts // MINUTE_MS
-        known = minutes + self.labelling.step_minutes
+        known = kept.candle_ts // MINUTE_MS + self.labelling.step_minutes
         groups = None if self.regime is None else self.regime.groups(kept.X)
-        slots = self.store.add(kept.X, known, groups)
-        self._reserve(int(slots.max()) + 1)
-        self.outcome[slots], self.next_ret[slots], self.candle_ts[slots] = (
-            kept.y,
-            kept.next_ret,
-            kept.candle_ts,
-        )
-        self.newest_ts = int(kept.candle_ts[-1])
+        self._keep(kept.X, known, groups, kept.y, kept.next_ret, kept.candle_ts)
         return len(kept)
 
     def vote(self, rows: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,11 +195,25 @@ class PatternMemory:
         }
         if len(saved["known"]) == 0:
             return
-        slots = self.store.add(saved["keys"], saved["known"], saved["groups"] if self.regime else None)
+        groups = saved["groups"] if self.regime else None
+        self._keep(
+            saved["keys"], saved["known"], groups, saved["outcome"], saved["next_ret"], saved["candle_ts"]
+        )
+
+    def _keep(
+        self,
+        keys: np.ndarray,
+        known: np.ndarray,
+        groups: np.ndarray | None,
+        outcome: np.ndarray,
+        next_ret: np.ndarray,
+        candle_ts: np.ndarray,
+    ) -> None:
+        """Windows into the store, and their outcomes into the same slots (oldest first, at least one)."""
+        slots = self.store.add(keys, known, groups)
         self._reserve(int(slots.max()) + 1)
-        self.outcome[slots], self.next_ret[slots] = saved["outcome"], saved["next_ret"]
-        self.candle_ts[slots] = saved["candle_ts"]
-        self.newest_ts = int(saved["candle_ts"][-1])
+        self.outcome[slots], self.next_ret[slots], self.candle_ts[slots] = outcome, next_ret, candle_ts
+        self.newest_ts = int(candle_ts[-1])
 
     def _reserve(self, needed: int) -> None:
         if needed > len(self.next_ret):
@@ -226,13 +235,11 @@ class MemoryFit:
     def probabilities(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p_up, p_down) for raw rows that all come after the training rows (every window allowed)."""
         rows = self.standardizer(np.asarray(X, np.float64))
-        parts = [
-            self.memory.vote(rows[i : i + QUERY_BATCH], np.full(len(rows[i : i + QUERY_BATCH]), EVERYTHING))
-            for i in range(0, len(rows), QUERY_BATCH)
-        ]
-        if not parts:
+        batches = [rows[i : i + QUERY_BATCH] for i in range(0, len(rows), QUERY_BATCH)]
+        votes = [self.memory.vote(batch, np.full(len(batch), EVERYTHING)) for batch in batches]
+        if not votes:
             return np.zeros(0), np.zeros(0)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return np.concatenate([v[0] for v in votes]), np.concatenate([v[1] for v in votes])
 
     def save(self, directory: str | os.PathLike[str], card: ModelCard) -> Path:
         return self.memory.save(directory, card)
@@ -297,7 +304,7 @@ class LiveMemory:
         return self.memory.save(directory, self.card)
 
 
-def fit(option: Memory, data_train: Dataset, config: Any) -> MemoryFit:
+def fit(option: Memory, data_train: Dataset, config: TrainConfig) -> MemoryFit:
     """The memory of the training rows (standardised with their own statistics)."""
     if len(data_train) < 2:
         raise SplitError("the training part has fewer than 2 rows; need more history")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from forecaster.candles import MINUTE_MS, Candle, utc_text
@@ -25,6 +25,7 @@ from forecaster.flow.bars import FlowBar, flow_bar
 from forecaster.flow.minutes import FlowMinutes
 from forecaster.flow.store import FlowStoreWriter, newest_minute
 from forecaster.flow.types import Trade
+from forecaster.live.runner import counter_metrics, counts_text
 from forecaster.modes.base import RunResult
 from forecaster.run_labels import flatten, run_tags
 from forecaster.run_lock import RunLock
@@ -98,8 +99,7 @@ def status_line(candle: Candle, bar: FlowBar, counters: FlowCounters) -> str:
     flow = f"trades {bar.buy_count + bar.sell_count} (buy {bar.buy_volume:.4f} / sell {bar.sell_volume:.4f})"
     book = f"spread {bar.spread_bps:.2f} bps" if bar.spread_bps == bar.spread_bps else "book unknown"
     state = "complete" if bar.complete else "INCOMPLETE"
-    seen = asdict(counters)
-    stream = ", ".join(f"{seen[k]} {k}" for k in ("messages", "gaps", "crossed", "resyncs", "reconnects"))
+    stream = counts_text(counters, ("messages", "gaps", "crossed", "resyncs", "reconnects"))
     return f"{utc_text(candle.start_ms)} close={candle.close:<10.2f} {flow} {book} {state} | {stream}"
 
 
@@ -200,12 +200,9 @@ class Record:
 
 
 def _metrics(flow: BybitFlowStream, feed: MinuteFeed, joined: Joined) -> dict[str, float]:
-    counters = {f"flow_{k}": float(v) for k, v in asdict(flow.counters).items()}
-    klines = feed.counters
-    if is_dataclass(klines) and not isinstance(klines, type):
-        counters.update({f"stream_{k}": float(v) for k, v in asdict(klines).items()})
     return {
-        **counters,
+        **counter_metrics(flow.counters, "flow_"),
+        **counter_metrics(feed.counters, "stream_"),
         "stored_minutes": float(joined.writer.written),
         "store_bytes": float(sum(p.stat().st_size for p in joined.writer.root.iterdir() if p.is_file())),
         "late_trades": float(joined.minutes.late),
