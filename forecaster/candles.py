@@ -321,6 +321,8 @@ def aggregate(one_minute: CandleArray, timeframe: str) -> Aggregation:
     step = timeframe_ms(timeframe)
     per_bucket = step // MINUTE_MS
     n = len(one_minute)
+    if per_bucket == 1:  # each minute is its own bucket, its flow bar (size quantiles too) kept whole
+        return Aggregation(one_minute, np.empty(0, np.int64), None)
     if n == 0:
         return Aggregation(one_minute[:0].with_timeframe(timeframe), np.empty(0, np.int64), None)
     bucket = one_minute.start_ms - one_minute.start_ms % step

@@ -129,6 +129,7 @@ class LiveConfig:
     predictors: list[PredictorEntry] = field(default_factory=list)  # empty: the run's model/timeframe/flat
     min_free_mb: float = bounded(100.0, ge=0)  # below this free on the run dir's disk: stop; 0: no floor
     disk_check_s: float = bounded(10.0, ge=0)  # seconds between free-space checks (0: before every candle)
+    flow_wait_ms: int = bounded(5_000, ge=0)  # the longest a candle waits for its flow bar (flow features)
 
     def __post_init__(self) -> None:
         labels = [entry.label for entry in self.predictors]

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
@@ -22,7 +22,7 @@ from forecaster.candles import Candle, CandleError
 from forecaster.config import SinkConfig
 from forecaster.direction import Direction
 from forecaster.errors import UserError
-from forecaster.flow.bars import FlowBar, bar_record
+from forecaster.flow.bars import FlowBar, bar_from_record, bar_record
 from forecaster.recent_keys import RecentKeys
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,19 @@ def candle_from_record(record: Mapping[str, Any]) -> Candle:
     except (KeyError, TypeError, ValueError) as exc:
         raise CandleError(f"malformed candle record {dict(record)!r}: {exc}") from exc
     return candle.validated()
+
+
+def recorded_candles(candles: Path, flow: Path) -> list[Candle]:
+    """A candles.jsonl's candles, each with its bar from the flow.jsonl beside it where the session
+    recorded one (a live session whose features read flow), so a replay sees what live saw."""
+    out = [candle_from_record(r) for r in read_jsonl(candles, CANDLE_KEY).records]
+    if not flow.is_file():
+        return out
+    try:
+        bars = {bar.start_ms: bar for bar in map(bar_from_record, read_jsonl(flow, FLOW_KEY).records)}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CandleError(f"{flow}: malformed flow bar ({exc})") from exc
+    return [replace(c, flow=bars.get(c.start_ms)) for c in out]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,19 @@ class IncrementalFeatures(Protocol):
     def live(self) -> LiveRows: ...
 
 
+@runtime_checkable
+class FlowReading(Protocol):
+    """A feature set or block that reads each candle's order-flow bar (Candle.flow): live mode then
+    streams the flow beside the candles and records it (forecaster/live/flow_join.py)."""
+
+    @property
+    def reads_flow(self) -> bool: ...
+
+
+def reads_flow(features: object) -> bool:
+    return isinstance(features, FlowReading) and features.reads_flow
+
+
 class LiveBlock(Protocol):
     """The incremental form of one block: plain floats, gathered into one array by the composed set."""
 

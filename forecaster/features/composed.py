@@ -22,7 +22,7 @@ import numpy as np
 
 from forecaster.candles import Candle, CandleArray
 from forecaster.errors import ConfigError
-from forecaster.features.base import FeatureBlock, LiveBlock, LiveRows
+from forecaster.features.base import FeatureBlock, LiveBlock, LiveRows, reads_flow
 
 # Bump when the meaning of any block's feature changes: models trained on the old meaning must not load.
 COMPOSED_VERSION = 1
@@ -72,6 +72,10 @@ class ComposedFeatures:
     @property
     def n_features(self) -> int:
         return len(self.names)
+
+    @property
+    def reads_flow(self) -> bool:
+        return any(reads_flow(block) for block in self._blocks)
 
     def fingerprint(self) -> str:
         """Saved with a model: the blocks, their order and parameters (not the presets' names)."""

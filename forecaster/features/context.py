@@ -46,6 +46,10 @@ class Context:
     def names(self) -> list[str]:
         return [f"{self.timeframe}_{name}" for name in self._inner.names]
 
+    @property
+    def reads_flow(self) -> bool:
+        return self._inner.reads_flow
+
     def columns(self, candles: CandleArray) -> list[np.ndarray]:
         _check_base(candles.timeframe)
         buckets = aggregate(candles, self.timeframe).candles

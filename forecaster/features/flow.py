@@ -52,6 +52,10 @@ class Flow:
         return max(self.windows)
 
     @property
+    def reads_flow(self) -> bool:
+        return True
+
+    @property
     def names(self) -> list[str]:
         now = ["flow_imb", "flow_count_imb", "spread_bps", "micro_bps", *(f"book_imb_{b}" for b in DEPTH_BPS)]
         rolling = ("flow_imb", "flow_volume_ratio", "book_imb_10_mean", "spread_ratio")

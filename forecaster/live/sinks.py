@@ -40,6 +40,9 @@ class RecordsSink:
         if event.prediction is not None:
             with writing(self.records.predictions):
                 self.records.add_prediction(event.prediction)
+        if self.records.flow is not None and event.candle.flow is not None:
+            with writing(self.records.flow):
+                self.records.add_flow(event.candle.flow)
         with writing(self.records.candles):
             self.records.add_candle(event.candle)
 

@@ -37,16 +37,15 @@ from forecaster.models.describe import span
 from forecaster.modes.base import METRICS_FILE, RunResult
 from forecaster.predictor import build_predictor
 from forecaster.recording import (
-    CANDLE_KEY,
     FACT_KEY,
     PREDICTION_KEY,
     FactRecord,
     PredictionRecord,
     RunRecords,
-    candle_from_record,
     fact_from_record,
     prediction_from_record,
     read_jsonl,
+    recorded_candles,
 )
 from forecaster.registry import download_model, weights_path
 from forecaster.run_labels import flatten, run_tags
@@ -111,8 +110,8 @@ def judge_other_model(
         model=read_card(weights).spec.name, timeframe=config.timeframe.name, path=str(weights)
     )
     predictor = build_predictor(entry_config(config, entry, f"eval.compare={where}: "), weights)
-    candles = read_jsonl(source / config.sink.candles, CANDLE_KEY).records
-    predictions = [p for p in map(predictor.on_candle, map(candle_from_record, candles)) if p]
+    candles = recorded_candles(source / config.sink.candles, source / config.sink.flow)
+    predictions = [p for p in map(predictor.on_candle, candles) if p]
     other = join(predictions, facts)
     both = other.restricted_to(joined.candle_ts)
     name = predictor.card.spec.name if predictor.card else "compared"

@@ -23,6 +23,7 @@ from pathlib import Path
 from forecaster import backend
 from forecaster.config import Config, check_predictors
 from forecaster.disk_space import DiskFloor
+from forecaster.features.base import reads_flow
 from forecaster.flat import describe
 from forecaster.live.background import BackgroundTracker
 from forecaster.live.grown import GROWN_DIR, GrownSaver, grown_weights
@@ -116,9 +117,12 @@ class Live:
         with contextlib.ExitStack() as stack:
             sessions: list[Session] = []
             uploaders: list[Sink] = []  # closed before the tracker: their last uploads
+            flowing = False  # a predictor reads order flow: the stream's minutes get their flow bars
             try:
                 for name, predictor in predictors.items():
-                    records = stack.enter_context(RunRecords(config.sink, run_dir / name))
+                    flow = isinstance(predictor, Predictor) and reads_flow(predictor.window.features)
+                    flowing |= flow
+                    records = stack.enter_context(RunRecords(config.sink, run_dir / name, flow))
                     loop = PredictorLoop(name, predictor, config.live, records.candles.last_key)
                     files = [writer.path for writer in records.writers()]
                     folder = f"{RECORDS_ARTIFACT}/{name}" if name else RECORDS_ARTIFACT
@@ -132,7 +136,9 @@ class Live:
                     if name in feeds:
                         sinks.append(MemberFeed(feeds[name]))
                     sessions.append(Session(loop, sinks))
-                status = asyncio.run(run_sessions(config, sessions, background, steps, guard.signalled))
+                status = asyncio.run(
+                    run_sessions(config, sessions, background, steps, guard.signalled, flowing)
+                )
             finally:
                 with guard.absorbing():
                     for uploader in uploaders:

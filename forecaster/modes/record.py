@@ -12,7 +12,6 @@ One status line per stored minute; the session's counters go to MLflow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,26 +21,15 @@ from forecaster.config import Config
 from forecaster.disk_space import DiskFloor, writing
 from forecaster.errors import UserError
 from forecaster.flow.bars import FlowBar, flow_bar
-from forecaster.flow.minutes import FlowMinutes
 from forecaster.flow.store import FlowStoreWriter, newest_minute
 from forecaster.flow.types import Trade
 from forecaster.live.runner import counter_metrics, counts_text
 from forecaster.modes.base import RunResult
 from forecaster.run_labels import flatten, run_tags
 from forecaster.run_lock import RunLock
-from forecaster.schema import bounded
-from forecaster.sources.base import WarmUp
-from forecaster.sources.bybit.flow_stream import (
-    BookResync,
-    BookUpdate,
-    BybitFlowStream,
-    Connected,
-    Disconnected,
-    FlowCounters,
-    FlowEvent,
-    Trades,
-)
-from forecaster.sources.bybit.source import BybitSource
+from forecaster.sources.base import FlowSource, WarmUp
+from forecaster.sources.bybit.flow_feed import FlowFeed
+from forecaster.sources.bybit.flow_stream import FlowCounters
 from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on_signals
 from forecaster.tracking import Tracker
 
@@ -55,7 +43,6 @@ class Joined:
     candle alone once the flow has gone past its minute without a bar (its flow is then missing)."""
 
     writer: FlowStoreWriter
-    minutes: FlowMinutes
     floor: DiskFloor
     candles: dict[int, Candle] = field(default_factory=dict)
     bars: dict[int, tuple[FlowBar, list[Trade]]] = field(default_factory=dict)
@@ -66,10 +53,9 @@ class Joined:
         self.candles[candle.start_ms] = candle
         self._flush()
 
-    def closed(self, bars: list[FlowBar]) -> None:
-        for bar in bars:
-            self.bars[bar.start_ms] = (bar, self.minutes.trades_of(bar.start_ms))
-            self.first_bar = bar.start_ms if self.first_bar is None else self.first_bar
+    def closed(self, bar: FlowBar, trades: list[Trade]) -> None:
+        self.bars[bar.start_ms] = (bar, trades)
+        self.first_bar = bar.start_ms if self.first_bar is None else self.first_bar
         self._flush()
 
     def take(self) -> list[tuple[Candle, FlowBar]]:
@@ -103,38 +89,15 @@ def status_line(candle: Candle, bar: FlowBar, counters: FlowCounters) -> str:
     return f"{utc_text(candle.start_ms)} close={candle.close:<10.2f} {flow} {book} {state} | {stream}"
 
 
-async def _flow(stream: BybitFlowStream, joined: Joined, stop: asyncio.Event) -> None:
-    minutes = joined.minutes
-    events = aiter(stream)
-    while (event := await next_or_stop(events, stop)) is not None:
-        joined.closed(_apply(minutes, event))
-
-
-def _apply(minutes: FlowMinutes, event: FlowEvent) -> list[FlowBar]:
-    if isinstance(event, Trades):
-        return minutes.trades(event.trades)
-    if isinstance(event, BookUpdate):
-        return minutes.book(event.view)
-    if isinstance(event, BookResync):
-        minutes.book_lost()
-    elif isinstance(event, Disconnected):
-        minutes.down()
-    elif isinstance(event, Connected):
-        minutes.up()
-    return []
-
-
 @dataclass(frozen=True)
 class Record:
     """Klines + flow of source.symbol into paths.flow_store until Ctrl-C or live.max_candles minutes."""
 
     name: str = "record"
     raw_trades: bool = False  # also every trade, one line per minute, beside each day's candles
-    grace_ms: int = bounded(2_000, ge=0)  # exchange time past a minute's end before its bar is cut
-    stale_book_ms: int = bounded(1_000, ge=0)  # a book this much older than a minute's last trade is stale
 
     def run(self, config: Config, run_dir: Path) -> RunResult:
-        if not isinstance(config.source, BybitSource):
+        if not isinstance(config.source, FlowSource):
             raise UserError(
                 "mode=record records Bybit's live streams: use source=bybit (or the emulator's "
                 "source.rest_url / source.ws_url); a file has no trades or order book to record"
@@ -150,9 +113,7 @@ class Record:
             )
             status = "FAILED"
             try:
-                joined = Joined(
-                    writer, FlowMinutes(self.grace_ms, self.stale_book_ms, keep_trades=self.raw_trades), floor
-                )
+                joined = Joined(writer, floor)
                 status = asyncio.run(self._record(config, joined, tracker, newest_minute(store)))
             finally:
                 tracker.finish(status)
@@ -167,7 +128,7 @@ class Record:
 
     async def _record(self, config: Config, joined: Joined, tracker: Tracker, resume: int | None) -> str:
         source = config.source
-        assert isinstance(source, BybitSource)
+        assert isinstance(source, FlowSource)
         if resume is not None:
             log.info("resuming after %s UTC, the newest stored minute", utc_text(resume))
         stored = 0
@@ -175,35 +136,30 @@ class Record:
             warm = [WarmUp("1m", 1, resume)]
             async with (
                 open_feed(MinuteFeed(source, config.paths, warm), stop) as feed,
-                BybitFlowStream(source) as flow,
+                source.flow_feed(joined.closed, keep_trades=self.raw_trades) as flow,
             ):
                 if feed is None:
                     return "KILLED"
-                flowing = asyncio.create_task(_flow(flow, joined, stop))
                 minutes = aiter(feed)
-                try:
-                    while (minute := await next_or_stop(minutes, stop)) is not None:
-                        joined.candle(minute)
-                        for candle, bar in joined.take():
-                            stored += 1
-                            print(status_line(candle, bar, flow.counters), flush=True)
-                            if stored % config.live.metrics_every == 0:
-                                tracker.log_metrics(_metrics(flow, feed, joined), stored)
-                        if config.live.max_candles is not None and stored >= config.live.max_candles:
-                            break
-                finally:
-                    flowing.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await flowing
+                while (minute := await next_or_stop(minutes, stop)) is not None:
+                    flow.check()
+                    joined.candle(minute)
+                    for candle, bar in joined.take():
+                        stored += 1
+                        print(status_line(candle, bar, flow.counters), flush=True)
+                        if stored % config.live.metrics_every == 0:
+                            tracker.log_metrics(_metrics(flow, feed, joined), stored)
+                    if config.live.max_candles is not None and stored >= config.live.max_candles:
+                        break
                 tracker.log_metrics(_metrics(flow, feed, joined), stored)
         return "KILLED" if stop.is_set() else "FINISHED"
 
 
-def _metrics(flow: BybitFlowStream, feed: MinuteFeed, joined: Joined) -> dict[str, float]:
+def _metrics(flow: FlowFeed, feed: MinuteFeed, joined: Joined) -> dict[str, float]:
     return {
         **counter_metrics(flow.counters, "flow_"),
         **counter_metrics(feed.counters, "stream_"),
         "stored_minutes": float(joined.writer.written),
         "store_bytes": float(sum(p.stat().st_size for p in joined.writer.root.iterdir() if p.is_file())),
-        "late_trades": float(joined.minutes.late),
+        "late_trades": float(flow.minutes.late),
     }

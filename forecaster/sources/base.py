@@ -8,15 +8,18 @@ fields are the option's keys. Modes never ask which source they have: train and 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from forecaster.candles import MINUTE_MS, Candle, CandleArray, timeframe_ms
 
 if TYPE_CHECKING:
     from forecaster.checks import Check
     from forecaster.config import PathsConfig
+    from forecaster.flow.bars import FlowBar
+    from forecaster.flow.types import Trade
+    from forecaster.sources.bybit.flow_feed import FlowFeed
 
 
 @dataclass(frozen=True)
@@ -85,4 +88,14 @@ class CandleSource(Protocol):
 
     def origin(self) -> str:
         """Where its candles come from (files, a URL), as messages name it."""
+        ...
+
+
+@runtime_checkable
+class FlowSource(Protocol):
+    """A source that also streams order flow (trades, the book) cut into minute bars: mode=record
+    stores them, mode=live attaches them to the candles when a feature block reads flow."""
+
+    def flow_feed(self, on_bar: Callable[[FlowBar, list[Trade]], None], keep_trades: bool) -> FlowFeed:
+        """The flow stream, unentered; `on_bar` gets each closed minute's bar (and trades, if kept)."""
         ...

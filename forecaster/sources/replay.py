@@ -24,7 +24,7 @@ from forecaster.candles import Candle, CandleArray, CandleError, aggregate, conc
 from forecaster.checks import Check, Status
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ConfigError
-from forecaster.recording import CANDLE_KEY, candle_from_record, read_jsonl
+from forecaster.recording import recorded_candles
 from forecaster.schema import bounded
 from forecaster.sources.base import Connection, LabelledHistory, WarmUp
 from forecaster.sources.files import candle_files, file_label
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from forecaster.config import PathsConfig
 
 BASE_TIMEFRAME = "1m"
+FLOW_BESIDE = "flow.jsonl"  # sink.flow's default: the flow bars a live session recorded with its candles
 
 
 def load_recorded(path: str | Path | None) -> CandleArray:
@@ -42,7 +43,7 @@ def load_recorded(path: str | Path | None) -> CandleArray:
         return read_csv(path)
     if not path.is_file():
         raise CandleError(f"cannot read candles from {path}: no such file")
-    records = (candle_from_record(r) for r in read_jsonl(path, CANDLE_KEY).records)
+    records = recorded_candles(path, path.with_name(FLOW_BESIDE))
     candles = [c for c in records if c.confirmed and c.timeframe == BASE_TIMEFRAME]
     if not candles:
         raise CandleError(f"{path}: no confirmed 1m candles")

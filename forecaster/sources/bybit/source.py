@@ -15,7 +15,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -30,6 +30,9 @@ from forecaster.sources.bybit.protocol import BOOK_DEPTHS, TIME_PATH
 
 if TYPE_CHECKING:
     from forecaster.config import PathsConfig
+    from forecaster.flow.bars import FlowBar
+    from forecaster.flow.types import Trade
+    from forecaster.sources.bybit.flow_feed import FlowFeed
     from forecaster.sources.bybit.rest import BybitRest
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class BybitSource:
     queue_size: int = bounded(1000, ge=1)
     book_depth: int = choice(50, *BOOK_DEPTHS)
     trade_dedupe_window: int = bounded(100_000, ge=1)
+    flow_grace_ms: int = bounded(2_000, ge=0)  # exchange time past a minute's end before its flow bar is cut
+    stale_book_ms: int = bounded(1_000, ge=0)  # a book this much older than a minute's last trade is stale
 
     def __post_init__(self) -> None:
         # Pongs come every ping_interval_s: a shorter silence limit would drop healthy connections.
@@ -105,6 +110,11 @@ class BybitSource:
             BybitKlineStream(self, rest, after_ms=min(ends, default=None))
         )
         return Connection(warmed, stream, stream.counters)
+
+    def flow_feed(self, on_bar: Callable[[FlowBar, list[Trade]], None], keep_trades: bool) -> FlowFeed:
+        from forecaster.sources.bybit.flow_feed import FlowFeed
+
+        return FlowFeed(self, on_bar, keep_trades)
 
     def checks(self, paths: PathsConfig, network: bool) -> list[Check]:
         if not network:
