@@ -19,16 +19,7 @@ from collections.abc import Callable
 from forecaster.flow.bars import FlowBar
 from forecaster.flow.minutes import FlowMinutes
 from forecaster.flow.types import Trade
-from forecaster.sources.bybit.flow_stream import (
-    BookResync,
-    BookUpdate,
-    BybitFlowStream,
-    Connected,
-    Disconnected,
-    FlowCounters,
-    FlowEvent,
-    Trades,
-)
+from forecaster.sources.bybit import flow_stream as events
 from forecaster.sources.bybit.source import BybitSource
 
 
@@ -39,13 +30,13 @@ class FlowFeed:
     def __init__(
         self, source: BybitSource, on_bar: Callable[[FlowBar, list[Trade]], None], keep_trades: bool = False
     ) -> None:
-        self.stream = BybitFlowStream(source)
+        self.stream = events.BybitFlowStream(source)
         self.minutes = FlowMinutes(source.flow_grace_ms, source.stale_book_ms, keep_trades)
         self.on_bar = on_bar
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def counters(self) -> FlowCounters:
+    def counters(self) -> events.FlowCounters:
         return self.stream.counters
 
     async def __aenter__(self) -> FlowFeed:
@@ -71,16 +62,16 @@ class FlowFeed:
                 self.on_bar(bar, self.minutes.trades_of(bar.start_ms))
 
 
-def _apply(minutes: FlowMinutes, event: FlowEvent) -> list[FlowBar]:
+def _apply(minutes: FlowMinutes, event: events.FlowEvent) -> list[FlowBar]:
     """One flow event into the minutes: the bars it closed."""
-    if isinstance(event, Trades):
+    if isinstance(event, events.Trades):
         return minutes.trades(event.trades)
-    if isinstance(event, BookUpdate):
+    if isinstance(event, events.BookUpdate):
         return minutes.book(event.view)
-    if isinstance(event, BookResync):
+    if isinstance(event, events.BookResync):
         minutes.book_lost()
-    elif isinstance(event, Disconnected):
+    elif isinstance(event, events.Disconnected):
         minutes.down()
-    elif isinstance(event, Connected):
+    elif isinstance(event, events.Connected):
         minutes.up()
     return []
