@@ -77,7 +77,7 @@ def replay_history(config: Config, run_dir: Path, weights: Path | None) -> Path:
         )
     warm = predictor.window.features.window - 1
     widened = replace(
-        config.data, start=str(first - warm * step), end=None if end is None else str(end + step)
+        config.data, start=str(max(first - warm * step, 0)), end=None if end is None else str(end + step)
     )
     trained = span(predictor.card.data_range) if predictor.card and predictor.card.data_range else None
     candles = load_history(config.source, widened, config.timeframe.name, config.paths, trained).to_candles()
