@@ -1,5 +1,5 @@
-"""Order flow: publicTrade pushes parsed, order-book deltas applied (depth 50 and 200), with a view each;
-flow bars per candle and the flow store (forecaster/benchmarks/flow_bars.py)."""
+"""Order flow: publicTrade pushes parsed, order-book deltas applied (depth 50 and 200), with a view each.
+Flow bars per candle and the flow store: area `flow_bars`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import random
 import time
 
 from forecaster.benchmarks.candles import best_seconds
-from forecaster.benchmarks.flow_bars import bar_figures
 from forecaster.flow.book import OrderBook, parse_book
 from forecaster.flow.trades import TradeDedupe, trades_from_push
 from forecaster.sources.bybit.messages import parse_control
@@ -132,5 +131,4 @@ def run(quick: bool) -> dict[str, object]:
     out.update(_trades(QUICK_TRADES if quick else FULL_TRADES))
     for depth in DEPTHS:
         out.update(_book(depth, QUICK_DELTAS if quick else FULL_DELTAS))
-    out.update(bar_figures(quick))
     return out
