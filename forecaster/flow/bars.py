@@ -12,7 +12,6 @@ higher timeframes there like candles.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -122,14 +121,22 @@ def flow_bar_columns(
         vwap = float(price @ size) / total if total > 0 else math.nan
         ordered = size.copy()  # np.sort's own steps, without its wrapper
         ordered.sort()
-        quantiles, max_size = _quantiles(ordered)
+        index, (f1, f2, f3, f4) = _QUANTILE_POSITIONS.get(n) or _quantile_positions(n)  # QUANTILES' 4
+        lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, max_size = ordered.take(index).tolist()
+        quantiles = [
+            lo1 + (hi1 - lo1) * f1,
+            lo2 + (hi2 - lo2) * f2,
+            lo3 + (hi3 - lo3) * f3,
+            lo4 + (hi4 - lo4) * f4,
+        ]
         imbalance = (buy_volume - sell_volume) / total if total > 0 else 0.0
     else:
         buy_volume = sell_volume = 0.0
         vwap = math.nan
         quantiles = [math.nan] * len(QUANTILES)
         max_size = imbalance = 0.0
-    return FlowBar._make(
+    return _make_bar(
+        FlowBar,
         [
             start_ms,
             buy_volume,
@@ -143,28 +150,19 @@ def flow_bar_columns(
             *_book_fields(book),
             book_updates,
             complete,
-        ]
+        ],
     )
 
 
+_make_bar = tuple.__new__  # FlowBar from its 27 fields in order (FlowBar._make checks the count again)
 _add = np.add.reduce  # ndarray.sum's own reduction, without its Python-level wrapper
 
 
-def _quantiles(ordered: np.ndarray) -> tuple[list[float], float]:
-    """numpy's 'linear' quantiles of sorted values, and the largest: one read of the values needed."""
-    index, fractions = _quantile_positions(len(ordered))
-    values = ordered.take(index).tolist()
-    out = []
-    for i, fraction in enumerate(fractions):
-        low = values[2 * i]
-        out.append(low + (values[2 * i + 1] - low) * fraction)
-    return out, values[-1]
-
-
-@functools.lru_cache(maxsize=4096)
 def _quantile_positions(n: int) -> tuple[np.ndarray, tuple[float, ...]]:
     """For n sorted values: the indices (low, high per quantile, then the last) and each quantile's
-    weight of `high`, as np.quantile's 'linear' method takes them."""
+    weight of `high`, as np.quantile's 'linear' method takes them; kept for the next bar of n trades."""
+    if len(_QUANTILE_POSITIONS) >= KEPT_POSITIONS:
+        _QUANTILE_POSITIONS.clear()
     last = n - 1
     index: list[int] = []
     fractions: list[float] = []
@@ -173,7 +171,12 @@ def _quantile_positions(n: int) -> tuple[np.ndarray, tuple[float, ...]]:
         lo = int(position)
         index += [lo, min(lo + 1, last)]
         fractions.append(position - lo)
-    return np.array([*index, last], dtype=np.intp), tuple(fractions)
+    positions = _QUANTILE_POSITIONS[n] = np.array([*index, last], dtype=np.intp), tuple(fractions)
+    return positions
+
+
+KEPT_POSITIONS = 4096  # trade counts whose quantile positions are kept (a few KB)
+_QUANTILE_POSITIONS: dict[int, tuple[np.ndarray, tuple[float, ...]]] = {}
 
 
 def _book_fields(book: BookView | None) -> list[float]:
@@ -192,20 +195,16 @@ def _book_fields(book: BookView | None) -> list[float]:
     # (ndarray methods: np.searchsorted's wrapper costs more than the search)
     bid_levels = [len(bids) - k for k in bids[::-1, 0].searchsorted(mid * _BID_EDGES).tolist()]
     ask_levels = asks[:, 0].searchsorted(mid * _ASK_EDGES, side="right").tolist()
-    bid_depth = _prefix_sums(bids[:, 1], bid_levels)
-    ask_depth = _prefix_sums(asks[:, 1], ask_levels)
+    # sum(sizes[:k]) for each band's k: one running sum (cumsum's, in order) a side, read at each k
+    bid_sums, ask_sums = _accumulate(bids[:, 1]), _accumulate(asks[:, 1])
     depths: list[float] = []
     imbalances: list[float] = []
-    for b, a in zip(bid_depth, ask_depth, strict=True):
+    for k_bid, k_ask in zip(bid_levels, ask_levels, strict=True):
+        b = bid_sums.item(k_bid - 1) if k_bid else 0.0
+        a = ask_sums.item(k_ask - 1) if k_ask else 0.0
         depths += [b, a]
         imbalances.append((b - a) / (b + a) if b + a > 0 else 0.0)
     return [bid, ask, (ask - bid) / mid * BPS, microprice, *depths, *imbalances]
-
-
-def _prefix_sums(sizes: np.ndarray, levels: list[int]) -> list[float]:
-    """sum(sizes[:k]) for each of the ascending `levels`: one running sum (cumsum's), read at each level."""
-    cumulative = _accumulate(sizes[: levels[-1]])
-    return [cumulative.item(k - 1) if k else 0.0 for k in levels]
 
 
 _accumulate = np.add.accumulate  # np.cumsum's own, without its Python-level wrapper
