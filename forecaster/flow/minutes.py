@@ -31,7 +31,7 @@ class _Minute:
     price: array[float] = field(default_factory=lambda: array("d"))
     size: array[float] = field(default_factory=lambda: array("d"))
     buy_size: array[float] = field(default_factory=lambda: array("d"))  # the taker buys' sizes
-    last_trade_ms: int | None = None
+    last_trade_ms: int = -1  # the fill time of its latest trade (-1: none yet)
     trades: list[Trade] = field(default_factory=list)  # with keep_trades only
     updates: int = 0  # book messages applied during it
     close: BookView | None = None  # the book at its end, once a book message passed it
@@ -62,8 +62,18 @@ class FlowMinutes:
 
     def trades(self, trades: Iterable[Trade]) -> list[FlowBar]:
         keep = self.keep_trades
+        # the minute of the trade before, [start, end): a push's trades nearly always share one
+        start = end = 0
+        minute: _Minute | None = None
+        newest = self._clock
         for trade in trades:
-            minute = self._minute(trade.ts_ms)
+            ts_ms = trade.ts_ms
+            if not start <= ts_ms < end:
+                minute = self._minute(ts_ms)
+                start = ts_ms - ts_ms % MINUTE_MS
+                end = start + MINUTE_MS
+            if ts_ms > newest:
+                newest = ts_ms
             if minute is None:
                 self.late += 1
                 continue
@@ -71,10 +81,11 @@ class FlowMinutes:
             minute.size.append(trade.size)
             if trade.buy:
                 minute.buy_size.append(trade.size)
-            if minute.last_trade_ms is None or trade.ts_ms > minute.last_trade_ms:
-                minute.last_trade_ms = trade.ts_ms
+            if ts_ms > minute.last_trade_ms:
+                minute.last_trade_ms = ts_ms
             if keep:
                 minute.trades.append(trade)
+        self._clock = newest
         return self._ripe()
 
     def book(self, view: BookView) -> list[FlowBar]:
@@ -131,9 +142,7 @@ class FlowMinutes:
                 book = minute.close if minute.closed else self._book
                 # a live book moves with its trades: one left behind by the last trade has stalled
                 last_trade = minute.last_trade_ms
-                stale = (
-                    book is not None and last_trade is not None and last_trade - book.ts_ms > self.stale_ms
-                )
+                stale = book is not None and last_trade >= 0 and last_trade - book.ts_ms > self.stale_ms
                 complete = minute.complete and book is not None and not self._down and not stale
                 out.append(minute.bar(self._next, book, complete))
                 if self.keep_trades:
