@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 
 class RecentKeys:
@@ -35,3 +35,18 @@ class RecentKeys:
         gone = self._order.popleft()
         self._keys.discard(gone)
         return gone
+
+    def add_unseen(self, keys: Sequence[Hashable]) -> bool:
+        """Remember all of `keys` if none is known and none repeats (then True); else change nothing.
+
+        One set operation for a batch instead of an `add` per key (a push of trades).
+        """
+        known = self._keys
+        if not known.isdisjoint(keys) or len(set(keys)) != len(keys):
+            return False
+        known.update(keys)
+        order = self._order
+        order.extend(keys)
+        for _ in range(len(order) - self.window):
+            known.discard(order.popleft())
+        return True

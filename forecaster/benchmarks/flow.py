@@ -1,5 +1,5 @@
-"""Order flow: publicTrade pushes parsed, order-book deltas applied (depth 50 and 200), with a view each;
-flow bars per candle and the flow store (forecaster/benchmarks/flow_bars.py)."""
+"""Order flow: publicTrade pushes parsed, order-book deltas applied (depth 50 and 200), with a view each.
+Flow bars per candle and the flow store: area `flow_bars`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import random
 import time
 
 from forecaster.benchmarks.candles import best_seconds
-from forecaster.benchmarks.flow_bars import bar_figures
 from forecaster.flow.book import OrderBook, parse_book
-from forecaster.flow.trades import parse_trades
+from forecaster.flow.trades import TradeDedupe, trades_from_push
+from forecaster.sources.bybit.messages import parse_control
 from forecaster.sources.bybit.protocol import BOOK_DELTA, BOOK_SNAPSHOT, BUY, SELL, book_topic, trade_topic
 
 SYMBOL = "BTCUSDT"
@@ -25,6 +25,7 @@ DELETE_SHARE = 0.2  # of level changes: size "0"
 MID, TICK = 96410.0, 0.1
 VIEWS = 2_000
 SEED = 17
+DEDUPE_WINDOW = 100_000  # trade ids remembered (source.trade_dedupe_window's default)
 
 
 def trade_pushes(trades: int, per_push: int, seed: int = SEED) -> list[str]:
@@ -77,10 +78,20 @@ def book_messages(depth: int, deltas: int, seed: int = SEED) -> list[dict]:
 
 
 def _trades(total: int) -> dict[str, object]:
+    """What the flow stream does with each trade push: decode and classify the frame (the connection),
+    parse its trades, drop the ids already seen."""
     out: dict[str, object] = {}
     for per_push in TRADES_PER_PUSH:
         texts = trade_pushes(total, per_push)
-        seconds = best_seconds(lambda texts=texts: [parse_trades(text) for text in texts])
+
+        def parse_all(texts: list[str] = texts) -> None:
+            dedupe = TradeDedupe(DEDUPE_WINDOW)
+            for text in texts:
+                message = parse_control(text).message
+                assert message is not None
+                dedupe.new(trades_from_push(message)[0])
+
+        seconds = best_seconds(parse_all)
         out[f"trades_parsed_per_s_{per_push}_per_push"] = round(total / seconds)
     return out
 
@@ -120,5 +131,4 @@ def run(quick: bool) -> dict[str, object]:
     out.update(_trades(QUICK_TRADES if quick else FULL_TRADES))
     for depth in DEPTHS:
         out.update(_book(depth, QUICK_DELTAS if quick else FULL_DELTAS))
-    out.update(bar_figures(quick))
     return out

@@ -97,24 +97,46 @@ def flow_bar_arrays(
     book_updates: int,
     complete: bool,
 ) -> FlowBar:
-    """`flow_bar` from the trades as columns (a recorder can gather them so: no Python per trade here)."""
+    """`flow_bar` from the trades as columns, `buy` the taker side of each."""
+    return flow_bar_columns(start_ms, price, size, size[buy], book, book_updates, complete)
+
+
+def flow_bar_columns(
+    start_ms: int,
+    price: np.ndarray,
+    size: np.ndarray,
+    buy_size: np.ndarray,
+    book: BookView | None,
+    book_updates: int,
+    complete: bool,
+) -> FlowBar:
+    """`flow_bar` from the trades as float64 columns, `buy_size` the taker buys' sizes in their order
+    among `size` (as a recorder gathers them: no Python per trade here, and a dozen numpy calls)."""
     n = len(size)
-    buy_count = int(np.count_nonzero(buy))
+    buy_count = len(buy_size)
     if n:
-        buy_volume = float(size[buy].sum())
-        total = float(size.sum())
+        buy_volume = float(_add(buy_size))  # what size[buy].sum() gives: the same values, same order
+        total = float(_add(size))
         sell_volume = total - buy_volume
         vwap = float(price @ size) / total if total > 0 else math.nan
-        ordered = np.sort(size)
-        quantiles = _quantiles(ordered)
-        max_size = float(ordered[-1])
+        ordered = size.copy()  # np.sort's own steps, without its wrapper
+        ordered.sort()
+        index, (f1, f2, f3, f4) = _QUANTILE_POSITIONS.get(n) or _quantile_positions(n)  # QUANTILES' 4
+        lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, max_size = ordered.take(index).tolist()
+        quantiles = [
+            lo1 + (hi1 - lo1) * f1,
+            lo2 + (hi2 - lo2) * f2,
+            lo3 + (hi3 - lo3) * f3,
+            lo4 + (hi4 - lo4) * f4,
+        ]
         imbalance = (buy_volume - sell_volume) / total if total > 0 else 0.0
     else:
         buy_volume = sell_volume = 0.0
         vwap = math.nan
         quantiles = [math.nan] * len(QUANTILES)
         max_size = imbalance = 0.0
-    return FlowBar._make(
+    return _make_bar(
+        FlowBar,
         [
             start_ms,
             buy_volume,
@@ -128,21 +150,33 @@ def flow_bar_arrays(
             *_book_fields(book),
             book_updates,
             complete,
-        ]
+        ],
     )
 
 
-def _quantiles(ordered: np.ndarray) -> list[float]:
-    """numpy's 'linear' quantiles of sorted values, without np.quantile's per-call overhead."""
-    last = len(ordered) - 1
-    out = []
+_make_bar = tuple.__new__  # FlowBar from its 27 fields in order (FlowBar._make checks the count again)
+_add = np.add.reduce  # ndarray.sum's own reduction, without its Python-level wrapper
+
+
+def _quantile_positions(n: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """For n sorted values: the indices (low, high per quantile, then the last) and each quantile's
+    weight of `high`, as np.quantile's 'linear' method takes them; kept for the next bar of n trades."""
+    if len(_QUANTILE_POSITIONS) >= KEPT_POSITIONS:
+        _QUANTILE_POSITIONS.clear()
+    last = n - 1
+    index: list[int] = []
+    fractions: list[float] = []
     for q in QUANTILES:
         position = q * last
         lo = int(position)
-        hi = min(lo + 1, last)
-        low = float(ordered[lo])
-        out.append(low + (float(ordered[hi]) - low) * (position - lo))
-    return out
+        index += [lo, min(lo + 1, last)]
+        fractions.append(position - lo)
+    positions = _QUANTILE_POSITIONS[n] = np.array([*index, last], dtype=np.intp), tuple(fractions)
+    return positions
+
+
+KEPT_POSITIONS = 4096  # trade counts whose quantile positions are kept (a few KB)
+_QUANTILE_POSITIONS: dict[int, tuple[np.ndarray, tuple[float, ...]]] = {}
 
 
 def _book_fields(book: BookView | None) -> list[float]:
@@ -151,29 +185,29 @@ def _book_fields(book: BookView | None) -> list[float]:
         bid = float(book.bids[0, 0]) if book is not None and len(book.bids) else math.nan
         ask = float(book.asks[0, 0]) if book is not None and len(book.asks) else math.nan
         return [bid, ask, math.nan, math.nan, *[math.nan] * (3 * len(DEPTH_BPS))]
-    bid, bid_size = float(book.bids[0, 0]), float(book.bids[0, 1])
-    ask, ask_size = float(book.asks[0, 0]), float(book.asks[0, 1])
+    bids, asks = book.bids, book.asks
+    bid, bid_size = bids[0].tolist()
+    ask, ask_size = asks[0].tolist()
     mid = (bid + ask) / 2
     top = bid_size + ask_size
     microprice = (bid * ask_size + ask * bid_size) / top if top > 0 else mid
-    bids, asks = book.bids.T, book.asks.T
     # levels are sorted best first: the depth within a band is a prefix sum up to the band's edge
-    bid_levels = (len(bids[0]) - np.searchsorted(bids[0][::-1], mid * _BID_EDGES)).tolist()
-    ask_levels = np.searchsorted(asks[0], mid * _ASK_EDGES, side="right").tolist()
-    bid_depth = _prefix_sums(bids[1], bid_levels)
-    ask_depth = _prefix_sums(asks[1], ask_levels)
+    # (ndarray methods: np.searchsorted's wrapper costs more than the search)
+    bid_levels = [len(bids) - k for k in bids[::-1, 0].searchsorted(mid * _BID_EDGES).tolist()]
+    ask_levels = asks[:, 0].searchsorted(mid * _ASK_EDGES, side="right").tolist()
+    # sum(sizes[:k]) for each band's k: one running sum (cumsum's, in order) a side, read at each k
+    bid_sums, ask_sums = _accumulate(bids[:, 1]), _accumulate(asks[:, 1])
     depths: list[float] = []
     imbalances: list[float] = []
-    for b, a in zip(bid_depth, ask_depth, strict=True):
+    for k_bid, k_ask in zip(bid_levels, ask_levels, strict=True):
+        b = bid_sums.item(k_bid - 1) if k_bid else 0.0
+        a = ask_sums.item(k_ask - 1) if k_ask else 0.0
         depths += [b, a]
         imbalances.append((b - a) / (b + a) if b + a > 0 else 0.0)
     return [bid, ask, (ask - bid) / mid * BPS, microprice, *depths, *imbalances]
 
 
-def _prefix_sums(sizes: np.ndarray, levels: list[int]) -> list[float]:
-    """sum(sizes[:k]) for each of the ascending `levels`: one cumsum, read at each level."""
-    cumulative = np.cumsum(sizes[: levels[-1]])
-    return [cumulative.item(k - 1) if k else 0.0 for k in levels]
+_accumulate = np.add.accumulate  # np.cumsum's own, without its Python-level wrapper
 
 
 def bar_record(bar: FlowBar) -> dict[str, Any]:

@@ -15,13 +15,13 @@ when the best level is deleted): a delta costs O(levels changed); `view()` sorts
 from __future__ import annotations
 
 import enum
-import json
 import math
 from typing import Any
 
 import numpy as np
 
 from forecaster.flow.types import BookView
+from forecaster.json_decode import loads
 from forecaster.sources.bybit.protocol import BOOK_DELTA, BOOK_SNAPSHOT
 
 LOGGED_CHARS = 200  # of a bad message, in an error
@@ -100,7 +100,7 @@ class OrderBook:
 def parse_book(text: str) -> dict[str, Any]:
     """A pushed text -> its decoded JSON object, for `OrderBook.apply`."""
     try:
-        message = json.loads(text)
+        message = loads(text)
     except ValueError as exc:
         raise BookMessageError(f"not JSON ({exc}): {text[:LOGGED_CHARS]!r}") from exc
     if not isinstance(message, dict):

@@ -13,21 +13,35 @@ the stream skipped entirely come out empty and incomplete, never as quiet minute
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from forecaster.candles import MINUTE_MS
-from forecaster.flow.bars import FlowBar, flow_bar
+from forecaster.flow.bars import FlowBar, flow_bar, flow_bar_columns
 from forecaster.flow.types import BookView, Trade
 
 
 @dataclass
 class _Minute:
-    trades: list[Trade] = field(default_factory=list)
+    """A minute's trades as the columns its bar is made of, gathered as they come (flow_bar_columns)."""
+
+    price: array[float] = field(default_factory=lambda: array("d"))
+    size: array[float] = field(default_factory=lambda: array("d"))
+    buy_size: array[float] = field(default_factory=lambda: array("d"))  # the taker buys' sizes
+    last_trade_ms: int = -1  # the fill time of its latest trade (-1: none yet)
+    trades: list[Trade] = field(default_factory=list)  # with keep_trades only
     updates: int = 0  # book messages applied during it
     close: BookView | None = None  # the book at its end, once a book message passed it
     closed: bool = False  # `close` is known (None then means: out of sync at the close)
     complete: bool = True
+
+    def bar(self, start_ms: int, book: BookView | None, complete: bool) -> FlowBar:
+        """Its bar, once it is over: the columns read in place (it takes no trade after)."""
+        columns = np.frombuffer(self.price), np.frombuffer(self.size), np.frombuffer(self.buy_size)
+        return flow_bar_columns(start_ms, *columns, book, self.updates, complete)
 
 
 class FlowMinutes:
@@ -47,12 +61,31 @@ class FlowMinutes:
         self._rejoined = True  # the stream (re)started: the minute it joins in is incomplete
 
     def trades(self, trades: Iterable[Trade]) -> list[FlowBar]:
+        keep = self.keep_trades
+        # the minute of the trade before, [start, end): a push's trades nearly always share one
+        start = end = 0
+        minute: _Minute | None = None
+        newest = self._clock
         for trade in trades:
-            minute = self._minute(trade.ts_ms)
+            ts_ms = trade.ts_ms
+            if not start <= ts_ms < end:
+                minute = self._minute(ts_ms)
+                start = ts_ms - ts_ms % MINUTE_MS
+                end = start + MINUTE_MS
+            if ts_ms > newest:
+                newest = ts_ms
             if minute is None:
                 self.late += 1
-            else:
+                continue
+            minute.price.append(trade.price)
+            minute.size.append(trade.size)
+            if trade.buy:
+                minute.buy_size.append(trade.size)
+            if ts_ms > minute.last_trade_ms:
+                minute.last_trade_ms = ts_ms
+            if keep:
                 minute.trades.append(trade)
+        self._clock = newest
         return self._ripe()
 
     def book(self, view: BookView) -> list[FlowBar]:
@@ -108,12 +141,10 @@ class FlowMinutes:
             else:
                 book = minute.close if minute.closed else self._book
                 # a live book moves with its trades: one left behind by the last trade has stalled
-                last_trade = max((t.ts_ms for t in minute.trades), default=None)
-                stale = (
-                    book is not None and last_trade is not None and last_trade - book.ts_ms > self.stale_ms
-                )
+                last_trade = minute.last_trade_ms
+                stale = book is not None and last_trade >= 0 and last_trade - book.ts_ms > self.stale_ms
                 complete = minute.complete and book is not None and not self._down and not stale
-                out.append(flow_bar(self._next, minute.trades, book, minute.updates, complete))
+                out.append(minute.bar(self._next, book, complete))
                 if self.keep_trades:
                     self._kept[self._next] = minute.trades
             self._next += MINUTE_MS

@@ -6,13 +6,16 @@ Light (numpy only), so that parsers, the book, the emulator and the flow bars ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """One public spot trade (`publicTrade.{symbol}`): `buy` is the taker side (Bybit's `S` == "Buy")."""
+class Trade(NamedTuple):
+    """One public spot trade (`publicTrade.{symbol}`): `buy` is the taker side (Bybit's `S` == "Buy").
+
+    A named tuple: immutable, and made several times faster than a frozen dataclass (every trade
+    of the stream is one)."""
 
     ts_ms: int  # fill time `T`
     price: float

@@ -4,7 +4,6 @@ own trades and closing book, and incomplete wherever the stream was down or skip
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from forecaster.candles import MINUTE_MS, read_csv
 from forecaster.data import SAMPLE_CSV
@@ -65,7 +64,7 @@ def test_an_outage_and_a_skipped_minute_are_incomplete() -> None:
     }
     skipped = next(b for b in bars if b.start_ms == start + 2 * MINUTE_MS)
     assert skipped.buy_count == skipped.sell_count == 0 and math.isnan(skipped.bid)
-    later = minutes.trades([replace(trades_for(CANDLES[5], SEED)[-1], ts_ms=start)])
+    later = minutes.trades([trades_for(CANDLES[5], SEED)[-1]._replace(ts_ms=start)])
     assert later == [] and minutes.late == 1, "a trade of a minute already given out is counted late"
 
 

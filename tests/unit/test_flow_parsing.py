@@ -69,6 +69,13 @@ def test_dedupe_across_a_reconnect_and_bounded() -> None:
     assert dedupe.duplicates == 2
     dedupe.new([trade(4)])  # the window holds 2, 3, 4 now: 1 is forgotten
     assert dedupe.new([trade(1)]) == [trade(1)]
+    # a push of many trades: checked as a batch when all are new, one by one otherwise
+    big = TradeDedupe(window=20)
+    assert big.new([trade(i) for i in range(10)]) == [trade(i) for i in range(10)]
+    pushed = [trade(i) for i in (9, *range(10, 18), 17)]
+    assert big.new(pushed) == [trade(i) for i in range(10, 18)] and big.duplicates == 2
+    assert big.new([trade(i) for i in range(18, 30)]) == [trade(i) for i in range(18, 30)]
+    assert big.new([trade(0)]) == [trade(0)], "the window keeps the last 20 ids only"
 
 
 def test_book_fixtures(fixtures_dir: Path) -> None:
