@@ -88,6 +88,12 @@ def flow_bar(
     return flow_bar_arrays(start_ms, price, size, buy, book, book_updates, complete)
 
 
+def missing_bar(start_ms: int) -> FlowBar:
+    """The bar of a minute whose flow nobody saw (the stream down, or before it began): incomplete,
+    no trades, no book."""
+    return flow_bar(start_ms, [], None, 0, False)
+
+
 def flow_bar_arrays(
     start_ms: int,
     price: np.ndarray,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecaster.candles import MINUTE_MS
-from forecaster.flow.bars import FlowBar, flow_bar, flow_bar_columns
+from forecaster.flow.bars import FlowBar, flow_bar_columns, missing_bar
 from forecaster.flow.types import BookView, Trade
 
 
@@ -137,7 +137,7 @@ class FlowMinutes:
         while self._next is not None and self._next + MINUTE_MS + self.grace_ms <= self._clock:
             minute = self._minutes.pop(self._next, None)
             if minute is None:  # nothing at all arrived in it
-                out.append(flow_bar(self._next, [], None, 0, False))
+                out.append(missing_bar(self._next))
             else:
                 book = minute.close if minute.closed else self._book
                 # a live book moves with its trades: one left behind by the last trade has stalled

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from forecaster.candles import MINUTE_MS, Candle
-from forecaster.flow.bars import FlowBar, flow_bar
+from forecaster.flow.bars import FlowBar, missing_bar
 from forecaster.flow.types import Trade
 from forecaster.sources.base import FlowSource
 
@@ -33,11 +33,6 @@ class JoinCounters:
     joined: int = 0  # candles given the bar cut from the flow stream
     waited_out: int = 0  # candles whose bar did not come within live.flow_wait_ms: incomplete
     no_flow: int = 0  # candles the flow stream had passed without a bar (before it began): incomplete
-
-
-def missing_bar(start_ms: int) -> FlowBar:
-    """The bar of a minute whose flow nobody saw: incomplete, no trades, no book."""
-    return flow_bar(start_ms, [], None, 0, False)
 
 
 class FlowJoin:

@@ -20,7 +20,7 @@ from forecaster.candles import MINUTE_MS, Candle, utc_text
 from forecaster.config import Config
 from forecaster.disk_space import DiskFloor, writing
 from forecaster.errors import UserError
-from forecaster.flow.bars import FlowBar, flow_bar
+from forecaster.flow.bars import FlowBar, missing_bar
 from forecaster.flow.store import FlowStoreWriter, newest_minute
 from forecaster.flow.types import Trade
 from forecaster.live.runner import counter_metrics, counts_text
@@ -69,7 +69,7 @@ class Joined:
             elif self.first_bar is None or start >= self.first_bar:
                 break  # its bar may still come
             else:  # before the flow stream began: no trades were seen for it
-                bar, trades = flow_bar(start, [], None, 0, False), []
+                bar, trades = missing_bar(start), []
             candle = self.candles.pop(start)
             self.floor.check()
             with writing(self.writer):
