@@ -1,5 +1,5 @@
 """Order flow: publicTrade pushes parsed, order-book deltas applied (depth 50 and 200), with a view each;
-flow bars per candle and the flow store (forecaster/benchmarks/flow_bars.py)."""
+flow bars per candle and the flow store's bytes (forecaster/benchmarks/flow_bars.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import time
 
 from forecaster.benchmarks.candles import best_seconds
-from forecaster.benchmarks.flow_bars import bar_figures
+from forecaster.benchmarks.flow_bars import bar_figures, store_bytes_per_hour
 from forecaster.flow.book import OrderBook, parse_book
 from forecaster.flow.trades import parse_trades
 from forecaster.sources.bybit.protocol import BOOK_DELTA, BOOK_SNAPSHOT, BUY, SELL, book_topic, trade_topic
@@ -121,4 +121,5 @@ def run(quick: bool) -> dict[str, object]:
     for depth in DEPTHS:
         out.update(_book(depth, QUICK_DELTAS if quick else FULL_DELTAS))
     out.update(bar_figures(quick))
+    out.update(store_bytes_per_hour(quick))
     return out
