@@ -1,5 +1,6 @@
-"""Flow bars per candle at realistic sizes (a few hundred trades a minute, a book of depth 200), and
-what the flow store costs per minute on disk.
+"""Flow bars per candle at realistic sizes (a few hundred trades a minute, a book of depth 200), what
+the flow store costs per minute on disk, and per hour at the emulator's rates (its trades and book
+per candle, forecaster/emulator/flow.py), bars alone and with raw trades, plain and compressed.
 
 `flow_bar_us_per_candle` is what the recorder does when a minute closes (FlowMinutes: the bar from
 the columns it gathered as the trades came); `flow_minute_us_per_candle` is all of a minute's work in
@@ -12,13 +13,18 @@ import statistics
 import tempfile
 import time
 from array import array
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from forecaster.candles import MINUTE_MS, Candle
-from forecaster.flow.bars import flow_bar, flow_bar_arrays
+from forecaster.benchmarks.candles import synthetic_history
+from forecaster.candles import MINUTE_MS, Candle, CandleArray
+from forecaster.emulator.flow import DEFAULT_TRADES_PER_CANDLE, book_after, trades_for
+from forecaster.flow.bars import FlowBar, flow_bar, flow_bar_arrays
 from forecaster.flow.minutes import FlowMinutes, _Minute
-from forecaster.flow.store import FlowStoreWriter, stored_days
+from forecaster.flow.store import CANDLES, FlowStoreWriter, finish, stored_days
 from forecaster.flow.types import BookView, Trade
 
 TRADES_PER_MINUTE = 300
@@ -32,6 +38,11 @@ REPEAT = (
     5,
     30,
 )  # passes over them (quick, full); the fastest counts (other work on a shared machine only slows)
+
+EMULATED_DEPTH = 50  # source.book_depth's default: the book a recording subscribes to
+EMULATED_SEED = 0  # the emulator's default --seed
+STORED_HOURS = (2, 24)  # hours written to the store (quick, full): a whole day, as it compresses one
+KB = 1000
 
 
 def _minute(start_ms: int, rng: np.random.Generator) -> tuple[list[Trade], BookView]:
@@ -118,4 +129,39 @@ def run(quick: bool) -> dict[str, object]:
         plain = stored_days(tmp)[0].path.stat().st_size
         out["store_append_us_median"] = round(statistics.median(appends) * 1e6, 1)
         out["store_bytes_per_minute"] = round(plain / count)
+    out.update(store_bytes_per_hour(quick))
+    return out
+
+
+def emulated_minutes(candles: CandleArray) -> Iterator[tuple[Candle, FlowBar, list[Trade]]]:
+    """Each candle with the bar and trades the emulator serves for it (its default trade rate, the
+    book after the candle's last trade; a minute without trades keeps the previous book)."""
+    book = None
+    for candle in candles.to_candles():
+        trades = trades_for(candle, EMULATED_SEED)
+        book = book_after(trades[-1], EMULATED_SEED, EMULATED_DEPTH) if trades else book
+        yield candle, flow_bar(candle.start_ms, trades, book, len(trades), book is not None), trades
+
+
+def with_emulated_flow(candles: CandleArray) -> CandleArray:
+    """The candles carrying the emulator's flow bars, as source=flow_store gives a recording back."""
+    return CandleArray.from_candles([replace(c, flow=bar) for c, bar, _ in emulated_minutes(candles)])
+
+
+def store_bytes_per_hour(quick: bool) -> dict[str, object]:
+    """The flow store's bytes per emulated hour, bars alone and with raw trades: as written (plain)
+    and once its day is finished (gzip)."""
+    hours = STORED_HOURS[0] if quick else STORED_HOURS[1]
+    minutes = list(emulated_minutes(synthetic_history(hours * 60)))
+    out: dict[str, object] = {"store_trades_per_candle": DEFAULT_TRADES_PER_CANDLE}
+    for raw, label in ((False, "bars"), (True, "bars_and_trades")):
+        with tempfile.TemporaryDirectory() as tmp:
+            with FlowStoreWriter(tmp, raw_trades=raw) as store:
+                for candle, bar, trades in minutes:
+                    store.append(candle, bar, trades)
+            plain = list(Path(tmp).glob(f"*{CANDLES}"))
+            plain_bytes = sum(p.stat().st_size for p in plain)
+            gzip_bytes = sum(finish(p).stat().st_size for p in plain)
+        out[f"store_kb_per_emulated_hour_{label}"] = round(plain_bytes / hours / KB, 1)
+        out[f"store_gzip_kb_per_emulated_hour_{label}"] = round(gzip_bytes / hours / KB, 1)
     return out

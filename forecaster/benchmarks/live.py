@@ -7,6 +7,8 @@ is measured on the real command: launch of `python -m forecaster mode=live` to i
 `rich_twohead`: the same path with features=rich (42 inputs from the incremental feature blocks).
 `gbm` and `rich_gbm`: the same path with model=gbm (LightGBM boosters fitted on synthetic history,
 saved and loaded as mode=train and mode=live do), on the basic and the rich features.
+`flow_gbm`: model=gbm with features=[rich,flow] and, beside it, features=rich, both on candles
+carrying the emulator's flow bars (forecaster/benchmarks/flow_bars.py): what the flow block adds.
 
 `many_predictors`: one LiveSession per entry of `live.predictors` (32-member ensembles at 1m, 5m,
 15m and 60m), the time from receipt of a 1m candle until every predictor it closes a candle for
@@ -31,11 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forecaster.benchmarks.candles import synthetic_history
+from forecaster.benchmarks.flow_bars import with_emulated_flow
 from forecaster.benchmarks.model import numpy_forward
 from forecaster.predictor import NS_PER_MS
 
 if TYPE_CHECKING:
-    from forecaster.candles import Candle
+    from forecaster.candles import Candle, CandleArray
     from forecaster.config import Config
     from forecaster.live.background import BackgroundTracker
     from forecaster.live.runner import Session
@@ -53,6 +56,7 @@ HOURS = 500  # top-of-the-hour minutes measured (every predictor closes a candle
 QUICK_HOURS = 20
 GBM_TRAIN_CANDLES = 20_000  # model=gbm's history: enough rows for its trees, quick to fit
 GBM_TRAIN_SHARE = 0.8  # the rest is its validation block
+FLOW_TRAIN_CANDLES = 5_000  # the emulator's flow costs about 0.5 ms a candle to generate
 
 
 class NumpyModel:
@@ -91,22 +95,43 @@ def measure(candles: int, cache_dir: str) -> dict[str, object]:
     rich = compose_config(["tracking=off", "features=rich"])
     out["rich_twohead"] = _percentiles(_per_candle(build_predictor(rich, None), rich, candles))
     for label, features in (("gbm", "basic"), ("rich_gbm", "rich")):
-        with tempfile.TemporaryDirectory() as tmp:
-            gbm = compose_config(["tracking=off", "model=gbm", f"features={features}"])
-            out[label] = _percentiles(
-                _per_candle(build_predictor(gbm, _trained_gbm(gbm, Path(tmp))), gbm, candles)
-            )
+        gbm = compose_config(["tracking=off", "model=gbm", f"features={features}"])
+        out[label] = _gbm_per_candle(gbm, synthetic_history(GBM_TRAIN_CANDLES), candles, flow=False)
+    out["flow_gbm"] = {
+        label: _gbm_per_candle(
+            compose_config(["tracking=off", "model=gbm", f"features={features}"]),
+            with_emulated_flow(synthetic_history(FLOW_TRAIN_CANDLES)),
+            candles,
+            flow=True,
+        )
+        for label, features in (("rich", "rich"), ("rich_flow", "[rich,flow]"))
+    }
     equinox, yardstick = out["equinox"], out["numpy_forward"]
     out["ratio_p50"] = round(equinox["p50_ms"] / yardstick["p50_ms"], 2)  # type: ignore[index]
     return out
 
 
-def _per_candle(predictor: Predictor, config: Config, candles: int) -> np.ndarray:
-    """Nanoseconds from receipt to records written, for each of `candles` synthetic candles."""
+def _gbm_per_candle(config: Config, train: CandleArray, candles: int, flow: bool) -> dict[str, float]:
+    """model=gbm fitted on `train`, then its live path's percentiles over `candles` candles."""
+    from forecaster.predictor import build_predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        predictor = build_predictor(config, _trained_gbm(config, train, Path(tmp)))
+        samples = _per_candle(predictor, config, candles, flow)
+    predicted = predictor.metrics()["predictor_predictions"]
+    if predicted < candles:  # a skipped row (a missing feature) would time a shorter path
+        raise RuntimeError(f"{config.features.name}: {predicted:.0f} predictions from {candles} candles")
+    return _percentiles(samples)
+
+
+def _per_candle(predictor: Predictor, config: Config, candles: int, flow: bool = False) -> np.ndarray:
+    """Nanoseconds from receipt to records written, for each of `candles` synthetic candles (carrying
+    the emulator's flow bars with `flow`)."""
     from forecaster.recording import RunRecords
 
     window = predictor.window.features.window
-    history = synthetic_history(candles + window).to_candles()
+    history = synthetic_history(candles + window)
+    history = (with_emulated_flow(history) if flow else history).to_candles()
     samples = np.empty(candles, dtype=np.int64)
     with tempfile.TemporaryDirectory() as tmp, RunRecords(config.sink, Path(tmp)) as records:
         session = _session("", predictor, config, records)
@@ -119,13 +144,13 @@ def _per_candle(predictor: Predictor, config: Config, candles: int) -> np.ndarra
     return samples
 
 
-def _trained_gbm(config: Config, folder: Path) -> Path:
-    """model=gbm fitted on synthetic history (as mode=train fits it) and saved in `folder`."""
+def _trained_gbm(config: Config, history: CandleArray, folder: Path) -> Path:
+    """model=gbm fitted on `history` (as mode=train fits it) and saved in `folder`."""
     from forecaster.models.card import ModelCard
     from forecaster.training.dataset import make_dataset
 
     features = config.features
-    data = make_dataset(synthetic_history(GBM_TRAIN_CANDLES), features, config.train.threshold_bps)
+    data = make_dataset(history, features, config.train.threshold_bps)
     cut = int(len(data) * GBM_TRAIN_SHARE)
     fitted = config.model.fit(data[:cut], data[cut:], config.train, config.seed)
     card = ModelCard(
