@@ -96,13 +96,19 @@ def fit(
         train_set = lgb.Dataset(data_train.X, np.ascontiguousarray(data_train.y[:, column]))
         val_set = lgb.Dataset(data_val.X, np.ascontiguousarray(data_val.y[:, column]), reference=train_set)
         losses: dict[str, Any] = {}
-        booster = lgb.train(
-            {**FIXED_PARAMS, **params},
-            train_set,
-            num_boost_round=rounds,
-            valid_sets=[val_set],
-            callbacks=[lgb.early_stopping(patience, verbose=False), lgb.record_evaluation(losses)],
-        )
+        try:
+            booster = lgb.train(
+                {**FIXED_PARAMS, **params},
+                train_set,
+                num_boost_round=rounds,
+                valid_sets=[val_set],
+                callbacks=[lgb.early_stopping(patience, verbose=False), lgb.record_evaluation(losses)],
+            )
+        except lgb.basic.LightGBMError as exc:  # e.g. a bag of 0 rows sampled from a tiny fold
+            raise SplitError(
+                f"LightGBM cannot train on {len(data_train)} training and {len(data_val)} validation rows "
+                f"({str(exc).strip()}); need more history or fewer train.folds"
+            ) from exc
         best_round = booster.best_iteration or booster.current_iteration()
         best.append(best_round)
         run.append(len(next(iter(losses.values()))[VAL_METRIC]))

@@ -44,6 +44,8 @@ class Joined:
 
     writer: FlowStoreWriter
     floor: DiskFloor
+    limit: int | None = None  # minutes to store this session (live.max_candles), then no more
+    stored: int = 0
     candles: dict[int, Candle] = field(default_factory=dict)
     bars: dict[int, tuple[FlowBar, list[Trade]]] = field(default_factory=dict)
     first_bar: int | None = None  # the first minute the flow stream covered
@@ -62,8 +64,14 @@ class Joined:
         out, self.written = self.written, []
         return out
 
+    @property
+    def done(self) -> bool:
+        return self.limit is not None and self.stored >= self.limit
+
     def _flush(self) -> None:
         for start in sorted(self.candles):
+            if self.done:
+                break
             if start in self.bars:
                 bar, trades = self.bars.pop(start)
             elif self.first_bar is None or start >= self.first_bar:
@@ -75,6 +83,7 @@ class Joined:
             with writing(self.writer):
                 if self.writer.append(candle, bar, trades):
                     self.written.append((candle, bar))
+                    self.stored += 1
         newest = max([*self.candles, *self.bars], default=0)
         for pending in (self.candles, self.bars):
             for start in [s for s in pending if s < newest - KEEP_MINUTES * MINUTE_MS]:
@@ -113,7 +122,7 @@ class Record:
             )
             status = "FAILED"
             try:
-                joined = Joined(writer, floor)
+                joined = Joined(writer, floor, config.live.max_candles)
                 status = asyncio.run(self._record(config, joined, tracker, newest_minute(store)))
             finally:
                 tracker.finish(status)
@@ -131,7 +140,6 @@ class Record:
         assert isinstance(source, FlowSource)
         if resume is not None:
             log.info("resuming after %s UTC, the newest stored minute", utc_text(resume))
-        stored = 0
         with stop_on_signals() as stop:
             warm = [WarmUp("1m", 1, resume)]
             async with (
@@ -144,14 +152,14 @@ class Record:
                 while (minute := await next_or_stop(minutes, stop)) is not None:
                     flow.check()
                     joined.candle(minute)
-                    for candle, bar in joined.take():
-                        stored += 1
+                    taken = joined.take()
+                    for count, (candle, bar) in enumerate(taken, joined.stored - len(taken) + 1):
                         print(status_line(candle, bar, flow.counters), flush=True)
-                        if stored % config.live.metrics_every == 0:
-                            tracker.log_metrics(_metrics(flow, feed, joined), stored)
-                    if config.live.max_candles is not None and stored >= config.live.max_candles:
+                        if count % config.live.metrics_every == 0:
+                            tracker.log_metrics(_metrics(flow, feed, joined), count)
+                    if joined.done:
                         break
-                tracker.log_metrics(_metrics(flow, feed, joined), stored)
+                tracker.log_metrics(_metrics(flow, feed, joined), joined.stored)
         return "KILLED" if stop.is_set() else "FINISHED"
 
 

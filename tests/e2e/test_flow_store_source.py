@@ -72,7 +72,7 @@ def test_train_and_eval_on_a_day_recorded_from_the_emulator(tmp_path: Path) -> N
         )  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr[-2000:]
     candles = read_store(store)
-    assert len(candles) >= RECORDED and candles.flow is not None
+    assert len(candles) == RECORDED and candles.flow is not None, "live.max_candles minutes, not one more"
     complete = int(candles.flow[:, -1].sum())
     assert RECORDED * 9 // 10 <= complete < len(candles), (
         "the minutes before the flow streams are up are incomplete; the rest are not"

@@ -59,6 +59,14 @@ def test_fit_finds_a_known_signal(tmp_path: Path) -> None:
     assert 1 <= model.best_epoch <= model.epochs <= QUICK.n_estimators
 
 
+def test_a_fold_too_small_for_lightgbm_is_refused_in_one_line() -> None:
+    data = _synthetic(10)
+    with pytest.raises(
+        UserError, match=r"LightGBM cannot train on 1 training and 4 validation rows .*need more"
+    ):
+        QUICK.fit(data[:1], data[5:9], compose_config([]).train, seed=0)  # bagging samples 0 of 1 row
+
+
 def test_saved_as_lightgbm_text_and_loaded_identically(tmp_path: Path) -> None:
     model, data, folder = _fitted(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted([*HEAD_FILES, SIDECAR_FILE])
