@@ -43,7 +43,9 @@ Levels = dict[str, str]  # price text -> size text, best first
 
 
 class Sender(Protocol):
-    """The one thing the topics need of a connection (server.WsSession)."""
+    """What the topics need of a connection (server.WsSession)."""
+
+    book_deltas: int  # the book deltas it was sent, across resubscribes (the book faults count them)
 
     async def send(self, message: dict[str, Any]) -> None: ...
 
@@ -160,12 +162,11 @@ async def push_trades(session: Sender, flow: FlowMarket, clock: Clock, faults: F
 class BookFeed:
     """One connection's book topic: what it last sent, and the next message towards the true book."""
 
-    def __init__(self, flow: FlowMarket, faults: Faults, topic: str, depth: int) -> None:
-        self.flow, self.faults, self.topic, self.depth = flow, faults, topic, depth
+    def __init__(self, session: Sender, flow: FlowMarket, faults: Faults, topic: str, depth: int) -> None:
+        self.session, self.flow, self.faults, self.topic, self.depth = session, flow, faults, topic, depth
         self.bids: Levels = {}
         self.asks: Levels = {}
         self.update_id = 0
-        self.deltas = 0
         self.last: Trade | None = None
 
     def _levels(self) -> tuple[Levels, Levels]:
@@ -200,9 +201,12 @@ class BookFeed:
         changed = (_changes(self.bids, bids, reverse=True), _changes(self.asks, asks, reverse=False))
         if not (changed[0] or changed[1]):
             return None
-        self.deltas += 1
-        self.update_id += 2 if Faults.hits(self.faults.book_gap_every, self.deltas) else 1
-        if Faults.hits(self.faults.book_cross_every, self.deltas):  # a bid at the best ask
+        # counted per connection, not per subscription: with crosses more frequent than gaps, a count
+        # started again at each resubscribe (after every cross) would never reach a gap
+        self.session.book_deltas += 1
+        sent = self.session.book_deltas
+        self.update_id += 2 if Faults.hits(self.faults.book_gap_every, sent) else 1
+        if Faults.hits(self.faults.book_cross_every, sent):  # a bid at the best ask
             best_ask = next(iter(asks))
             bids[best_ask] = asks[best_ask]
             changed = (_changes(self.bids, bids, reverse=True), changed[1])
@@ -226,7 +230,7 @@ async def push_book(session: Sender, flow: FlowMarket, clock: Clock, faults: Fau
     """A snapshot, then a delta after each group of trades, at most one per BOOK_PUSH_S except the
     one after a candle's last trade (so the book at every candle close is exact); the book faults
     bend this."""
-    feed = BookFeed(flow, faults, topic, int(topic.split(".")[1]))
+    feed = BookFeed(session, flow, faults, topic, int(topic.split(".")[1]))
     now = clock.now_ms()
     feed.last = flow.last_trade(now)
     await session.send(feed.snapshot(now, now))  # `u` from the clock: a resubscribe starts higher

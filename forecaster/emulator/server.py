@@ -109,6 +109,7 @@ class WsSession:
         self.conn_id = str(uuid.uuid4())
         self.pushed = 0
         self.malformed = 0
+        self.book_deltas = 0  # across resubscribes: the book faults count them
         self.stalled = False
         self.topics: dict[str, asyncio.Task[None]] = {}
 

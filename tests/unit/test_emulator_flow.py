@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,11 +77,20 @@ def test_book_around_the_last_trade() -> None:
         assert np.array_equal(cents, np.rint(cents))
 
 
+class _Connection:
+    """The emulator's side of one client connection, as the book topic sees it (server.WsSession)."""
+
+    book_deltas = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        raise AssertionError("the feed returns its messages here")
+
+
 def test_deltas_rebuild_the_true_book_and_faults_break_it_as_told() -> None:
     flow = FlowMarket(Market(DATA, "BTCUSDT"), SEED, 20)
     trades = [t for c in CANDLES[:3] for t in trades_for(c, SEED, 20)]
     for faults in (Faults(), Faults(book_gap_every=5, book_cross_every=7)):
-        feed = BookFeed(flow, faults, "orderbook.50.BTCUSDT", 50)
+        feed = BookFeed(_Connection(), flow, faults, "orderbook.50.BTCUSDT", 50)
         feed.last = trades[0]
         book: dict[str, dict[float, float]] = {}
         apply(book, feed.snapshot(1000, 0))
@@ -99,6 +110,20 @@ def test_deltas_rebuild_the_true_book_and_faults_break_it_as_told() -> None:
             assert set(steps) == {1, 2} and sum(crossed) == len(crossed) // 7
         else:
             assert set(steps) == {1} and not any(crossed)
+
+
+def test_book_faults_count_the_deltas_of_a_connection_across_resubscribes() -> None:
+    """A cross every 2 deltas resubscribes before a gap every 3 could come, were the count per topic."""
+    flow = FlowMarket(Market(DATA, "BTCUSDT"), SEED, 20)
+    trades = [t for c in CANDLES[:3] for t in trades_for(c, SEED, 20)]
+    connection, faults, steps = _Connection(), Faults(book_gap_every=3, book_cross_every=2), []
+    for _ in range(3):  # each subscription sends two deltas, the second crossed
+        feed = BookFeed(connection, flow, faults, "orderbook.50.BTCUSDT", 50)
+        feed.last = trades[0]
+        feed.snapshot(1000, 0)
+        deltas = list(itertools.islice(filter(None, (feed.after(t, t.ts_ms) for t in trades[1:])), 2))
+        steps += [m["data"]["u"] - 1000 for m in deltas]
+    assert connection.book_deltas == 6 and steps[2] == 2, "the 3rd delta of the connection skips an id"
 
 
 def test_flow_market_caches_and_finds_the_last_trade() -> None:
