@@ -1,6 +1,6 @@
-"""source=flow_store end to end: train features=[rich,flow] on recorded days (synthetic ones, and a
-day mode=record took from the emulator), replay the model with mode=eval and get training's numbers;
-a source without flow is refused in one line."""
+"""source=flow_store end to end: train features=[rich,flow] on a day mode=record took from the
+emulator, replay the model with mode=eval and get training's numbers; a source without flow is refused
+in one line."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forecaster.candles import read_csv
-from forecaster.data import SAMPLE_CSV
 from forecaster.flow.store import read_store
 from forecaster.tracking import default_uri
 from tests.conftest import emulator_process, run_cli
-from tests.flow_synthetic import write_store
 
-DAYS = 3
 # 400 minutes at 50 a second, few trades each: rich's warm-up leaves a few hundred rows
 RECORDED = 400
 EMULATED = ("--speed", "50", "--trades-per-candle", "10")
@@ -27,42 +23,9 @@ EMULATED = ("--speed", "50", "--trades-per-candle", "10")
 STALE_BOOK_MS = 120_000
 
 
-def test_train_and_eval_on_recorded_days_and_refuse_flow_without_it(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    write_store(store, read_csv(SAMPLE_CSV)[: DAYS * 1440])
-    quiet = [
-        "source=flow_store",
-        f"source.path={store}",
-        "features=[rich,flow]",
-        "model=gbm",
-        "tracking=off",
-        "flat=off",
-    ]
-    train_dir, run_dir = tmp_path / "train", tmp_path / "eval"
-    args = ["mode=train", *quiet, "train.yardstick=false", "train.progress=false"]
-    training = run_cli(*args, f"hydra.run.dir={train_dir}", cwd=tmp_path)
-    assert training.returncode == 0, training.stderr[-2000:]
-    assert "history: 4320 1m candles from flow_store" in training.stderr
-    card = json.loads((train_dir / "model" / "model.json").read_text())
-    assert card["feature_set"] == "rich+flow" and "book_imb_10_mean_15" in card["feature_names"]
-    trained = card["last_fold_test"]
-    result = run_cli(
-        "mode=eval", *quiet, f"model.path={train_dir / 'model'}", f"hydra.run.dir={run_dir}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    model = json.loads((run_dir / "metrics.json").read_text())["model"]["summary"]
-    assert model["n"] == trained["model"]["n"], "rows with an incomplete bar are skipped live as in training"
-    for key in ("brier_up", "brier_down", "decided_accuracy"):
-        assert model[key] == pytest.approx(trained["model"][key], abs=1e-9), key
-    refused = run_cli(
-        "mode=train", "source=replay", "features=[rich,flow]", "model=gbm", "tracking=off", cwd=tmp_path
-    )
-    assert refused.returncode == 2
-    assert "the flow block needs candles with order-flow bars" in refused.stderr
-    assert "Traceback" not in refused.stderr
-
-
-def test_train_and_eval_on_a_day_recorded_from_the_emulator(tmp_path: Path) -> None:
+def test_train_and_eval_on_a_day_recorded_from_the_emulator_and_refuse_flow_without_it(
+    tmp_path: Path,
+) -> None:
     store = tmp_path / "store"
     with emulator_process(*EMULATED) as emulator:
         recorded = run_cli(
@@ -83,6 +46,7 @@ def test_train_and_eval_on_a_day_recorded_from_the_emulator(tmp_path: Path) -> N
         f"paths.flow_store={store}",
         "features=[rich,flow]",
         "model=gbm",
+        "model.min_data_in_leaf=20",  # a few hundred rows: trees that split, so the model decides
         "flat=off",
     ]
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
@@ -105,8 +69,8 @@ def test_train_and_eval_on_a_day_recorded_from_the_emulator(tmp_path: Path) -> N
     assert run.info.status == "FINISHED" and "test.model.brier_up" in run.data.metrics
 
     evaluated = run_cli(
-        "mode=eval", *common, f"model.path={train_dir / 'model'}", "tracking=off",
-        f"hydra.run.dir={eval_dir}", cwd=tmp_path,
+        "mode=eval", *common, f"source.path={store}", "paths.flow_store=elsewhere",
+        f"model.path={train_dir / 'model'}", "tracking=off", f"hydra.run.dir={eval_dir}", cwd=tmp_path,
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     metrics = json.loads((eval_dir / "metrics.json").read_text())
@@ -114,6 +78,14 @@ def test_train_and_eval_on_a_day_recorded_from_the_emulator(tmp_path: Path) -> N
     assert model["n"] == trained["model"]["n"], (
         "the test split's rows, incomplete minutes skipped as in training"
     )
-    assert model["decided"]["wilson_low"] <= model["decided"]["accuracy"] <= model["decided"]["wilson_high"]
+    decided = model["decided"]
+    assert decided["n"] > 0 and decided["wilson_low"] <= decided["accuracy"] <= decided["wilson_high"]
     assert model["summary"]["brier_up"] == pytest.approx(trained["model"]["brier_up"], abs=1e-9)
     assert metrics["persistence"]["summary"]["n"] == model["n"]
+
+    refused = run_cli(
+        "mode=train", "source=replay", "features=[rich,flow]", "model=gbm", "tracking=off", cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert "the flow block needs candles with order-flow bars" in refused.stderr
+    assert "Traceback" not in refused.stderr
