@@ -54,8 +54,8 @@ def parse_control(text: str) -> Parsed:
         return Parsed(Kind.OTHER, errors=(f"not JSON ({exc}): {text[:LOGGED_TEXT_CHARS]!r}",))
     if not isinstance(message, dict):
         return Parsed(Kind.OTHER, errors=(f"not a JSON object: {text[:LOGGED_TEXT_CHARS]!r}",))
-    if "topic" in message:
-        return Parsed(Kind.PUSH, detail=text, message=message)
+    if "topic" in message:  # every pushed message: positional, as keywords cost a named tuple 1 us more
+        return Parsed(Kind.PUSH, (), (), text, message)
     ret_msg = str(message.get("ret_msg", ""))
     if ret_msg == "pong" or message.get("op") == "pong":  # spot answers op "ping"; others op "pong"
         return Parsed(Kind.PONG)
