@@ -7,8 +7,8 @@ it, is `grace_ms` past its end, so a trade pushed a little after a later book me
 where it belongs; one later than that is counted as late, never moved to another minute. A minute
 during which the stream was down, whose close found the book out of sync, or whose book at the close
 is older than its last trade by more than `stale_ms` (a stale book: Bybit's books move with every
-trade) is incomplete; minutes
-the stream skipped entirely come out empty and incomplete, never as quiet minutes.
+trade) is incomplete; minutes the stream skipped entirely come out empty and incomplete, never as
+quiet minutes.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from forecaster.sources.base import FlowSource
 if TYPE_CHECKING:
     from forecaster.sources.bybit.flow_feed import FlowFeed
 
-KEEP_MINUTES = 24 * 60  # bars kept for a candle that may still come (a backfilled minute)
+KEEP_MINUTES = 24 * 60  # a bar or candle waiting this long for its other half is dropped (live and record)
 MS_PER_S = 1000
 
 

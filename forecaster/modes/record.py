@@ -23,6 +23,7 @@ from forecaster.errors import UserError
 from forecaster.flow.bars import FlowBar, missing_bar
 from forecaster.flow.store import FlowStoreWriter, newest_minute
 from forecaster.flow.types import Trade
+from forecaster.live.flow_join import KEEP_MINUTES
 from forecaster.live.runner import counter_metrics, counts_text
 from forecaster.modes.base import RunResult
 from forecaster.run_labels import flatten, run_tags
@@ -34,7 +35,6 @@ from forecaster.sources.feed import MinuteFeed, next_or_stop, open_feed, stop_on
 from forecaster.tracking import Tracker
 
 log = logging.getLogger(__name__)
-KEEP_MINUTES = 24 * 60  # bars and candles waiting for their other half longer than this are dropped
 
 
 @dataclass
@@ -45,7 +45,6 @@ class Joined:
     writer: FlowStoreWriter
     floor: DiskFloor
     limit: int | None = None  # minutes to store this session (live.max_candles), then no more
-    stored: int = 0
     candles: dict[int, Candle] = field(default_factory=dict)
     bars: dict[int, tuple[FlowBar, list[Trade]]] = field(default_factory=dict)
     first_bar: int | None = None  # the first minute the flow stream covered
@@ -66,7 +65,7 @@ class Joined:
 
     @property
     def done(self) -> bool:
-        return self.limit is not None and self.stored >= self.limit
+        return self.limit is not None and self.writer.written >= self.limit
 
     def _flush(self) -> None:
         for start in sorted(self.candles):
@@ -83,7 +82,6 @@ class Joined:
             with writing(self.writer):
                 if self.writer.append(candle, bar, trades):
                     self.written.append((candle, bar))
-                    self.stored += 1
         newest = max([*self.candles, *self.bars], default=0)
         for pending in (self.candles, self.bars):
             for start in [s for s in pending if s < newest - KEEP_MINUTES * MINUTE_MS]:
@@ -153,13 +151,13 @@ class Record:
                     flow.check()
                     joined.candle(minute)
                     taken = joined.take()
-                    for count, (candle, bar) in enumerate(taken, joined.stored - len(taken) + 1):
+                    for count, (candle, bar) in enumerate(taken, joined.writer.written - len(taken) + 1):
                         print(status_line(candle, bar, flow.counters), flush=True)
                         if count % config.live.metrics_every == 0:
                             tracker.log_metrics(_metrics(flow, feed, joined), count)
                     if joined.done:
                         break
-                tracker.log_metrics(_metrics(flow, feed, joined), joined.stored)
+                tracker.log_metrics(_metrics(flow, feed, joined), joined.writer.written)
         return "KILLED" if stop.is_set() else "FINISHED"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from forecaster.candles import Candle, CandleArray, CandleError, aggregate, concat_candles, read_csv
 from forecaster.checks import Check, Status
+from forecaster.config import SinkConfig
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ConfigError
 from forecaster.recording import recorded_candles
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from forecaster.config import PathsConfig
 
 BASE_TIMEFRAME = "1m"
-FLOW_BESIDE = "flow.jsonl"  # sink.flow's default: the flow bars a live session recorded with its candles
 
 
 def load_recorded(path: str | Path | None) -> CandleArray:
@@ -43,7 +43,8 @@ def load_recorded(path: str | Path | None) -> CandleArray:
         return read_csv(path)
     if not path.is_file():
         raise CandleError(f"cannot read candles from {path}: no such file")
-    records = recorded_candles(path, path.with_name(FLOW_BESIDE))
+    # with the flow bars a live session recorded beside its candles (under sink.flow's default name)
+    records = recorded_candles(path, path.with_name(SinkConfig.flow))
     candles = [c for c in records if c.confirmed and c.timeframe == BASE_TIMEFRAME]
     if not candles:
         raise CandleError(f"{path}: no confirmed 1m candles")
